@@ -1,0 +1,173 @@
+// Task<T>: the coroutine type of every LOTUS handler, tool and periodic job.
+//
+// Lazy (nothing runs until awaited or started), single-owner, and header-only
+// with no static state, so a Task created inside a plugin's shared library can
+// be driven by the nucleus. Completion uses symmetric transfer, so a chain of
+// awaits that finishes synchronously never grows the stack.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace lotus {
+
+template <typename T = void>
+class Task;
+
+namespace detail {
+
+struct TaskPromiseBase {
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+      return self.promise().continuation;
+    }
+    void await_resume() const noexcept {}
+  };
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
+  void rethrow_if_failed() const {
+    if (exception) std::rethrow_exception(exception);
+  }
+
+  std::coroutine_handle<> continuation = std::noop_coroutine();
+  std::exception_ptr exception;
+};
+
+template <typename T>
+struct TaskPromise : TaskPromiseBase {
+  Task<T> get_return_object() noexcept;
+  template <typename U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T take() {
+    rethrow_if_failed();
+    return std::move(*value);
+  }
+  std::optional<T> value;
+};
+
+template <>
+struct TaskPromise<void> : TaskPromiseBase {
+  Task<void> get_return_object() noexcept;
+  void return_void() const noexcept {}
+  void take() const { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+template <typename T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Task() = default;
+  explicit Task(Handle h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { reset(); }
+
+  bool valid() const noexcept { return static_cast<bool>(handle_); }
+
+  // Awaiting a Task starts it and resumes the awaiter when it finishes.
+  bool await_ready() const noexcept { return !handle_ || handle_.done(); }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+    handle_.promise().continuation = awaiter;
+    return handle_;
+  }
+  T await_resume() { return handle_.promise().take(); }
+
+ private:
+  void reset() noexcept {
+    if (handle_) handle_.destroy();
+    handle_ = {};
+  }
+  Handle handle_;
+};
+
+namespace detail {
+
+template <typename T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+
+// An eager coroutine that frees itself when it ends; the root of a task tree.
+struct DetachedCoroutine {
+  struct promise_type {
+    DetachedCoroutine get_return_object() const noexcept { return {}; }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }
+  };
+};
+
+}  // namespace detail
+
+// Runs `task` now, on this thread, until its first real suspension; when it
+// ends (here or later, on whichever thread resumed it) `done` receives the
+// exception it ended with, or nullptr.
+template <typename Done>
+void start_detached(Task<void> task, Done done) {
+  [](Task<void> t, Done d) -> detail::DetachedCoroutine {
+    std::exception_ptr failure;
+    try {
+      co_await std::move(t);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    d(failure);
+  }(std::move(task), std::move(done));
+}
+
+// Suspends the awaiting coroutine and hands its resume function to `start`,
+// which may call it from any thread, exactly once, with the result. The bridge
+// between callback-style I/O (timers, replies) and coroutines.
+template <typename T, typename Start>
+class CallbackAwaiter {
+ public:
+  explicit CallbackAwaiter(Start start) : start_(std::move(start)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    // The resume function may run on another thread before `start` returns
+    // and free this coroutine frame, so `start` runs from a stack copy.
+    Start start = std::move(start_);
+    start([this, h](T value) {
+      result_.emplace(std::move(value));
+      h.resume();
+    });
+  }
+  T await_resume() { return std::move(*result_); }
+
+ private:
+  Start start_;
+  std::optional<T> result_;
+};
+
+template <typename T, typename Start>
+CallbackAwaiter<T, Start> resume_with(Start start) {
+  return CallbackAwaiter<T, Start>(std::move(start));
+}
+
+}  // namespace lotus

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what LOTUS needs to build and test on Debian 12, then configures
+# and builds one preset. Idempotent: packages already present are not
+# reinstalled, and apt's index is refreshed only when something is missing.
+#
+#   scripts/setup.sh [preset] [target...]     preset: debug | release | asan
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+preset="${1:-release}"
+shift || true
+
+packages=(
+  build-essential g++ cmake ninja-build ccache pkg-config git clang-format
+  libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libcli11-dev libabsl-dev libsqlite3-dev libedit-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+echo "==> configuring preset $preset"
+cmake --preset "$preset" -S "$root" >/dev/null
+ln -sf "build/$preset/compile_commands.json" "$root/compile_commands.json"
+echo "==> building ${*:-everything} ($preset)"
+if (($#)); then
+  cmake --build "$root/build/$preset" --target "$@"
+else
+  cmake --build "$root/build/$preset"
+fi

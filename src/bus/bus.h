@@ -1,0 +1,63 @@
+// Bus: the one interface between modules. The in-process LocalBus is the
+// embedded default; a Redis-backed bus implements the same contract.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "bus/mailbox.h"
+#include "lotus/channel.h"
+#include "lotus/event.h"
+#include "lotus/status.h"
+#include "lotus/task.h"
+
+namespace lotus {
+
+using SubscriptionId = uint64_t;
+
+// Where matching events go: a module's mailbox (with the handler slot), or a
+// tap called inline on the publishing thread (must be quick and must not block;
+// used for request/reply routing and live event tails).
+struct Subscriber {
+  std::shared_ptr<Mailbox> mailbox;
+  uint32_t slot = 0;
+  std::function<void(const EventPtr&)> tap;
+};
+
+struct BusStats {
+  uint64_t published = 0;
+  uint64_t delivered = 0;
+  uint64_t unrouted = 0;  // published with no matching subscriber
+  uint64_t filtered = 0;  // matched a pattern but not its filter
+  uint64_t refused = 0;   // a mailbox refused the delivery (see its counters)
+  uint64_t subscriptions = 0;
+  uint64_t pending_requests = 0;
+};
+
+class Bus {
+ public:
+  virtual ~Bus() = default;
+
+  // Validates and routes `event`; returns how many subscribers received it.
+  virtual Result<size_t> publish(Event event) = 0;
+  virtual Result<SubscriptionId> subscribe(std::string_view pattern, SubscriptionFilter filter,
+                                           Subscriber subscriber) = 0;
+  virtual bool unsubscribe(SubscriptionId id) = 0;
+
+  // Publishes `event` with reply_to/correlation_id set and waits for the
+  // reply. Errors: NotFound when nobody subscribes to the channel,
+  // DeadlineExceeded when no reply came within `timeout`.
+  virtual Task<Result<EventPtr>> request(Event event, std::chrono::milliseconds timeout) = 0;
+
+  // Publishes `reply_data` as the reply to `request` (to its reply_to, same
+  // correlation_id). A request without reply_to is an error.
+  virtual Result<size_t> reply(const Event& request, std::string source, Json reply_data) = 0;
+
+  virtual BusStats stats() const = 0;
+  virtual boost::asio::any_io_executor executor() = 0;
+};
+
+}  // namespace lotus

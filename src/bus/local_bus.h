@@ -1,0 +1,69 @@
+// LocalBus: the embedded, in-process bus.
+//
+// Publishing validates the event, finds subscribers through a TopicTrie
+// (cost follows channel depth), applies each subscription's filter and
+// hands a shared, immutable copy of the event to each mailbox. Handlers run
+// on an Asio thread pool. Request/reply uses one reply channel per bus and a
+// table of pending requests keyed by correlation_id.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "bus/bus.h"
+#include "bus/topic_trie.h"
+
+namespace lotus {
+
+class LocalBus final : public Bus {
+ public:
+  explicit LocalBus(size_t threads = 0);  // 0: one per hardware thread
+  ~LocalBus() override;
+
+  Result<size_t> publish(Event event) override;
+  Result<SubscriptionId> subscribe(std::string_view pattern, SubscriptionFilter filter,
+                                   Subscriber subscriber) override;
+  bool unsubscribe(SubscriptionId id) override;
+  Task<Result<EventPtr>> request(Event event, std::chrono::milliseconds timeout) override;
+  Result<size_t> reply(const Event& request, std::string source, Json reply_data) override;
+  BusStats stats() const override;
+  boost::asio::any_io_executor executor() override { return pool_.get_executor(); }
+
+  // Stops the thread pool after running what is queued; called at shutdown.
+  void stop();
+
+ private:
+  struct Route {
+    SubscriptionFilter filter;
+    Subscriber subscriber;
+  };
+  struct Pending;
+
+  Result<size_t> route(EventPtr event);
+  void on_reply(const EventPtr& event);
+
+  boost::asio::thread_pool pool_;
+  mutable std::shared_mutex routes_mutex_;
+  TopicTrie<std::shared_ptr<const Route>> routes_;  // its handles are our SubscriptionIds
+
+  std::string reply_channel_;
+  SubscriptionId reply_subscription_ = 0;
+  mutable std::mutex pending_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
+  std::atomic<uint64_t> next_request_{1};
+
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> unrouted_{0};
+  std::atomic<uint64_t> filtered_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace lotus

@@ -1,0 +1,386 @@
+#include "cli/commands.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+
+#include <editline/readline.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_join.h"
+#include "cli/signals.h"
+#include "core/dependency_graph.h"
+#include "core/nucleus.h"
+#include "lotus/strings.h"
+
+namespace lotus::cli {
+namespace {
+
+std::mutex output_mutex;  // the bus taps print from pool threads
+
+std::string pad(std::string text, size_t width) {
+  if (text.size() < width) text.append(width - text.size(), ' ');
+  return text;
+}
+
+void print_module_table(const std::vector<ModuleSummary>& modules) {
+  std::cout << pad("MODULE", 22) << pad("VERSION", 12) << pad("TYPE", 13) << "STATE\n";
+  for (const auto& m : modules) {
+    std::cout << pad(m.name, 22) << pad(m.version, 12) << pad(m.type, 13) << m.state;
+    if (!m.error.empty()) std::cout << "  (" << m.error << ")";
+    std::cout << "\n";
+  }
+  if (modules.empty()) std::cout << "(no modules found in the module folders)\n";
+}
+
+void print_health(const Json& health) {
+  const Json& process = health["process"];
+  std::cout << "status " << health["status"].get<std::string>() << " · lotus "
+            << health["version"].get<std::string>() << " · booted in "
+            << health["boot_ms"].get<int64_t>() << " ms · rss "
+            << process["rss_bytes"].get<uint64_t>() / (1024 * 1024) << " MB · cpu " << std::fixed
+            << std::setprecision(2)
+            << process["cpu_user_seconds"].get<double>() +
+                   process["cpu_system_seconds"].get<double>()
+            << " s\n";
+  std::cout << pad("MODULE", 22) << pad("STATE", 10) << pad("RESTARTS", 10) << pad("HANDLED", 10)
+            << pad("ERRORS", 8) << pad("MAILBOX", 10) << "LATENCY p50/p99 (us)\n";
+  for (const auto& [name, m] : health["modules"].items()) {
+    if (!m.contains("mailbox")) {
+      std::cout << pad(name, 22) << pad(m.value("state", ""), 10) << m.value("last_error", "")
+                << "\n";
+      continue;
+    }
+    std::ostringstream latency;
+    latency << std::fixed << std::setprecision(1) << m["latency_us"]["p50"].get<double>() << "/"
+            << m["latency_us"]["p99"].get<double>();
+    std::cout << pad(name, 22) << pad(m["state"].get<std::string>(), 10)
+              << pad(std::to_string(m["restarts"].get<uint64_t>()), 10)
+              << pad(std::to_string(m["events_handled"].get<uint64_t>()), 10)
+              << pad(std::to_string(m["errors"].get<uint64_t>()), 8)
+              << pad(cat(m["mailbox"]["depth"].get<uint64_t>(), "/",
+                         m["mailbox"]["capacity"].get<uint64_t>()),
+                     10)
+              << latency.str() << "\n";
+  }
+}
+
+// Boots a nucleus with signals routed to request_stop(); returns it booted,
+// or null after printing why it could not boot.
+std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
+                              std::atomic<Nucleus*>& current) {
+  auto nucleus = std::make_unique<Nucleus>(config);
+  current.store(nucleus.get());
+  Status status = nucleus->boot();
+  if (!status.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(status) << "\n";
+    current.store(nullptr);
+    return nullptr;
+  }
+  (void)signals;
+  return nucleus;
+}
+
+std::string describe_event(const Event& event) {
+  std::string data = event.data.dump();
+  if (data.size() > 200) data = data.substr(0, 197) + "...";
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3) << event.timestamp << "  " << pad(event.channel, 28)
+      << " " << pad(event.source, 16) << " " << data;
+  return out.str();
+}
+
+}  // namespace
+
+Status apply_flags(const GlobalOptions& flags, Config& config) {
+  if (!flags.module_dirs.empty()) {
+    config.module_dirs.clear();
+    for (const auto& dir : flags.module_dirs) {
+      config.module_dirs.push_back(std::filesystem::absolute(dir));
+    }
+  }
+  if (!flags.data_dir.empty()) config.data_dir = std::filesystem::absolute(flags.data_dir);
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (!flags.bus.empty()) config.bus = flags.bus;
+  if (flags.threads >= 0) config.threads = static_cast<size_t>(flags.threads);
+  if (Status s = validate(config); !s.ok()) return s;
+  if (config.bus != "local") {
+    return absl::UnimplementedError(
+        cat("bus \"", config.bus, "\": only the embedded bus (local) is available in this build"));
+  }
+  return absl::OkStatus();
+}
+
+int run_check(const Config& config, const std::vector<std::string>& dirs) {
+  std::vector<std::filesystem::path> folders;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      std::cerr << "lotus check: " << dir << ": not a folder\n";
+      return 2;
+    }
+    folders.emplace_back(dir);
+  }
+  if (folders.empty()) folders = config.module_dirs;
+  Discovery found = discover_modules(folders);
+  int errors = 0;
+  for (const auto& [path, status] : found.errors) {
+    std::cout << "error: " << message_of(status) << "\n";
+    ++errors;
+  }
+  ResolvedOrder order = resolve_load_order(found.manifests);
+  for (const auto& [name, status] : order.excluded) {
+    std::cout << "error: " << message_of(status) << "\n";
+    ++errors;
+  }
+  std::cout << "load order:";
+  if (order.order.empty()) std::cout << " (nothing to load)";
+  std::cout << "\n";
+  int index = 1;
+  for (const Manifest* m : order.order) {
+    std::cout << "  " << index++ << ". " << pad(m->name, 20) << pad(m->version.to_string(), 10)
+              << pad(std::string(to_string(m->type)), 12) << to_string(m->priority);
+    if (!m->dependencies.modules.empty()) {
+      std::vector<std::string> deps;
+      for (const auto& d : m->dependencies.modules) deps.push_back(d.to_string());
+      std::cout << "  needs " << absl::StrJoin(deps, ", ");
+    }
+    std::cout << "\n";
+  }
+  std::cout << found.manifests.size() + found.errors.size() << " manifests checked, " << errors
+            << (errors == 1 ? " error" : " errors") << "\n";
+  return errors == 0 ? 0 : 1;
+}
+
+int run_modules(const Config& config, bool json) {
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int) {
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  auto nucleus = boot(config, signals, current);
+  if (!nucleus) return 1;
+  auto modules = nucleus->modules();
+  if (json) {
+    Json out = Json::array();
+    for (const auto& m : modules) {
+      out.push_back(Json{{"name", m.name},
+                         {"version", m.version},
+                         {"type", m.type},
+                         {"state", m.state},
+                         {"error", m.error}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    print_module_table(modules);
+  }
+  nucleus->shutdown().IgnoreError();
+  return 0;
+}
+
+int run_health(const Config& config, bool json) {
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int) {
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  auto nucleus = boot(config, signals, current);
+  if (!nucleus) return 1;
+  Json health = nucleus->health();
+  if (json) {
+    std::cout << health.dump(2) << "\n";
+  } else {
+    print_health(health);
+  }
+  nucleus->shutdown().IgnoreError();
+  return health["status"] == "healthy" ? 0 : 1;
+}
+
+int run_events(const Config& config, const std::string& pattern, bool json) {
+  if (Status s = validate_pattern(pattern); !s.ok()) {
+    std::cerr << "lotus events: " << message_of(s) << "\n";
+    return 2;
+  }
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int) {
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  // Subscribe before boot so system.boot and module_loaded are seen too:
+  // boot() is what starts publishing.
+  auto nucleus = std::make_unique<Nucleus>(config);
+  current.store(nucleus.get());
+  Subscriber tap;
+  tap.tap = [json](const EventPtr& event) {
+    std::lock_guard lock(output_mutex);
+    std::cout << (json ? to_json(*event).dump() : describe_event(*event)) << std::endl;
+  };
+  auto id = nucleus->bus().subscribe(pattern, SubscriptionFilter(), tap);
+  if (!id.ok()) {
+    std::cerr << "lotus events: " << message_of(id.status()) << "\n";
+    return 2;
+  }
+  if (Status s = nucleus->boot(); !s.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(s) << "\n";
+    return 1;
+  }
+  pollfd fds[1] = {{signals.fd(), POLLIN, 0}};
+  while (!nucleus->stop_requested()) {
+    if (poll(fds, 1, 500) > 0) signals.take();
+  }
+  nucleus->shutdown().IgnoreError();
+  return 0;
+}
+
+namespace {
+
+// One interactive session. libedit's callback interface lets us poll() the
+// terminal beside the signal pipe, so SIGTERM ends the session cleanly even
+// while it waits for a line.
+class Session {
+ public:
+  Session(Nucleus& nucleus, SignalWatcher& signals) : nucleus_(nucleus), signals_(signals) {}
+
+  int run() {
+    tty_ = isatty(STDIN_FILENO) != 0;
+    Subscriber display;
+    display.tap = [this](const EventPtr& event) { show(*event); };
+    nucleus_.bus().subscribe("action.display", SubscriptionFilter(), display).IgnoreError();
+    if (tty_) {
+      std::cout << "LOTUS " << LOTUS_VERSION << " · " << nucleus_.modules().size()
+                << " modules · type /help for commands, Ctrl-D to leave\n";
+      active_ = this;
+      rl_callback_handler_install("lotus> ", &Session::on_line);
+    }
+    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
+    std::string pending;
+    while (!done_) {
+      if (poll(fds, 2, -1) < 0) continue;
+      if (fds[1].revents & POLLIN) {
+        int sig = signals_.take();
+        if (sig == SIGINT && tty_) {
+          auto now = std::chrono::steady_clock::now();
+          if (now - last_interrupt_ < std::chrono::seconds(2)) break;
+          last_interrupt_ = now;
+          std::lock_guard lock(output_mutex);
+          std::cout << "\n(press Ctrl-C again to leave, or type /quit)\n";
+          rl_forced_update_display();
+          continue;
+        }
+        if (sig != 0) break;
+      }
+      if (fds[0].revents & (POLLIN | POLLHUP)) {
+        if (tty_) {
+          rl_callback_read_char();
+        } else {
+          char buffer[4096];
+          ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
+          if (n <= 0) break;
+          pending.append(buffer, static_cast<size_t>(n));
+          for (size_t eol; (eol = pending.find('\n')) != std::string::npos;) {
+            handle(pending.substr(0, eol));
+            pending.erase(0, eol + 1);
+          }
+        }
+      }
+    }
+    if (tty_) {
+      rl_callback_handler_remove();
+      active_ = nullptr;
+      std::cout << "\n";
+    }
+    return 0;
+  }
+
+ private:
+  static void on_line(char* line) {
+    if (active_ == nullptr) return;
+    if (line == nullptr) {  // Ctrl-D
+      active_->done_ = true;
+      return;
+    }
+    if (*line != '\0') add_history(line);
+    active_->handle(line);
+    free(line);
+  }
+
+  void handle(std::string line) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) return;
+    if (line[0] == '/') {
+      command(line);
+      return;
+    }
+    Event event = Event::make("perception.user_input", "cli", Json{{"text", line}});
+    event.metadata.user_id = std::getenv("USER") ? std::getenv("USER") : "user";
+    event.metadata.trace_id = event.id.to_string();
+    auto routed = nucleus_.publish(std::move(event));
+    std::lock_guard lock(output_mutex);
+    if (!routed.ok()) {
+      std::cout << "(not sent: " << message_of(routed.status()) << ")\n";
+    } else if (*routed == 0) {
+      std::cout << "(no module handles perception.user_input yet: nothing will answer. "
+                   "/modules shows what is loaded)\n";
+    }
+  }
+
+  void command(const std::string& line) {
+    std::lock_guard lock(output_mutex);
+    if (line == "/quit" || line == "/exit") {
+      done_ = true;
+    } else if (line == "/modules") {
+      print_module_table(nucleus_.modules());
+    } else if (line == "/health") {
+      print_health(nucleus_.health());
+    } else if (line.rfind("/reload ", 0) == 0) {
+      Status s = nucleus_.reload_module(line.substr(8));
+      std::cout << (s.ok() ? "reloaded" : std::string(message_of(s))) << "\n";
+    } else {
+      std::cout << "commands: /modules  /health  /reload NAME  /quit\n"
+                   "anything else is sent to LOTUS as perception.user_input\n";
+    }
+  }
+
+  void show(const Event& event) {
+    std::string text = event.data.contains("text") && event.data["text"].is_string()
+                           ? event.data["text"].get<std::string>()
+                           : event.data.dump();
+    std::lock_guard lock(output_mutex);
+    if (tty_) {
+      std::cout << "\r\033[K" << text << "\n";
+      rl_forced_update_display();
+    } else {
+      std::cout << text << std::endl;
+    }
+  }
+
+  static inline Session* active_ = nullptr;
+  Nucleus& nucleus_;
+  SignalWatcher& signals_;
+  bool tty_ = false;
+  bool done_ = false;
+  std::chrono::steady_clock::time_point last_interrupt_{};
+};
+
+}  // namespace
+
+int run_interactive(const Config& config) {
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int sig) {
+    // SIGINT at the prompt is handled by the session; SIGTERM and SIGHUP
+    // also stop a boot that is still loading modules.
+    if (sig == SIGINT) return;
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  auto nucleus = boot(config, signals, current);
+  if (!nucleus) return 1;
+  int code = 0;
+  if (!nucleus->stop_requested()) code = Session(*nucleus, signals).run();
+  Status status = nucleus->shutdown();
+  if (!status.ok()) std::cerr << "lotus: shutdown: " << message_of(status) << "\n";
+  return code;
+}
+
+}  // namespace lotus::cli

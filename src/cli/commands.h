@@ -1,0 +1,30 @@
+// The lotus subcommands, kept apart from argument parsing so each reads as
+// one small function.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace lotus::cli {
+
+// Flags that override the config file and environment.
+struct GlobalOptions {
+  std::string config_file;
+  std::vector<std::string> module_dirs;
+  std::string data_dir;
+  std::string log_level;
+  std::string bus;
+  int threads = -1;
+};
+
+Status apply_flags(const GlobalOptions& flags, Config& config);
+
+int run_check(const Config& config, const std::vector<std::string>& dirs);
+int run_modules(const Config& config, bool json);
+int run_health(const Config& config, bool json);
+int run_events(const Config& config, const std::string& pattern, bool json);
+int run_interactive(const Config& config);
+
+}  // namespace lotus::cli

@@ -1,0 +1,127 @@
+// The lotus command: boots the nucleus and talks to it.
+//
+//   lotus                    interactive session (the default)
+//   lotus check [DIR...]     validate manifests, print the load order
+//   lotus modules            list modules with version, type and state
+//   lotus health [--json]    health of every module and the process
+//   lotus events [PATTERN]   tail the live bus
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "lotus/strings.h"
+
+namespace {
+
+std::filesystem::path builtin_modules_dir() {
+  if (const char* dir = std::getenv("LOTUS_BUILTIN_MODULES"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  return std::filesystem::path(LOTUS_SOURCE_DIR) / "modules";
+}
+
+// Logs go to <data_dir>/lotus.log at the configured level; only warnings and
+// worse also reach the terminal, so they do not drown the conversation.
+void setup_logging(const lotus::Config& config, bool quiet_terminal) {
+  std::vector<spdlog::sink_ptr> sinks;
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  console->set_level(quiet_terminal ? spdlog::level::warn : spdlog::level::trace);
+  sinks.push_back(console);
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  try {
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+        (config.data_dir / "lotus.log").string(), /*truncate=*/false);
+    sinks.push_back(file);
+  } catch (const spdlog::spdlog_ex& e) {
+    std::cerr << "lotus: cannot write the log file: " << e.what() << "\n";
+  }
+  auto logger = std::make_shared<spdlog::logger>("lotus", sinks.begin(), sinks.end());
+  logger->set_level(spdlog::level::from_str(config.log_level));
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "LOTUS: an AI operating system. A small kernel boots modules from manifest.yaml files;\n"
+      "modules talk only through events on a bus.\n\n"
+      "With no command, starts an interactive session: each line you type is published as\n"
+      "perception.user_input and whatever arrives on action.display is printed.\n"
+      "Lines starting with / are commands: /help, /modules, /health, /quit.",
+      "lotus"};
+  app.set_version_flag("--version", std::string("lotus ") + LOTUS_VERSION);
+  app.require_subcommand(0, 1);
+
+  lotus::cli::GlobalOptions global;
+  app.add_option("--config", global.config_file,
+                 "Config file (default: $XDG_CONFIG_HOME/lotus/config.yaml)");
+  app.add_option("--module-path", global.module_dirs,
+                 "Module folder to search (repeatable; replaces the configured list)");
+  app.add_option("--data-dir", global.data_dir, "Where state and logs live");
+  app.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--threads", global.threads, "Worker threads (0: one per hardware thread)");
+  app.add_option("--bus", global.bus, "Bus backend: local (default)");
+
+  auto* check = app.add_subcommand(
+      "check", "Validate the manifests in DIR (default: the module folders), print the load order");
+  std::vector<std::string> check_dirs;
+  check->add_option("DIR", check_dirs, "Folders holding modules");
+
+  auto* modules = app.add_subcommand("modules", "Boot, list modules with version, type and state");
+  bool modules_json = false;
+  modules->add_flag("--json", modules_json, "Print JSON");
+
+  auto* health = app.add_subcommand("health", "Boot, print health of every module and the process");
+  bool health_json = false;
+  health->add_flag("--json", health_json, "Print JSON");
+
+  auto* events = app.add_subcommand("events", "Boot and tail the live bus (Ctrl-C to stop)");
+  std::string events_pattern = "**";
+  events->add_option("PATTERN", events_pattern,
+                     "Channel pattern: * is one segment, ** any number (default **)");
+  bool events_json = false;
+  events->add_flag("--json", events_json, "Print each event as one line of JSON");
+
+  auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
+
+  CLI11_PARSE(app, argc, argv);
+
+  lotus::ConfigSources sources;
+  if (!global.config_file.empty()) sources.config_file = global.config_file;
+  sources.builtin_modules_dir = builtin_modules_dir();
+  auto config = lotus::load_config(sources);
+  if (!config.ok()) {
+    std::cerr << "lotus: " << lotus::message_of(config.status()) << "\n";
+    return 2;
+  }
+  if (lotus::Status s = lotus::cli::apply_flags(global, *config); !s.ok()) {
+    std::cerr << "lotus: " << lotus::message_of(s) << "\n";
+    return 2;
+  }
+
+  if (*check) return lotus::cli::run_check(*config, check_dirs);
+  if (*config_cmd) {
+    std::cout << lotus::describe(*config);
+    return 0;
+  }
+  const bool interactive = app.get_subcommands().empty();
+  setup_logging(*config, interactive || *events);
+  if (*modules) return lotus::cli::run_modules(*config, modules_json);
+  if (*health) return lotus::cli::run_health(*config, health_json);
+  if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);
+  return lotus::cli::run_interactive(*config);
+}

@@ -1,0 +1,660 @@
+#include "core/module_host.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "absl/strings/str_join.h"
+#include "lotus/strings.h"
+
+namespace lotus {
+namespace {
+
+constexpr auto kHealthInterval = std::chrono::seconds(10);
+
+std::string last_segment(std::string_view channel) {
+  auto dot = channel.rfind('.');
+  return std::string(dot == std::string_view::npos ? channel : channel.substr(dot + 1));
+}
+
+template <typename Map>
+std::string key_list(const Map& map) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : map) keys.push_back(key);
+  return keys.empty() ? "none" : absl::StrJoin(keys, ", ");
+}
+
+}  // namespace
+
+std::string_view to_string(ModuleState state) {
+  switch (state) {
+    case ModuleState::kDiscovered:
+      return "discovered";
+    case ModuleState::kValidated:
+      return "validated";
+    case ModuleState::kResolved:
+      return "resolved";
+    case ModuleState::kStarting:
+      return "starting";
+    case ModuleState::kRunning:
+      return "running";
+    case ModuleState::kDegraded:
+      return "degraded";
+    case ModuleState::kFailed:
+      return "failed";
+    case ModuleState::kStopping:
+      return "stopping";
+    case ModuleState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+std::string ModuleHost::tool_channel(std::string_view module, std::string_view tool) {
+  return cat("tool.", module, ".", tool);
+}
+
+ModuleHost::ModuleHost(Manifest manifest, Json user_config, Services services)
+    : manifest_(std::move(manifest)),
+      user_config_(std::move(user_config)),
+      services_(std::move(services)) {
+  config_ = manifest_.config_defaults.is_object() ? manifest_.config_defaults : Json::object();
+  if (user_config_.is_object()) config_.merge_patch(user_config_);
+  Mailbox::Options options;
+  options.owner = manifest_.name;
+  options.capacity = manifest_.mailbox.capacity;
+  options.overflow =
+      parse_overflow_policy(manifest_.mailbox.overflow).value_or(OverflowPolicy::kWait);
+  mailbox_ = std::make_shared<Mailbox>(options, services_.bus->executor());
+  set_lifecycle(ModuleState::kResolved);
+}
+
+ModuleHost::~ModuleHost() {
+  stop_jobs();
+  unsubscribe_all();
+  mailbox_->set_dispatch(nullptr);
+}
+
+void ModuleHost::set_lifecycle(ModuleState state) { state_.store(state); }
+
+void ModuleHost::set_error(std::string error) {
+  std::lock_guard lock(mutex_);
+  last_error_ = std::move(error);
+}
+
+std::string ModuleHost::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+Task<Status> ModuleHost::start() {
+  set_lifecycle(ModuleState::kStarting);
+  auto factory = make_module_factory(manifest_, services_.plugin_cache);
+  if (!factory.ok()) {
+    set_error(std::string(message_of(factory.status())));
+    set_lifecycle(ModuleState::kFailed);
+    co_return factory.status();
+  }
+  factory_ = std::move(*factory);
+  auto self = shared_from_this();
+  mailbox_->set_dispatch([self](const Delivery& d) { return self->dispatch(d); });
+  mailbox_->set_drop_observer([this](const Delivery& d, std::string_view why) {
+    dropped_reported_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("[{}] delivery of {} not handled: {}", manifest_.name,
+                 d.event ? cat("event ", d.event->id.to_string(), " on ", d.event->channel)
+                         : std::string("a periodic job"),
+                 why);
+  });
+
+  // A module whose initialize fails is retried with backoff like any crash,
+  // but boot waits for the verdict so its dependents know whether to start.
+  Status status;
+  for (;;) {
+    status = co_await start_instance();
+    if (status.ok()) break;
+    errors_.fetch_add(1);
+    set_error(std::string(message_of(status)));
+    spdlog::error("[{}] failed to start: {}", manifest_.name, message_of(status));
+    if (services_.emit) {
+      services_.emit(
+          "system.module_error",
+          Json{{"module", manifest_.name}, {"error", message_of(status)}, {"where", "initialize"}});
+    }
+    if (status.code() == absl::StatusCode::kInvalidArgument ||
+        status.code() == absl::StatusCode::kNotFound ||
+        status.code() == absl::StatusCode::kFailedPrecondition) {
+      break;  // a broken contract or missing code does not heal by retrying
+    }
+    auto now = std::chrono::steady_clock::now();
+    while (!restart_times_.empty() && now - restart_times_.front() > services_.supervision.window) {
+      restart_times_.pop_front();
+    }
+    if (static_cast<int>(restart_times_.size()) >= services_.supervision.max_restarts) break;
+    if (services_.stopping && services_.stopping()) break;
+    restart_times_.push_back(now);
+    restarts_.fetch_add(1);
+    auto backoff = std::min(services_.supervision.backoff_max,
+                            services_.supervision.backoff_initial *
+                                (1 << std::min<size_t>(restart_times_.size() - 1, 20)));
+    co_await sleep(backoff);
+  }
+  if (!status.ok()) {
+    set_lifecycle(ModuleState::kFailed);
+    publish_failed(std::string(message_of(status)));
+    co_return status;
+  }
+  if (Status s = subscribe_all(); !s.ok()) {
+    co_await stop_instance();
+    set_error(std::string(message_of(s)));
+    set_lifecycle(ModuleState::kFailed);
+    publish_failed(std::string(message_of(s)));
+    co_return s;
+  }
+  start_jobs();
+  set_lifecycle(ModuleState::kRunning);
+  co_return absl::OkStatus();
+}
+
+Task<Status> ModuleHost::start_instance() {
+  auto created = factory_->create();
+  if (!created.ok()) co_return created.status();
+  ModulePtr instance = std::move(*created);
+  instance->attach(this);
+  Status status = co_await instance->invoke_lifecycle(instance->initialize());
+  if (!status.ok()) {
+    co_return absl::UnavailableError(
+        cat("module \"", manifest_.name, "\": initialize failed: ", message_of(status)));
+  }
+  instance_ = std::move(instance);
+  if (Status contract = check_contract(); !contract.ok()) {
+    co_await stop_instance();
+    co_return contract;
+  }
+  handler_by_slot_.clear();
+  for (const auto& subscription : manifest_.subscriptions) {
+    handler_by_slot_.push_back(&instance_->handlers().find(subscription.handler)->second);
+  }
+  started_at_ = std::chrono::steady_clock::now();
+  co_return absl::OkStatus();
+}
+
+Status ModuleHost::check_contract() const {
+  const std::string file = manifest_.path.string();
+  const auto& handlers = instance_->handlers();
+  const auto& tools = instance_->tools();
+  for (size_t i = 0; i < manifest_.subscriptions.size(); ++i) {
+    const auto& handler = manifest_.subscriptions[i].handler;
+    if (handlers.find(handler) == handlers.end()) {
+      return absl::InvalidArgumentError(cat(
+          file, ": subscriptions[", i, "].handler: \"", handler,
+          "\" is not registered by the module's code (it registers: ", key_list(handlers), ")"));
+    }
+  }
+  for (const auto& [tool_name, fn] : tools) {
+    if (manifest_.find_tool(tool_name) == nullptr) {
+      return absl::InvalidArgumentError(
+          cat(file, ": tools: the code registers tool \"", tool_name,
+              "\", which the manifest does not declare (add it under tools: with its parameters)"));
+    }
+  }
+  for (size_t i = 0; i < manifest_.tools.size(); ++i) {
+    if (tools.find(manifest_.tools[i].name) == tools.end()) {
+      return absl::InvalidArgumentError(
+          cat(file, ": tools[", i, "].name: \"", manifest_.tools[i].name,
+              "\" is declared but the code registers no such tool (it registers: ", key_list(tools),
+              ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status ModuleHost::subscribe_all() {
+  unsubscribe_all();
+  for (size_t i = 0; i < manifest_.subscriptions.size(); ++i) {
+    const auto& sub = manifest_.subscriptions[i];
+    auto id = services_.bus->subscribe(sub.pattern, sub.filter,
+                                       Subscriber{mailbox_, static_cast<uint32_t>(i), nullptr});
+    if (!id.ok()) {
+      unsubscribe_all();
+      return absl::InvalidArgumentError(cat(manifest_.path.string(), ": subscriptions[", i,
+                                            "].pattern: ", message_of(id.status())));
+    }
+    subscriptions_.push_back(*id);
+  }
+  if (!manifest_.tools.empty()) {
+    auto id = services_.bus->subscribe(tool_channel(manifest_.name, "*"), SubscriptionFilter(),
+                                       Subscriber{mailbox_, kToolSlot, nullptr});
+    if (!id.ok()) return id.status();
+    subscriptions_.push_back(*id);
+  }
+  return absl::OkStatus();
+}
+
+void ModuleHost::unsubscribe_all() {
+  for (SubscriptionId id : subscriptions_) services_.bus->unsubscribe(id);
+  subscriptions_.clear();
+}
+
+void ModuleHost::start_jobs() {
+  stop_jobs();
+  std::weak_ptr<ModuleHost> weak = weak_from_this();
+  auto arm = [this, weak](uint32_t slot, std::chrono::milliseconds interval,
+                          std::shared_ptr<std::atomic<bool>> queued) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(services_.bus->executor());
+    job_timers_.push_back(timer);
+    job_queued_.push_back(queued);
+    // Fixed-rate ticks; a tick whose previous run is still queued is skipped
+    // rather than piling up behind a slow job.
+    auto tick = std::make_shared<std::function<void(boost::system::error_code)>>();
+    std::weak_ptr<boost::asio::steady_timer> weak_timer = timer;
+    *tick = [weak, weak_timer, slot, interval, queued,
+             weak_tick = std::weak_ptr<std::function<void(boost::system::error_code)>>(tick)](
+                boost::system::error_code ec) {
+      auto host = weak.lock();
+      auto t = weak_timer.lock();
+      auto self_tick = weak_tick.lock();
+      if (ec || !host || !t || !self_tick) return;
+      if (!queued->exchange(true)) {
+        if (!host->mailbox_->push(Delivery{nullptr, slot})) queued->store(false);
+      }
+      t->expires_at(t->expiry() + interval);
+      t->async_wait([self_tick](boost::system::error_code e) { (*self_tick)(e); });
+    };
+    timer->expires_after(interval);
+    timer->async_wait([tick](boost::system::error_code e) { (*tick)(e); });
+  };
+  const auto& jobs = instance_->jobs();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    arm(kJobSlot + static_cast<uint32_t>(i), jobs[i].interval,
+        std::make_shared<std::atomic<bool>>(false));
+  }
+  arm(kHealthSlot, std::chrono::duration_cast<std::chrono::milliseconds>(kHealthInterval),
+      std::make_shared<std::atomic<bool>>(false));
+}
+
+void ModuleHost::stop_jobs() {
+  for (auto& timer : job_timers_) timer->cancel();
+  job_timers_.clear();
+  job_queued_.clear();
+}
+
+Task<void> ModuleHost::stop_instance() {
+  if (!instance_) co_return;
+  Status status = co_await instance_->invoke_lifecycle(instance_->shutdown());
+  if (!status.ok()) {
+    spdlog::warn("[{}] shutdown reported: {}", manifest_.name, message_of(status));
+  }
+  handler_by_slot_.clear();
+  instance_.reset();
+}
+
+Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
+  if (!instance_) {
+    co_return absl::FailedPreconditionError(
+        cat("module \"", manifest_.name, "\" has no running instance"));
+  }
+  if (delivery.slot < handler_by_slot_.size()) {
+    const Event& event = *delivery.event;
+    {
+      std::lock_guard lock(mutex_);
+      current_trace_ =
+          event.metadata.trace_id.empty() ? event.id.to_string() : event.metadata.trace_id;
+    }
+    auto begin = std::chrono::steady_clock::now();
+    Status status = co_await instance_->invoke_handler(*handler_by_slot_[delivery.slot], event);
+    latency_.record(std::chrono::steady_clock::now() - begin);
+    if (!status.ok()) {
+      on_crash(status, cat("handler \"", manifest_.subscriptions[delivery.slot].handler,
+                           "\" on event ", event.id.to_string(), " (", event.channel, ")"));
+    }
+    co_return status;
+  }
+  if (delivery.slot == kToolSlot) co_return co_await run_tool(*delivery.event);
+  if (delivery.slot == kHealthSlot) {
+    Json health;
+    try {
+      health = co_await instance_->health_check();
+    } catch (const std::exception& e) {
+      health = Json{{"status", "unhealthy"}, {"error", e.what()}};
+    }
+    std::lock_guard lock(mutex_);
+    module_health_ = std::move(health);
+    co_return absl::OkStatus();
+  }
+  if (delivery.slot >= kJobSlot && delivery.slot < kHealthSlot) {
+    size_t index = delivery.slot - kJobSlot;
+    const auto& jobs = instance_->jobs();
+    if (index < job_queued_.size()) job_queued_[index]->store(false);
+    if (index >= jobs.size()) co_return absl::OkStatus();
+    {
+      std::lock_guard lock(mutex_);
+      current_trace_.clear();
+    }
+    Status status = co_await instance_->invoke_job(jobs[index].job);
+    if (!status.ok()) {
+      // A periodic job survives its own exceptions: counted and reported,
+      // no restart, next tick as scheduled.
+      errors_.fetch_add(1);
+      set_error(std::string(message_of(status)));
+      spdlog::error("[{}] periodic job \"{}\": {}", manifest_.name, jobs[index].name,
+                    message_of(status));
+      if (services_.emit) {
+        services_.emit("system.module_error", Json{{"module", manifest_.name},
+                                                   {"error", message_of(status)},
+                                                   {"where", cat("job ", jobs[index].name)}});
+      }
+    }
+    co_return status;
+  }
+  co_return absl::InternalError(cat("delivery for unknown slot ", delivery.slot));
+}
+
+Task<Status> ModuleHost::run_tool(const Event& event) {
+  std::string tool_name = last_segment(event.channel);
+  const auto& tools = instance_->tools();
+  auto it = tools.find(tool_name);
+  Json response;
+  if (it == tools.end()) {
+    response =
+        Json{{"ok", false},
+             {"error", cat("module \"", manifest_.name, "\" has no tool \"", tool_name, "\"")}};
+  } else {
+    Json arguments = event.data.value("arguments", Json::object());
+    auto begin = std::chrono::steady_clock::now();
+    ToolResult result = co_await instance_->invoke_tool(it->second, arguments);
+    latency_.record(std::chrono::steady_clock::now() - begin);
+    if (result.ok()) {
+      response = Json{{"ok", true}, {"result", std::move(*result)}};
+    } else {
+      errors_.fetch_add(1);
+      response = Json{{"ok", false}, {"error", message_of(result.status())}};
+    }
+  }
+  if (!event.metadata.reply_to.empty()) {
+    auto sent = services_.bus->reply(event, manifest_.name, std::move(response));
+    if (!sent.ok()) co_return sent.status();
+  }
+  co_return absl::OkStatus();
+}
+
+void ModuleHost::on_crash(const Status& status, std::string_view where) {
+  errors_.fetch_add(1);
+  std::string reason = cat(where, ": ", message_of(status));
+  set_error(reason);
+  spdlog::error("[{}] {}", manifest_.name, reason);
+  if (services_.emit) {
+    services_.emit("system.module_error", Json{{"module", manifest_.name},
+                                               {"error", message_of(status)},
+                                               {"where", std::string(where)}});
+  }
+  if (restarting_.exchange(true)) return;
+  auto self = shared_from_this();
+  boost::asio::post(services_.bus->executor(), [self, reason] {
+    start_detached(self->restart_after_crash(reason), [](std::exception_ptr) {});
+  });
+}
+
+Task<void> ModuleHost::restart_after_crash(std::string reason) {
+  co_await mailbox_->pause();
+  if (state() == ModuleState::kStopping || state() == ModuleState::kStopped) {
+    restarting_ = false;
+    co_return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  while (!restart_times_.empty() && now - restart_times_.front() > services_.supervision.window) {
+    restart_times_.pop_front();
+  }
+  if (static_cast<int>(restart_times_.size()) >= services_.supervision.max_restarts) {
+    std::string verdict = cat("more than ", services_.supervision.max_restarts, " restarts in ",
+                              services_.supervision.window.count(), " s; last error: ", reason);
+    set_error(verdict);
+    set_lifecycle(ModuleState::kFailed);
+    stop_jobs();
+    unsubscribe_all();
+    co_await stop_instance();
+    size_t dropped = co_await mailbox_->drain_and_close(std::chrono::steady_clock::now());
+    spdlog::error("[{}] marked failed: {} ({} queued deliveries dropped)", manifest_.name, verdict,
+                  dropped);
+    publish_failed(verdict);
+    restarting_ = false;
+    co_return;
+  }
+  restart_times_.push_back(now);
+  restarts_.fetch_add(1);
+  set_lifecycle(ModuleState::kDegraded);
+  auto backoff = std::min(services_.supervision.backoff_max,
+                          services_.supervision.backoff_initial *
+                              (1 << std::min<size_t>(restart_times_.size() - 1, 20)));
+  spdlog::warn("[{}] restarting in {} ms (restart {} of at most {} in {} s)", manifest_.name,
+               backoff.count(), restart_times_.size(), services_.supervision.max_restarts,
+               services_.supervision.window.count());
+  co_await sleep(backoff);
+  stop_jobs();
+  co_await stop_instance();
+  Status status = co_await start_instance();
+  if (!status.ok()) {
+    restarting_ = false;
+    on_crash(status, "restart");
+    co_return;
+  }
+  start_jobs();
+  set_lifecycle(ModuleState::kRunning);
+  if (services_.emit) {
+    services_.emit(
+        "system.module_restarted",
+        Json{{"module", manifest_.name}, {"restarts", restarts_.load()}, {"reason", reason}});
+  }
+  restarting_ = false;
+  mailbox_->resume();
+}
+
+Task<Status> ModuleHost::reload(std::optional<Manifest> manifest) {
+  if (restarting_.exchange(true)) {
+    co_return absl::FailedPreconditionError(
+        cat("module \"", manifest_.name, "\" is already restarting or reloading"));
+  }
+  if (state() != ModuleState::kRunning && state() != ModuleState::kDegraded) {
+    restarting_ = false;
+    co_return absl::FailedPreconditionError(
+        cat("module \"", manifest_.name, "\" is ", to_string(state()), ", not running"));
+  }
+  std::unique_ptr<ModuleFactory> next_factory;
+  Manifest next_manifest = manifest ? std::move(*manifest) : manifest_;
+  {
+    auto made = make_module_factory(next_manifest, services_.plugin_cache);
+    if (!made.ok()) {
+      restarting_ = false;
+      co_return made.status();
+    }
+    next_factory = std::move(*made);
+  }
+  co_await mailbox_->pause();
+  stop_jobs();
+  co_await stop_instance();
+
+  Manifest previous_manifest = manifest_;
+  std::unique_ptr<ModuleFactory> previous_factory = std::move(factory_);
+  const bool subscriptions_changed =
+      next_manifest.subscriptions.size() != manifest_.subscriptions.size() ||
+      !std::equal(next_manifest.subscriptions.begin(), next_manifest.subscriptions.end(),
+                  manifest_.subscriptions.begin(), [](const auto& a, const auto& b) {
+                    return a.pattern == b.pattern && a.handler == b.handler &&
+                           a.filter.spec() == b.filter.spec();
+                  });
+  manifest_ = std::move(next_manifest);
+  factory_ = std::move(next_factory);
+  Status status = co_await start_instance();
+  if (!status.ok()) {
+    spdlog::error("[{}] reload failed, restoring the previous version: {}", manifest_.name,
+                  message_of(status));
+    manifest_ = std::move(previous_manifest);
+    factory_ = std::move(previous_factory);
+    Status restored = co_await start_instance();
+    if (!restored.ok()) {
+      set_lifecycle(ModuleState::kFailed);
+      set_error(std::string(message_of(restored)));
+      unsubscribe_all();
+      publish_failed(cat("reload failed (", message_of(status),
+                         ") and the previous version did not restart: ", message_of(restored)));
+      restarting_ = false;
+      co_return status;
+    }
+  } else if (subscriptions_changed) {
+    // Queued deliveries carry old slot numbers; the queue is drained under
+    // the new subscription list only when the shape is unchanged, so on a
+    // change we resubscribe (new routes) and let queued slots that no longer
+    // exist be reported as unknown.
+    if (Status s = subscribe_all(); !s.ok()) status = s;
+  }
+  start_jobs();
+  set_lifecycle(ModuleState::kRunning);
+  restarting_ = false;
+  mailbox_->resume();
+  if (status.ok() && services_.emit) {
+    services_.emit("system.module_reloaded",
+                   Json{{"module", manifest_.name}, {"version", manifest_.version.to_string()}});
+  }
+  co_return status;
+}
+
+Task<Status> ModuleHost::stop(std::chrono::steady_clock::time_point deadline) {
+  set_lifecycle(ModuleState::kStopping);
+  stop_jobs();
+  unsubscribe_all();
+  size_t left = co_await mailbox_->drain_and_close(deadline);
+  co_await stop_instance();
+  mailbox_->set_dispatch(nullptr);
+  set_lifecycle(ModuleState::kStopped);
+  if (left > 0) {
+    co_return absl::DeadlineExceededError(cat("module \"", manifest_.name, "\": ", left,
+                                              " queued events not handled before the deadline"));
+  }
+  co_return absl::OkStatus();
+}
+
+void ModuleHost::publish_failed(const std::string& reason) {
+  if (services_.emit) {
+    services_.emit("system.module_failed", Json{{"module", manifest_.name}, {"error", reason}});
+  }
+}
+
+Json ModuleHost::health() const {
+  MailboxStats mailbox = mailbox_->stats();
+  double uptime = 0;
+  if (state() == ModuleState::kRunning || state() == ModuleState::kDegraded) {
+    uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  }
+  Json module_health;
+  std::string error;
+  {
+    std::lock_guard lock(mutex_);
+    module_health = module_health_;
+    error = last_error_;
+  }
+  return Json{
+      {"name", manifest_.name},
+      {"version", manifest_.version.to_string()},
+      {"type", to_string(manifest_.type)},
+      {"state", to_string(state())},
+      {"origin", factory_ ? factory_->origin() : std::string()},
+      {"uptime_seconds", uptime},
+      {"restarts", restarts_.load()},
+      {"errors", errors_.load()},
+      {"events_handled", mailbox.handled},
+      {"publish_refused", publish_refused_.load()},
+      {"mailbox",
+       {{"depth", mailbox.depth},
+        {"capacity", mailbox.capacity},
+        {"overflow", manifest_.mailbox.overflow},
+        {"enqueued", mailbox.enqueued},
+        {"failed", mailbox.failed},
+        {"dropped_oldest", mailbox.dropped_oldest},
+        {"dropped_newest", mailbox.dropped_newest},
+        {"waited", mailbox.waited},
+        {"over_capacity", mailbox.over_capacity}}},
+      {"latency_us",
+       {{"p50", latency_.percentile(0.50)},
+        {"p99", latency_.percentile(0.99)},
+        {"count", latency_.count()}}},
+      {"last_error", error},
+      {"module", module_health},
+  };
+}
+
+Status ModuleHost::publish(std::string_view channel, Json data, EventMetadata metadata) {
+  if (!manifest_.may_publish(channel)) {
+    publish_refused_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("[{}] refused publish to \"{}\": not declared in publications", manifest_.name,
+                 channel);
+    return absl::PermissionDeniedError(
+        cat("module \"", manifest_.name, "\" may not publish to \"", channel,
+            "\": its manifest's publications do not declare it (declared: ",
+            manifest_.publications.empty() ? "none" : absl::StrJoin(manifest_.publications, ", "),
+            ")"));
+  }
+  Event event = Event::make(std::string(channel), manifest_.name, std::move(data));
+  event.metadata = std::move(metadata);
+  if (event.metadata.trace_id.empty()) {
+    std::lock_guard lock(mutex_);
+    event.metadata.trace_id = current_trace_;
+  }
+  auto routed = services_.bus->publish(std::move(event));
+  return routed.status();
+}
+
+Task<Result<EventPtr>> ModuleHost::request(std::string_view channel, Json data,
+                                           std::chrono::milliseconds timeout) {
+  if (!manifest_.may_publish(channel)) {
+    publish_refused_.fetch_add(1, std::memory_order_relaxed);
+    co_return absl::PermissionDeniedError(cat("module \"", manifest_.name,
+                                              "\" may not send requests to \"", channel,
+                                              "\": its manifest's publications do not declare it"));
+  }
+  Event event = Event::make(std::string(channel), manifest_.name, std::move(data));
+  {
+    std::lock_guard lock(mutex_);
+    event.metadata.trace_id = current_trace_;
+  }
+  co_return co_await services_.bus->request(std::move(event), timeout);
+}
+
+Status ModuleHost::reply(const Event& request_event, Json data) {
+  return services_.bus->reply(request_event, manifest_.name, std::move(data)).status();
+}
+
+Result<Json> ModuleHost::get_state(std::string_view key) {
+  if (services_.state == nullptr) return absl::UnavailableError("no state store is configured");
+  return services_.state->get(manifest_.name, key);
+}
+
+Status ModuleHost::set_state(std::string_view key, const Json& value) {
+  if (services_.state == nullptr) return absl::UnavailableError("no state store is configured");
+  return services_.state->set(manifest_.name, key, value);
+}
+
+Task<void> ModuleHost::sleep(std::chrono::milliseconds duration) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(services_.bus->executor(), duration);
+  auto awaiter = resume_with<bool>([timer](auto resume) {
+    timer->async_wait([timer, resume](boost::system::error_code) { resume(true); });
+  });
+  co_await awaiter;
+}
+
+void ModuleHost::log(LogLevel level, std::string_view message) {
+  switch (level) {
+    case LogLevel::kDebug:
+      spdlog::debug("[{}] {}", manifest_.name, message);
+      break;
+    case LogLevel::kInfo:
+      spdlog::info("[{}] {}", manifest_.name, message);
+      break;
+    case LogLevel::kWarn:
+      spdlog::warn("[{}] {}", manifest_.name, message);
+      break;
+    case LogLevel::kError:
+      spdlog::error("[{}] {}", manifest_.name, message);
+      break;
+  }
+}
+
+}  // namespace lotus

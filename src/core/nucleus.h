@@ -1,0 +1,126 @@
+// Nucleus: the small, stable kernel. It discovers modules from their
+// manifests, resolves the load order, starts them, supervises and reloads
+// them, answers health, and shuts everything down in reverse order. It knows
+// nothing about AI: every capability is a module.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "bus/local_bus.h"
+#include "core/config.h"
+#include "core/module_host.h"
+#include "core/state_store.h"
+#include "lotus/manifest.h"
+
+namespace lotus {
+
+// What scanning the module folders found: manifests that parsed, and the
+// files that did not, each with the reason.
+struct Discovery {
+  std::vector<Manifest> manifests;
+  std::vector<std::pair<std::filesystem::path, Status>> errors;
+};
+// Finds every manifest.yaml up to three levels below each folder
+// (modules/<type>/<name>/manifest.yaml or <dir>/<name>/manifest.yaml).
+Discovery discover_modules(const std::vector<std::filesystem::path>& dirs);
+
+struct ModuleSummary {
+  std::string name;
+  std::string version;
+  std::string type;
+  std::string state;
+  std::string error;  // why it failed or was skipped
+};
+
+class Nucleus {
+ public:
+  explicit Nucleus(Config config);
+  ~Nucleus();
+  Nucleus(const Nucleus&) = delete;
+  Nucleus& operator=(const Nucleus&) = delete;
+
+  // Opens the state store, discovers and starts every module in dependency
+  // order. Problems with single modules are logged and reported by health(),
+  // never fatal; an error is returned only when the nucleus itself cannot run.
+  Status boot();
+  // Graceful: stops intake, drains each mailbox until the configured deadline,
+  // shuts modules down in reverse load order. Safe to call twice.
+  Status shutdown();
+  // Asks a boot in progress to stop before the next module (signal handlers).
+  void request_stop() { stop_requested_.store(true); }
+  bool stop_requested() const { return stop_requested_.load(); }
+
+  // Loads a module by name (from the module folders) or from a folder path.
+  Status load_module(std::string_view name_or_dir);
+  Status unload_module(std::string_view name);
+  Status reload_module(std::string_view name);
+
+  Json health() const;
+  std::vector<ModuleSummary> modules() const;
+  // Publishes on behalf of an interface (the CLI, the API), not a module.
+  Result<size_t> publish(Event event);
+  Bus& bus() { return *bus_; }
+  const Config& config() const { return config_; }
+  std::chrono::milliseconds boot_duration() const { return boot_duration_; }
+
+ private:
+  Task<Status> start_module(Manifest manifest);
+  Task<Status> stop_module(std::shared_ptr<ModuleHost> host,
+                           std::chrono::steady_clock::time_point deadline);
+  Status run(Task<Status> task);
+  void emit(std::string channel, Json data);
+  void record_problem(const std::string& name, const Manifest* manifest, const Status& status);
+  std::shared_ptr<ModuleHost> find(std::string_view name) const;
+  std::vector<std::string> dependents_of(std::string_view name) const;
+  void handle_control_event(const EventPtr& event);
+  void watch_hotload();
+  // Runs control work off the bus's threads (it waits for modules); joined
+  // at shutdown.
+  void spawn_worker(std::function<void()> work);
+  void check_hotload();
+
+  Config config_;
+  std::unique_ptr<LocalBus> bus_;
+  std::unique_ptr<StateStore> state_;
+  std::chrono::steady_clock::time_point started_at_;
+  std::chrono::milliseconds boot_duration_{0};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> accepting_{true};
+  bool shut_down_ = false;
+
+  // Held through load, unload, reload and shutdown so they never interleave.
+  std::mutex control_mutex_;
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<ModuleHost>> hosts_;  // in load order
+  std::vector<std::thread> workers_;
+  struct Problem {
+    std::string version;
+    std::string type;
+    std::string state;
+    std::string error;
+  };
+  std::map<std::string, Problem> problems_;  // modules that failed or were skipped
+
+  struct Watched {
+    std::filesystem::file_time_type manifest_time;
+    std::filesystem::file_time_type library_time;
+    uintmax_t library_size = 0;
+    bool pending = false;  // changed on the last check: reload once it is stable
+  };
+  std::map<std::string, Watched> watched_;
+  std::shared_ptr<boost::asio::steady_timer> watch_timer_;
+  std::vector<SubscriptionId> control_subscriptions_;
+};
+
+}  // namespace lotus

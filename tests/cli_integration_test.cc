@@ -1,0 +1,147 @@
+// Runs the lotus command as a user would, in a private HOME.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/test_env.h"
+
+namespace lotus {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::map<std::string, std::string> env() const {
+    return {{"HOME", (dir_.path() / "home").string()},
+            {"XDG_CONFIG_HOME", (dir_.path() / "config").string()},
+            {"XDG_DATA_HOME", (dir_.path() / "data").string()},
+            {"LOTUS_MODULE_PATH", (dir_.path() / "modules").string()}};
+  }
+  testing::Child start(std::vector<std::string> args) {
+    args.insert(args.begin(), LOTUS_BINARY);
+    return testing::Child(args, env(), dir_.path() / ("out" + std::to_string(runs_++) + ".txt"));
+  }
+  testing::ProcessResult run(std::vector<std::string> args, const std::string& input = "") {
+    testing::Child child = start(std::move(args));
+    child.write_input(input);
+    child.close_input();
+    return child.wait(60s);
+  }
+  void add_module(const std::string& name) {
+    testing::copy_folder(std::filesystem::path(LOTUS_TEST_MODULES_DIR) / name,
+                         dir_.path() / "modules" / name);
+  }
+  void add_fixture(const std::string& name) {
+    testing::copy_folder(std::filesystem::path(LOTUS_FIXTURES_DIR) / "manifests" / name,
+                         dir_.path() / "modules" / name);
+  }
+
+  testing::TempDir dir_;
+  int runs_ = 0;
+};
+
+TEST_F(CliTest, VersionAndHelp) {
+  auto version = run({"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_THAT(version.output, HasSubstr("lotus " LOTUS_VERSION));
+  auto help = run({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (auto command : {"check", "modules", "health", "events", "config"}) {
+    EXPECT_THAT(help.output, HasSubstr(command));
+  }
+  auto check_help = run({"check", "--help"});
+  EXPECT_THAT(check_help.output, HasSubstr("load order"));
+  auto bad = run({"--no-such-flag"});
+  EXPECT_NE(bad.exit_code, 0);
+}
+
+TEST_F(CliTest, CheckReportsEveryKindOfManifestError) {
+  auto result = run({"check", LOTUS_FIXTURES_DIR "/manifests"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("bad_version/manifest.yaml:"));
+  EXPECT_THAT(result.output, HasSubstr("dependency cycle"));
+  EXPECT_THAT(result.output, HasSubstr("\"ghost\""));
+  EXPECT_THAT(result.output, HasSubstr("errors"));
+}
+
+TEST_F(CliTest, CheckPrintsTheLoadOrderOfGoodModules) {
+  add_module("counter");
+  add_module("thrower");
+  auto result = run({"check"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("load order:"));
+  EXPECT_THAT(result.output, HasSubstr("counter"));
+  EXPECT_THAT(result.output, HasSubstr("0 errors"));
+  auto missing = run({"check", (dir_.path() / "nowhere").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.output, HasSubstr("not a folder"));
+}
+
+TEST_F(CliTest, ModulesAndHealthBootAndReport) {
+  add_module("counter");
+  add_module("crashloop");
+  auto modules = run({"modules"});
+  EXPECT_EQ(modules.exit_code, 0) << modules.output;
+  EXPECT_THAT(modules.output, HasSubstr("counter"));
+  EXPECT_THAT(modules.output, HasSubstr("running"));
+  EXPECT_THAT(modules.output, HasSubstr("failed"));
+  auto health = run({"health", "--json"});
+  EXPECT_EQ(health.exit_code, 1) << "a failed module makes health degraded";
+  EXPECT_THAT(health.output, HasSubstr("\"status\": \"degraded\""));
+  EXPECT_THAT(health.output, HasSubstr("\"rss_bytes\""));
+}
+
+TEST_F(CliTest, InteractiveSessionPublishesLinesAndRunsCommands) {
+  add_module("counter");
+  auto result = run({}, "hello there\n/modules\n/quit\n");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("no module handles perception.user_input"));
+  EXPECT_THAT(result.output, HasSubstr("counter"));
+}
+
+TEST_F(CliTest, BadConfigIsReportedWithFileAndKey) {
+  testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml", "threads: many\n");
+  auto result = run({"modules"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_THAT(result.output, HasSubstr("config.yaml:1"));
+  EXPECT_THAT(result.output, HasSubstr("threads"));
+}
+
+TEST_F(CliTest, EventsTailsTheBus) {
+  add_module("thrower");
+  testing::Child child = start({"events", "test.tick"});
+  EXPECT_TRUE(child.wait_for_output("test.tick", 10s)) << child.output();
+  child.signal(SIGINT);
+  auto result = child.wait(10s);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, Not(HasSubstr("system.boot"))) << "only the pattern asked for";
+}
+
+TEST_F(CliTest, SigtermDuringBootShutsDownCleanly) {
+  // The crash loop keeps boot busy with restarts and backoff for seconds.
+  add_module("crashloop");
+  add_module("counter");
+  add_module("thrower");  // loads after crashloop: the signal must stop it from starting
+  testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
+                      "supervision: {max_restarts: 8, backoff_initial_ms: 200, "
+                      "backoff_max_ms: 2000}\n");
+  testing::Child child = start({});
+  std::this_thread::sleep_for(400ms);
+  child.signal(SIGTERM);
+  auto result = child.wait(15s);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_LT(result.elapsed, 5s) << "boot must stop at the signal, not finish its retries";
+  std::string log;
+  {
+    std::ifstream in(dir_.path() / "data" / "lotus" / "lotus.log");
+    std::stringstream s;
+    s << in.rdbuf();
+    log = s.str();
+  }
+  EXPECT_THAT(log, HasSubstr("boot interrupted"));
+}
+
+}  // namespace
+}  // namespace lotus
