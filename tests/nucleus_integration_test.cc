@@ -146,6 +146,28 @@ TEST_F(NucleusTest, BootsWhatItCanAndSaysWhyTheRestDidNot) {
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
+TEST_F(NucleusTest, RefusesLibrariesThatAreNotModulesOfThisAbi) {
+  add_module("bad_abi");
+  add_module("not_a_module");
+  add_module("counter");
+  testing::write_file(modules() / "missing_library" / "manifest.yaml",
+                      "name: missing_library\nversion: \"1.0.0\"\ntype: capability\n"
+                      "runtime: {library: libnowhere.so}\n");
+  testing::write_file(modules() / "no_code" / "manifest.yaml",
+                      "name: no_code\nversion: \"1.0.0\"\ntype: capability\n");
+  Nucleus nucleus(config());
+  ASSERT_TRUE(nucleus.boot().ok());
+  auto modules = by_name(nucleus.modules());
+  EXPECT_EQ(modules["counter"].state, "running");
+  EXPECT_EQ(modules["bad_abi"].state, "failed");
+  EXPECT_THAT(modules["bad_abi"].error, HasSubstr("rebuild the plugin"));
+  EXPECT_EQ(modules["not_a_module"].state, "failed");
+  EXPECT_THAT(modules["not_a_module"].error, HasSubstr("not a LOTUS module library"));
+  EXPECT_THAT(modules["missing_library"].error, HasSubstr("plugin library not found"));
+  EXPECT_THAT(modules["no_code"].error, HasSubstr("no built-in module named \"no_code\""));
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
 TEST_F(NucleusTest, ThrowingHandlerRestartsTheModuleNotTheNucleus) {
   add_module("thrower");
   Nucleus nucleus(config());

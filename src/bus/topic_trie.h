@@ -1,11 +1,11 @@
 // TopicTrie<V>: subscription patterns indexed by segment, so matching a
 // channel costs O(depth of the channel), not O(number of subscriptions).
 //
-// Each node has literal children in a small open-addressing table keyed by
-// segment hash (hashed once per channel segment, reused at every node), plus
-// one slot for "*" and one for "**". Runs of "**" are collapsed on insert.
-// Not thread-safe: the bus guards it with a shared_mutex (many readers), so
-// match() is const and keeps no state in the nodes.
+// A node holds its literal children (hashed once per channel segment, the hash
+// reused at every node), one child for "*" and one for "**"; runs of "**" are
+// collapsed on insert. Not thread-safe: the bus guards it with a shared_mutex,
+// so match() is const and keeps its scratch state on the stack, allocating
+// nothing unless a pattern has two or more "**".
 #pragma once
 
 #include <algorithm>
@@ -33,8 +33,16 @@ class TopicTrie {
   TopicTrie(const TopicTrie&) = delete;
   TopicTrie& operator=(const TopicTrie&) = delete;
   // A moved-from trie is empty and still usable.
-  TopicTrie(TopicTrie&&) = default;
-  TopicTrie& operator=(TopicTrie&&) = default;
+  TopicTrie(TopicTrie&& other) noexcept { *this = std::move(other); }
+  TopicTrie& operator=(TopicTrie&& other) noexcept {
+    if (this == &other) return *this;
+    root_ = std::move(other.root_);
+    handles_ = std::move(other.handles_);
+    other.handles_.clear();
+    next_handle_ = other.next_handle_;
+    node_count_ = std::exchange(other.node_count_, 0);
+    return *this;
+  }
 
   // `pattern` must already have passed validate_pattern.
   Handle insert(std::string_view pattern, V value);
@@ -55,37 +63,84 @@ class TopicTrie {
  private:
   struct Node;
 
-  // Literal children of a node. Linear probing with backward-shift deletion;
-  // slots carry the full hash so a probe touches only the slot array until the
-  // likely hit.
+  // Literal children of a node, owned. A lone child (the common case deep in
+  // the trie) is held directly, which saves match() a cache miss; more become
+  // an open-addressing table with linear probing and backward-shift deletion,
+  // whose slots carry the full hash so a probe reads only the slot array until
+  // the likely hit.
   class ChildTable {
    public:
+    ChildTable() = default;  // NOLINT(cppcoreguidelines-pro-type-member-init): only_ is set
+    ChildTable(const ChildTable&) = delete;
+    ChildTable& operator=(const ChildTable&) = delete;
+    ~ChildTable() {
+      if (mask_ == 0) {
+        delete only_;
+        return;
+      }
+      for (size_t i = 0; i <= mask_; ++i) delete slots_[i].node;
+      delete[] slots_;
+    }
+
     bool empty() const { return size_ == 0; }
 
-    Node* find(std::string_view key, size_t hash) const {
-      if (size_ == 0) return nullptr;
+    // Starts loading what find(_, hash) will read, so the miss overlaps with
+    // the "*" and "**" branches walked before it.
+    void prefetch(size_t hash) const {
+      if (mask_ != 0) {
+        __builtin_prefetch(&slots_[hash & mask_]);
+      } else if (only_ != nullptr) {
+        __builtin_prefetch(only_);
+      }
+    }
+
+    [[gnu::always_inline]] Node* find(std::string_view key, size_t hash) const {
+      if (mask_ == 0) {
+        return only_ != nullptr && same_segment(only_->key, key) ? only_ : nullptr;
+      }
       for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
         const Slot& slot = slots_[i];
         if (slot.node == nullptr) return nullptr;
-        if (slot.hash == hash && same_segment(slot.node->key, key)) return slot.node.get();
+        if (slot.hash == hash && same_segment(slot.node->key, key)) return slot.node;
       }
     }
 
     Node* add(std::unique_ptr<Node> node) {
-      if ((size_t{size_} + 1) * 4 > capacity() * 3) grow();
-      Node* raw = node.get();
-      place(std::move(node));
+      if (mask_ == 0 && size_ == 0) {
+        only_ = node.release();
+        size_ = 1;
+        return only_;
+      }
+      if (mask_ == 0) {
+        Slot* table = new Slot[4]();
+        Node* first = only_;
+        slots_ = table;
+        mask_ = 3;
+        place(first);
+      } else if ((size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) {
+        grow();
+      }
+      Node* raw = node.release();
+      place(raw);
       ++size_;
       return raw;
     }
 
+    // Destroys `node`, which must be a child.
     void erase(const Node* node) {
-      size_t i = node->hash & mask_;
-      while (slots_[i].node.get() != node) i = (i + 1) & mask_;
-      slots_[i].node.reset();
       --size_;
+      if (mask_ == 0) {
+        delete only_;
+        only_ = nullptr;
+        return;
+      }
+      size_t i = node->hash & mask_;
+      while (slots_[i].node != node) i = (i + 1) & mask_;
+      delete slots_[i].node;
+      slots_[i] = Slot{};
       if (size_ == 0) {
-        slots_.reset();
+        delete[] slots_;
+        only_ = nullptr;
         mask_ = 0;
         return;
       }
@@ -94,40 +149,42 @@ class TopicTrie {
         const size_t home = slots_[j].hash & mask_;
         const bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
         if (stays) continue;
-        slots_[i] = std::move(slots_[j]);
+        slots_[i] = slots_[j];
+        slots_[j] = Slot{};
         i = j;
       }
     }
 
    private:
     struct Slot {
-      size_t hash = 0;
-      std::unique_ptr<Node> node;
+      size_t hash;
+      Node* node;
     };
 
-    size_t capacity() const { return slots_ ? size_t{mask_} + 1 : 0; }
-
-    void place(std::unique_ptr<Node> node) {
+    void place(Node* node) {
       size_t i = node->hash & mask_;
       while (slots_[i].node != nullptr) i = (i + 1) & mask_;
-      slots_[i].hash = node->hash;
-      slots_[i].node = std::move(node);
+      slots_[i] = Slot{node->hash, node};
     }
 
     void grow() {
-      const size_t old_capacity = capacity();
-      std::unique_ptr<Slot[]> old = std::move(slots_);
-      const size_t new_capacity = old_capacity == 0 ? 4 : old_capacity * 2;
-      slots_ = std::make_unique<Slot[]>(new_capacity);
-      mask_ = static_cast<uint32_t>(new_capacity - 1);
+      const size_t old_capacity = size_t{mask_} + 1;
+      Slot* old = slots_;
+      slots_ = new Slot[old_capacity * 2]();
+      mask_ = static_cast<uint32_t>(old_capacity * 2 - 1);
       for (size_t i = 0; i < old_capacity; ++i) {
-        if (old[i].node != nullptr) place(std::move(old[i].node));
+        if (old[i].node != nullptr) place(old[i].node);
       }
+      delete[] old;
     }
 
-    // 32-bit counters keep the table at 16 bytes, so it fits in a node's first
-    // cache line along with the other fields match() reads.
-    std::unique_ptr<Slot[]> slots_;
+    // mask_ == 0: at most one child, in only_; otherwise a table of mask_ + 1
+    // slots. 32-bit counters keep this at 16 bytes, inside the node's first
+    // cache line with the other fields match() reads.
+    union {
+      Node* only_ = nullptr;
+      Slot* slots_;
+    };
     uint32_t mask_ = 0;
     uint32_t size_ = 0;
   };
@@ -445,13 +502,16 @@ template <class F>
 void TopicTrie<V>::walk(const Node* node, size_t i, MatchState<F>& state) {
   const size_t n = state.segments.size;
   for (;;) {
+    if (i < n && (node->star != nullptr || node->double_star != nullptr)) {
+      node->children.prefetch(state.segments.data[i].hash);
+    }
     if (node->double_star != nullptr) walk_double_star(node->double_star.get(), i, state);
     if (i == n) {
       for (const auto& subscriber : node->subscribers) state.visit(subscriber.second);
       return;
     }
-    if (node->star != nullptr) walk(node->star.get(), i + 1, state);
     const Segment& segment = state.segments.data[i];
+    if (node->star != nullptr) walk(node->star.get(), i + 1, state);
     node = node->children.find(segment.text(), segment.hash);
     if (node == nullptr) return;
     ++i;

@@ -171,9 +171,28 @@ TEST(TopicTrieTest, RunsOfDoubleStarsShareOneNode) {
   EXPECT_THAT(matches(trie, "a.b.c"), UnorderedElementsAre(1, 2));
 }
 
+TEST(TopicTrieTest, ChildrenGoFromOneToManyAndBack) {
+  TopicTrie<int> trie;
+  const auto x = trie.insert("a.x", 1);
+  const auto y = trie.insert("a.y", 2);  // second child: becomes a table
+  EXPECT_THAT(matches(trie, "a.x"), UnorderedElementsAre(1));
+  EXPECT_THAT(matches(trie, "a.y"), UnorderedElementsAre(2));
+  EXPECT_TRUE(trie.remove(x));
+  EXPECT_THAT(matches(trie, "a.x"), IsEmpty());
+  EXPECT_THAT(matches(trie, "a.y"), UnorderedElementsAre(2));
+  const auto z = trie.insert("a.z", 3);
+  EXPECT_TRUE(trie.remove(y));
+  EXPECT_TRUE(trie.remove(z));
+  EXPECT_EQ(trie.node_count(), 0u);
+  trie.insert("a.w", 4);  // a lone child again
+  EXPECT_THAT(matches(trie, "a.w"), UnorderedElementsAre(4));
+  EXPECT_THAT(matches(trie, "a.z"), IsEmpty());
+}
+
 TEST(TopicTrieTest, ManyChildrenSurviveGrowthAndRemoval) {
   TopicTrie<int> trie;
   std::vector<TopicTrie<int>::Handle> handles;
+  handles.reserve(1000);
   for (int i = 0; i < 1000; ++i) handles.push_back(trie.insert("c." + std::to_string(i), i));
   for (int i = 0; i < 1000; ++i) {
     ASSERT_THAT(matches(trie, "c." + std::to_string(i)), UnorderedElementsAre(i));
@@ -209,6 +228,9 @@ TEST(TopicTrieTest, MovedFromTrieIsEmptyAndUsable) {
   trie.insert("a", 1);
   TopicTrie<int> moved = std::move(trie);
   EXPECT_THAT(matches(moved, "a"), UnorderedElementsAre(1));
+  EXPECT_EQ(moved.size(), 1u);
+  EXPECT_EQ(trie.size(), 0u);                  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(trie.node_count(), 0u);            // NOLINT(bugprone-use-after-move)
   EXPECT_THAT(matches(trie, "a"), IsEmpty());  // NOLINT(bugprone-use-after-move)
   trie.insert("a", 2);                         // NOLINT(bugprone-use-after-move)
   EXPECT_THAT(matches(trie, "a"), UnorderedElementsAre(2));

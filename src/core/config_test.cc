@@ -219,16 +219,6 @@ TEST_F(ConfigTest, ConfigFileThatIsADirectoryIsAnError) {
   EXPECT_THAT(config.status().message(), HasSubstr("is a directory"));
 }
 
-TEST_F(ConfigTest, UnreadableFileIsAnError) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  write(default_file(), "threads: 1\n");
-  fs::permissions(default_file(), fs::perms::none);
-  Result<Config> config = load_config(sources());
-  ASSERT_FALSE(config.ok());
-  EXPECT_THAT(config.status().message(),
-              HasSubstr("cannot read config file ~/.config/lotus/config.yaml"));
-}
-
 TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   write(default_file(),
         "module_dirs: [/from/file]\ndata_dir: /file/data\nbus: redis://file-host\n"

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "lotus/strings.h"
@@ -500,6 +501,48 @@ size_t invalid_utf8_at(std::string_view s) {
     i += n + 1;
   }
   return std::string_view::npos;
+}
+
+// Notes where each YAML document starts and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> starts;
+};
+
+// Where a second YAML document starts, if there is one. YAML::LoadAll is not
+// used: yaml-cpp 0.7 loops forever, allocating, on a stray "," at document
+// level (jbeder/yaml-cpp#1040, fixed upstream by #1319); here a document that
+// starts where the previous one did is reported as the syntax error it is.
+std::optional<YAML::Mark> second_document(std::string_view text) {
+  std::istringstream stream{std::string(text)};
+  YAML::Parser parser(stream);
+  DocumentStarts handler;
+  while (handler.starts.size() < 4 && parser.HandleNextDocument(handler)) {
+    size_t n = handler.starts.size();
+    if (n >= 2 && handler.starts[n - 1].pos == handler.starts[n - 2].pos) {
+      const YAML::Mark& at = handler.starts[n - 1];
+      std::string what = "unexpected text";
+      if (at.pos >= 0 && static_cast<size_t>(at.pos) < text.size()) {
+        what = cat("unexpected ", quote(text.substr(static_cast<size_t>(at.pos), 1)));
+      }
+      throw YAML::ParserException(at, what);
+    }
+  }
+  if (handler.starts.size() < 2) return std::nullopt;
+  return handler.starts[1];
 }
 
 // ---------------------------------------------------------------------------
@@ -1374,9 +1417,14 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
     return absl::InvalidArgumentError(
         cat(path_, ":", line, ":", column, ": the manifest is not valid UTF-8"));
   }
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    std::optional<YAML::Mark> second = second_document(text);
+    document = YAML::Load(std::string(text));
+    if (second) {
+      fail(*second, "",
+           "a manifest is one YAML document, but this file has several (remove the \"---\")");
+    }
   } catch (const YAML::ParserException& e) {
     fail(e.mark, "", cat("YAML syntax error: ", e.msg));
     return absl::InvalidArgumentError(errors_.front());
@@ -1384,12 +1432,8 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
     fail(e.mark, "", cat("cannot read YAML: ", e.msg));
     return absl::InvalidArgumentError(errors_.front());
   }
-  if (documents.empty() || documents[0].IsNull()) {
+  if (document.IsNull()) {
     return absl::InvalidArgumentError(cat(path_, ": the manifest is empty"));
-  }
-  if (documents.size() > 1) {
-    fail(documents[1].IsNull() ? YAML::Mark::null_mark() : documents[1].Mark(), "",
-         "a manifest is one YAML document, but this file has several (remove the \"---\")");
   }
 
   Manifest manifest;
@@ -1401,7 +1445,7 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
       "license",   "priority",    "dependencies", "subscriptions", "publications",
       "providers", "memory",      "tools",        "capabilities",  "config_schema",
       "hotload",   "permissions", "runtime",      "mailbox"};
-  At root{documents[0], documents[0].Mark(), "", ""};
+  At root{document, document.Mark(), "", ""};
   if (!root.node.IsMap()) {
     fail(root, cat("a manifest is a mapping of fields (name, version, type, ...), got ",
                    describe(root.node)));

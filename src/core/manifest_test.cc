@@ -559,6 +559,12 @@ TEST(ManifestTest, YamlSyntaxErrorHasLine) {
             "modules/x/manifest.yaml:4:5: YAML syntax error: end of sequence flow not found");
   EXPECT_THAT(parse_error("name: a\n  version: 1\n"),
               HasSubstr("modules/x/manifest.yaml:2:10: YAML syntax error:"));
+  // yaml-cpp 0.7's LoadAll would loop forever on these (jbeder/yaml-cpp#1040).
+  EXPECT_EQ(parse_error(",name: a\n"),
+            "modules/x/manifest.yaml:1:1: YAML syntax error: unexpected \",\"");
+  EXPECT_THAT(parse_error("# comment\n,\n"),
+              HasSubstr("modules/x/manifest.yaml:2:1: YAML syntax error: unexpected \",\""));
+  EXPECT_THAT(parse_error(with_minimal("---\n,\n")), HasSubstr("YAML syntax error"));
   EXPECT_THAT(parse_error(""), HasSubstr("modules/x/manifest.yaml: the manifest is empty"));
   EXPECT_THAT(parse_error("# only a comment\n"), HasSubstr("the manifest is empty"));
 }
