@@ -43,7 +43,9 @@ int main() {
     Nucleus nucleus(config);
     auto begin = std::chrono::steady_clock::now();
     if (!nucleus.boot().ok()) return 1;
-    boots.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count());
+    boots.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin)
+            .count());
     running = 0;
     for (const auto& m : nucleus.modules()) running += m.state == "running";
     nucleus.shutdown().IgnoreError();

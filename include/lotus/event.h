@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,8 @@ class EventId {
  public:
   EventId() = default;
   static EventId generate();
+  // The same, stamped with a clock reading the caller already has.
+  static EventId generate_at(std::chrono::system_clock::time_point now);
   static Result<EventId> parse(std::string_view text);
 
   std::string to_string() const;

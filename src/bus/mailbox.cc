@@ -116,9 +116,9 @@ void Mailbox::schedule_locked() {
 
 detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
   size_t turn = 0;
+  Dispatch dispatch;  // copied once per turn, not per delivery
   for (;;) {
     Delivery delivery;
-    Dispatch dispatch;
     {
       std::lock_guard lock(self->mutex_);
       if (self->queue_.empty() || self->paused_ || !self->dispatch_) {
@@ -133,7 +133,7 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
       }
       delivery = std::move(self->queue_.front());
       self->queue_.pop_front();
-      dispatch = self->dispatch_;
+      if (!dispatch) dispatch = self->dispatch_;
       if (self->options_.overflow == OverflowPolicy::kWait) self->not_full_.notify_one();
     }
     ++turn;
@@ -149,15 +149,9 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
       }
     }
     self->handled_.fetch_add(1, std::memory_order_relaxed);
-    if (!status.ok()) {
-      self->failed_.fetch_add(1, std::memory_order_relaxed);
-      DropObserver observer;
-      {
-        std::lock_guard lock(self->mutex_);
-        observer = self->drop_observer_;
-      }
-      if (observer) observer(delivery, message_of(status));
-    }
+    // A failed handler is counted here; its owner reports the failure
+    // itself (the drop observer is for deliveries never handed over).
+    if (!status.ok()) self->failed_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

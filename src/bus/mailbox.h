@@ -54,7 +54,7 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
  public:
   // Runs one delivery; the returned Status says whether the handler succeeded.
   using Dispatch = std::function<Task<Status>(const Delivery&)>;
-  // Told about each dropped delivery and each failed handler (for logs/metrics).
+  // Told about each delivery that was dropped rather than handled.
   using DropObserver = std::function<void(const Delivery&, std::string_view why)>;
 
   struct Options {

@@ -46,14 +46,15 @@ Result<std::string> optional_string(const Json& object, const char* key, std::st
 
 }  // namespace
 
-EventId EventId::generate() {
+EventId EventId::generate() { return generate_at(std::chrono::system_clock::now()); }
+
+EventId EventId::generate_at(std::chrono::system_clock::time_point now) {
   // Monotonic within a thread: ids from one publisher sort in publish order
   // even when several fall in the same millisecond.
   thread_local uint64_t last_millis = 0;
   thread_local uint64_t sequence = 0;
-  uint64_t millis = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
+  uint64_t millis = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
   auto& rng = thread_rng();
   if (millis <= last_millis) {
     millis = last_millis;
@@ -136,11 +137,13 @@ double now_seconds() {
 }
 
 Event Event::make(std::string channel, std::string source, Json data) {
+  // One clock reading serves both the id and the timestamp.
+  auto now = std::chrono::system_clock::now();
   Event event;
-  event.id = EventId::generate();
+  event.id = EventId::generate_at(now);
   event.channel = std::move(channel);
   event.source = std::move(source);
-  event.timestamp = now_seconds();
+  event.timestamp = std::chrono::duration<double>(now.time_since_epoch()).count();
   event.data = std::move(data);
   return event;
 }

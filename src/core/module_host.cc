@@ -112,14 +112,7 @@ Task<Status> ModuleHost::start() {
   for (;;) {
     status = co_await start_instance();
     if (status.ok()) break;
-    errors_.fetch_add(1);
-    set_error(std::string(message_of(status)));
-    spdlog::error("[{}] failed to start: {}", manifest_.name, message_of(status));
-    if (services_.emit) {
-      services_.emit(
-          "system.module_error",
-          Json{{"module", manifest_.name}, {"error", message_of(status)}, {"where", "initialize"}});
-    }
+    report_error("initialize", "initialize", message_of(status));
     if (status.code() == absl::StatusCode::kInvalidArgument ||
         status.code() == absl::StatusCode::kNotFound ||
         status.code() == absl::StatusCode::kFailedPrecondition) {
@@ -304,8 +297,10 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
     Status status = co_await instance_->invoke_handler(*handler_by_slot_[delivery.slot], event);
     latency_.record(std::chrono::steady_clock::now() - begin);
     if (!status.ok()) {
-      on_crash(status, cat("handler \"", manifest_.subscriptions[delivery.slot].handler,
-                           "\" on event ", event.id.to_string(), " (", event.channel, ")"));
+      const std::string& handler = manifest_.subscriptions[delivery.slot].handler;
+      on_crash(status, handler,
+               cat("handler \"", handler, "\" on event ", event.id.to_string(), " (", event.channel,
+                   ")"));
     }
     co_return status;
   }
@@ -334,15 +329,8 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
     if (!status.ok()) {
       // A periodic job survives its own exceptions: counted and reported,
       // no restart, next tick as scheduled.
-      errors_.fetch_add(1);
-      set_error(std::string(message_of(status)));
-      spdlog::error("[{}] periodic job \"{}\": {}", manifest_.name, jobs[index].name,
-                    message_of(status));
-      if (services_.emit) {
-        services_.emit("system.module_error", Json{{"module", manifest_.name},
-                                                   {"error", message_of(status)},
-                                                   {"where", cat("job ", jobs[index].name)}});
-      }
+      std::string where = cat("periodic job \"", jobs[index].name, "\"");
+      report_error(where, where, message_of(status));
     }
     co_return status;
   }
@@ -377,16 +365,42 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
   co_return absl::OkStatus();
 }
 
-void ModuleHost::on_crash(const Status& status, std::string_view where) {
+void ModuleHost::report_error(std::string_view key, std::string_view where,
+                              std::string_view message) {
   errors_.fetch_add(1);
-  std::string reason = cat(where, ": ", message_of(status));
-  set_error(reason);
-  spdlog::error("[{}] {}", manifest_.name, reason);
+  set_error(cat(where, ": ", message));
+  // The same failure repeating (a job failing every 20 ms) is counted every
+  // time but logged and published at most once per window, with how many
+  // repeats were folded into the report.
+  uint64_t folded = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    auto [it, first] = error_reports_.try_emplace(std::string(key));
+    if (!first && now - it->second.last_report < kErrorReportWindow) {
+      ++it->second.folded;
+      return;
+    }
+    folded = std::exchange(it->second.folded, 0);
+    it->second.last_report = now;
+  }
+  if (folded > 0) {
+    spdlog::error("[{}] {}: {} (and {} more like it since the last report)", manifest_.name, where,
+                  message, folded);
+  } else {
+    spdlog::error("[{}] {}: {}", manifest_.name, where, message);
+  }
   if (services_.emit) {
     services_.emit("system.module_error", Json{{"module", manifest_.name},
-                                               {"error", message_of(status)},
-                                               {"where", std::string(where)}});
+                                               {"error", message},
+                                               {"where", where},
+                                               {"repeats_folded", folded}});
   }
+}
+
+void ModuleHost::on_crash(const Status& status, std::string_view key, std::string_view where) {
+  std::string reason = cat(where, ": ", message_of(status));
+  report_error(key, where, message_of(status));
   if (restarting_.exchange(true)) return;
   auto self = shared_from_this();
   boost::asio::post(services_.bus->executor(), [self, reason] {
@@ -434,7 +448,7 @@ Task<void> ModuleHost::restart_after_crash(std::string reason) {
   Status status = co_await start_instance();
   if (!status.ok()) {
     restarting_ = false;
-    on_crash(status, "restart");
+    on_crash(status, "initialize", "restart");
     co_return;
   }
   start_jobs();

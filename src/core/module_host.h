@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -110,7 +111,8 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   void stop_jobs();
   Task<Status> dispatch(const Delivery& delivery);
   Task<Status> run_tool(const Event& event);
-  void on_crash(const Status& status, std::string_view where);
+  void report_error(std::string_view key, std::string_view where, std::string_view message);
+  void on_crash(const Status& status, std::string_view key, std::string_view where);
   Task<void> restart_after_crash(std::string reason);
   void set_lifecycle(ModuleState state);
   void set_error(std::string error);
@@ -143,6 +145,12 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
 
   mutable std::mutex mutex_;  // guards last_error_, module_health_
   std::string last_error_;
+  struct ErrorReport {
+    std::chrono::steady_clock::time_point last_report{};
+    uint64_t folded = 0;
+  };
+  static constexpr auto kErrorReportWindow = std::chrono::seconds(10);
+  std::map<std::string, ErrorReport, std::less<>> error_reports_;
   Json module_health_ = Json{{"status", "unknown"}};
 };
 
