@@ -70,6 +70,19 @@ class EventLog {
   std::vector<EventPtr> events_;
 };
 
+// Configures and builds a module project with CMake, as a module author
+// would, outside the LOTUS tree. Output goes to <build_dir>/out; the log to
+// <build_dir>.log. Returns the shell's exit status.
+int build_out_of_tree(const std::filesystem::path& source, const std::filesystem::path& build_dir,
+                      const std::string& extra_args = "") {
+  std::string log = build_dir.string() + ".log";
+  return testing::run_shell(cat(
+      "\"", LOTUS_CMAKE_COMMAND, "\" -S \"", source.string(), "\" -B \"", build_dir.string(),
+      "\" -G Ninja -DCMAKE_BUILD_TYPE=Release ", extra_args, " -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=\"",
+      build_dir.string(), "/out\" > \"", log, "\" 2>&1 && \"", LOTUS_CMAKE_COMMAND, "\" --build \"",
+      build_dir.string(), "\" >> \"", log, "\" 2>&1"));
+}
+
 class NucleusTest : public ::testing::Test {
  protected:
   std::filesystem::path modules() const { return dir_.path() / "modules"; }
@@ -323,6 +336,36 @@ TEST_F(NucleusTest, ShutdownDrainsQueuedEventsBeforeStopping) {
   EXPECT_EQ(counted.load(), kEvents);
 }
 
+// The module of the README's guide, built out of tree as the guide says.
+TEST_F(NucleusTest, TheReadmeExampleModuleBuildsLoadsAndWorks) {
+  const auto source = std::filesystem::path(LOTUS_SOURCE_DIR) / "examples" / "file_indexer";
+  const auto build_dir = dir_.path() / "example-build";
+  ASSERT_EQ(build_out_of_tree(source, build_dir), 0)
+      << "example build failed, see " << build_dir.string() << ".log";
+  const auto module_dir = modules() / "file_indexer";
+  std::filesystem::create_directories(module_dir);
+  std::filesystem::copy_file(source / "manifest.yaml", module_dir / "manifest.yaml");
+  std::filesystem::copy_file(build_dir / "out" / "libfile_indexer.so",
+                             module_dir / "libfile_indexer.so");
+  Nucleus nucleus(config());
+  ASSERT_TRUE(nucleus.boot().ok());
+  ASSERT_EQ(by_name(nucleus.modules())["file_indexer"].state, "running");
+  EventLog display(nucleus.bus(), "action.display");
+  for (auto path : {"/src/app.py", "/src/app.cc", "/src/lib/util.py"}) {
+    ASSERT_TRUE(
+        nucleus.publish(Event::make("perception.file_changed", "test", Json{{"path", path}})).ok());
+  }
+  ASSERT_TRUE(display.wait_until([](const auto& events) { return events.size() == 2; }));
+  EXPECT_EQ(display.snapshot()[0]->data["text"], "indexed /src/app.py");
+  Event request = Event::make(ModuleHost::tool_channel("file_indexer", "find_file"), "test",
+                              Json{{"arguments", {{"query", "util"}}}});
+  auto reply =
+      testing::sync_wait(nucleus.bus().executor(), nucleus.bus().request(std::move(request), 5s));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ((*reply)->data["result"]["matches"], Json::array({"/src/lib/util.py"}));
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
 // The acceptance test for hot reload: a plugin built out of tree is rebuilt
 // (generation 2) while events stream in; the nucleus swaps it and every
 // event is handled exactly once, by generation 1 before the swap and by
@@ -335,14 +378,8 @@ TEST_F(NucleusTest, HotReloadOfAnOutOfTreePluginUnderLoadLosesNothing) {
       module_dir / "manifest.yaml");
   const auto build_dir = dir_.path() / "plugin-build";
   auto build = [&](int generation) {
-    std::string command =
-        cat("\"", LOTUS_CMAKE_COMMAND, "\" -S \"", LOTUS_PLUGIN_SOURCES, "/counter\" -B \"",
-            build_dir.string(),
-            "\" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOUNTER_GENERATION=", generation,
-            " -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=\"", build_dir.string(), "/out\" > \"",
-            build_dir.string(), ".log\" 2>&1 && \"", LOTUS_CMAKE_COMMAND, "\" --build \"",
-            build_dir.string(), "\" >> \"", build_dir.string(), ".log\" 2>&1");
-    return testing::run_shell(command);
+    return build_out_of_tree(std::filesystem::path(LOTUS_PLUGIN_SOURCES) / "counter", build_dir,
+                             cat("-DCOUNTER_GENERATION=", generation));
   };
   // Install the way a build system should: write beside, then rename.
   auto install = [&] {
