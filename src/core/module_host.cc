@@ -55,16 +55,18 @@ std::string ModuleHost::tool_channel(std::string_view module, std::string_view t
 }
 
 ModuleHost::ModuleHost(Manifest manifest, Json user_config, Services services)
-    : manifest_(std::move(manifest)),
+    : manifest_(std::make_unique<Manifest>(std::move(manifest))),
       user_config_(std::move(user_config)),
       services_(std::move(services)) {
-  config_ = manifest_.config_defaults.is_object() ? manifest_.config_defaults : Json::object();
+  current_manifest_.store(manifest_.get(), std::memory_order_release);
+  config_ = this->manifest().config_defaults.is_object() ? this->manifest().config_defaults
+                                                         : Json::object();
   if (user_config_.is_object()) config_.merge_patch(user_config_);
   Mailbox::Options options;
-  options.owner = manifest_.name;
-  options.capacity = manifest_.mailbox.capacity;
+  options.owner = this->manifest().name;
+  options.capacity = this->manifest().mailbox.capacity;
   options.overflow =
-      parse_overflow_policy(manifest_.mailbox.overflow).value_or(OverflowPolicy::kWait);
+      parse_overflow_policy(this->manifest().mailbox.overflow).value_or(OverflowPolicy::kWait);
   mailbox_ = std::make_shared<Mailbox>(options, services_.bus->executor());
   set_lifecycle(ModuleState::kResolved);
 }
@@ -73,6 +75,12 @@ ModuleHost::~ModuleHost() {
   stop_jobs();
   unsubscribe_all();
   mailbox_->set_dispatch(nullptr);
+}
+
+void ModuleHost::set_manifest(Manifest manifest) {
+  auto next = std::make_unique<Manifest>(std::move(manifest));
+  current_manifest_.store(next.get(), std::memory_order_release);
+  replaced_manifests_.push_back(std::move(next));
 }
 
 void ModuleHost::set_lifecycle(ModuleState state) { state_.store(state); }
@@ -89,7 +97,7 @@ std::string ModuleHost::last_error() const {
 
 Task<Status> ModuleHost::start() {
   set_lifecycle(ModuleState::kStarting);
-  auto factory = make_module_factory(manifest_, services_.plugin_cache);
+  auto factory = make_module_factory(manifest(), services_.plugin_cache);
   if (!factory.ok()) {
     set_error(std::string(message_of(factory.status())));
     set_lifecycle(ModuleState::kFailed);
@@ -100,7 +108,7 @@ Task<Status> ModuleHost::start() {
   mailbox_->set_dispatch([self](const Delivery& d) { return self->dispatch(d); });
   mailbox_->set_drop_observer([this](const Delivery& d, std::string_view why) {
     dropped_reported_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("[{}] delivery of {} not handled: {}", manifest_.name,
+    spdlog::warn("[{}] delivery of {} not handled: {}", manifest().name,
                  d.event ? cat("event ", d.event->id.to_string(), " on ", d.event->channel)
                          : std::string("a periodic job"),
                  why);
@@ -156,7 +164,7 @@ Task<Status> ModuleHost::start_instance() {
   Status status = co_await instance->invoke_lifecycle(instance->initialize());
   if (!status.ok()) {
     co_return absl::UnavailableError(
-        cat("module \"", manifest_.name, "\": initialize failed: ", message_of(status)));
+        cat("module \"", manifest().name, "\": initialize failed: ", message_of(status)));
   }
   instance_ = std::move(instance);
   if (Status contract = check_contract(); !contract.ok()) {
@@ -164,7 +172,7 @@ Task<Status> ModuleHost::start_instance() {
     co_return contract;
   }
   handler_by_slot_.clear();
-  for (const auto& subscription : manifest_.subscriptions) {
+  for (const auto& subscription : manifest().subscriptions) {
     handler_by_slot_.push_back(&instance_->handlers().find(subscription.handler)->second);
   }
   started_at_ = std::chrono::steady_clock::now();
@@ -172,11 +180,11 @@ Task<Status> ModuleHost::start_instance() {
 }
 
 Status ModuleHost::check_contract() const {
-  const std::string file = manifest_.path.string();
+  const std::string file = manifest().path.string();
   const auto& handlers = instance_->handlers();
   const auto& tools = instance_->tools();
-  for (size_t i = 0; i < manifest_.subscriptions.size(); ++i) {
-    const auto& handler = manifest_.subscriptions[i].handler;
+  for (size_t i = 0; i < manifest().subscriptions.size(); ++i) {
+    const auto& handler = manifest().subscriptions[i].handler;
     if (handlers.find(handler) == handlers.end()) {
       return absl::InvalidArgumentError(cat(
           file, ": subscriptions[", i, "].handler: \"", handler,
@@ -184,16 +192,16 @@ Status ModuleHost::check_contract() const {
     }
   }
   for (const auto& [tool_name, fn] : tools) {
-    if (manifest_.find_tool(tool_name) == nullptr) {
+    if (manifest().find_tool(tool_name) == nullptr) {
       return absl::InvalidArgumentError(
           cat(file, ": tools: the code registers tool \"", tool_name,
               "\", which the manifest does not declare (add it under tools: with its parameters)"));
     }
   }
-  for (size_t i = 0; i < manifest_.tools.size(); ++i) {
-    if (tools.find(manifest_.tools[i].name) == tools.end()) {
+  for (size_t i = 0; i < manifest().tools.size(); ++i) {
+    if (tools.find(manifest().tools[i].name) == tools.end()) {
       return absl::InvalidArgumentError(
-          cat(file, ": tools[", i, "].name: \"", manifest_.tools[i].name,
+          cat(file, ": tools[", i, "].name: \"", manifest().tools[i].name,
               "\" is declared but the code registers no such tool (it registers: ", key_list(tools),
               ")"));
     }
@@ -203,19 +211,19 @@ Status ModuleHost::check_contract() const {
 
 Status ModuleHost::subscribe_all() {
   unsubscribe_all();
-  for (size_t i = 0; i < manifest_.subscriptions.size(); ++i) {
-    const auto& sub = manifest_.subscriptions[i];
+  for (size_t i = 0; i < manifest().subscriptions.size(); ++i) {
+    const auto& sub = manifest().subscriptions[i];
     auto id = services_.bus->subscribe(sub.pattern, sub.filter,
                                        Subscriber{mailbox_, static_cast<uint32_t>(i), nullptr});
     if (!id.ok()) {
       unsubscribe_all();
-      return absl::InvalidArgumentError(cat(manifest_.path.string(), ": subscriptions[", i,
+      return absl::InvalidArgumentError(cat(manifest().path.string(), ": subscriptions[", i,
                                             "].pattern: ", message_of(id.status())));
     }
     subscriptions_.push_back(*id);
   }
-  if (!manifest_.tools.empty()) {
-    auto id = services_.bus->subscribe(tool_channel(manifest_.name, "*"), SubscriptionFilter(),
+  if (!manifest().tools.empty()) {
+    auto id = services_.bus->subscribe(tool_channel(manifest().name, "*"), SubscriptionFilter(),
                                        Subscriber{mailbox_, kToolSlot, nullptr});
     if (!id.ok()) return id.status();
     subscriptions_.push_back(*id);
@@ -275,7 +283,7 @@ Task<void> ModuleHost::stop_instance() {
   if (!instance_) co_return;
   Status status = co_await instance_->invoke_lifecycle(instance_->shutdown());
   if (!status.ok()) {
-    spdlog::warn("[{}] shutdown reported: {}", manifest_.name, message_of(status));
+    spdlog::warn("[{}] shutdown reported: {}", manifest().name, message_of(status));
   }
   handler_by_slot_.clear();
   instance_.reset();
@@ -284,7 +292,7 @@ Task<void> ModuleHost::stop_instance() {
 Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
   if (!instance_) {
     co_return absl::FailedPreconditionError(
-        cat("module \"", manifest_.name, "\" has no running instance"));
+        cat("module \"", manifest().name, "\" has no running instance"));
   }
   if (delivery.slot < handler_by_slot_.size()) {
     const Event& event = *delivery.event;
@@ -297,7 +305,7 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
     Status status = co_await instance_->invoke_handler(*handler_by_slot_[delivery.slot], event);
     latency_.record(std::chrono::steady_clock::now() - begin);
     if (!status.ok()) {
-      const std::string& handler = manifest_.subscriptions[delivery.slot].handler;
+      const std::string& handler = manifest().subscriptions[delivery.slot].handler;
       on_crash(status, handler,
                cat("handler \"", handler, "\" on event ", event.id.to_string(), " (", event.channel,
                    ")"));
@@ -345,7 +353,7 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
   if (it == tools.end()) {
     response =
         Json{{"ok", false},
-             {"error", cat("module \"", manifest_.name, "\" has no tool \"", tool_name, "\"")}};
+             {"error", cat("module \"", manifest().name, "\" has no tool \"", tool_name, "\"")}};
   } else {
     Json arguments = event.data.value("arguments", Json::object());
     auto begin = std::chrono::steady_clock::now();
@@ -359,7 +367,7 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
     }
   }
   if (!event.metadata.reply_to.empty()) {
-    auto sent = services_.bus->reply(event, manifest_.name, std::move(response));
+    auto sent = services_.bus->reply(event, manifest().name, std::move(response));
     if (!sent.ok()) co_return sent.status();
   }
   co_return absl::OkStatus();
@@ -385,13 +393,13 @@ void ModuleHost::report_error(std::string_view key, std::string_view where,
     it->second.last_report = now;
   }
   if (folded > 0) {
-    spdlog::error("[{}] {}: {} (and {} more like it since the last report)", manifest_.name, where,
+    spdlog::error("[{}] {}: {} (and {} more like it since the last report)", manifest().name, where,
                   message, folded);
   } else {
-    spdlog::error("[{}] {}: {}", manifest_.name, where, message);
+    spdlog::error("[{}] {}: {}", manifest().name, where, message);
   }
   if (services_.emit) {
-    services_.emit("system.module_error", Json{{"module", manifest_.name},
+    services_.emit("system.module_error", Json{{"module", manifest().name},
                                                {"error", message},
                                                {"where", where},
                                                {"repeats_folded", folded}});
@@ -427,7 +435,7 @@ Task<void> ModuleHost::restart_after_crash(std::string reason) {
     unsubscribe_all();
     co_await stop_instance();
     size_t dropped = co_await mailbox_->drain_and_close(std::chrono::steady_clock::now());
-    spdlog::error("[{}] marked failed: {} ({} queued deliveries dropped)", manifest_.name, verdict,
+    spdlog::error("[{}] marked failed: {} ({} queued deliveries dropped)", manifest().name, verdict,
                   dropped);
     publish_failed(verdict);
     restarting_ = false;
@@ -439,7 +447,7 @@ Task<void> ModuleHost::restart_after_crash(std::string reason) {
   auto backoff = std::min(services_.supervision.backoff_max,
                           services_.supervision.backoff_initial *
                               (1 << std::min<size_t>(restart_times_.size() - 1, 20)));
-  spdlog::warn("[{}] restarting in {} ms (restart {} of at most {} in {} s)", manifest_.name,
+  spdlog::warn("[{}] restarting in {} ms (restart {} of at most {} in {} s)", manifest().name,
                backoff.count(), restart_times_.size(), services_.supervision.max_restarts,
                services_.supervision.window.count());
   co_await sleep(backoff);
@@ -456,7 +464,7 @@ Task<void> ModuleHost::restart_after_crash(std::string reason) {
   if (services_.emit) {
     services_.emit(
         "system.module_restarted",
-        Json{{"module", manifest_.name}, {"restarts", restarts_.load()}, {"reason", reason}});
+        Json{{"module", manifest().name}, {"restarts", restarts_.load()}, {"reason", reason}});
   }
   restarting_ = false;
   mailbox_->resume();
@@ -465,15 +473,15 @@ Task<void> ModuleHost::restart_after_crash(std::string reason) {
 Task<Status> ModuleHost::reload(std::optional<Manifest> manifest) {
   if (restarting_.exchange(true)) {
     co_return absl::FailedPreconditionError(
-        cat("module \"", manifest_.name, "\" is already restarting or reloading"));
+        cat("module \"", this->manifest().name, "\" is already restarting or reloading"));
   }
   if (state() != ModuleState::kRunning && state() != ModuleState::kDegraded) {
     restarting_ = false;
     co_return absl::FailedPreconditionError(
-        cat("module \"", manifest_.name, "\" is ", to_string(state()), ", not running"));
+        cat("module \"", this->manifest().name, "\" is ", to_string(state()), ", not running"));
   }
   std::unique_ptr<ModuleFactory> next_factory;
-  Manifest next_manifest = manifest ? std::move(*manifest) : manifest_;
+  Manifest next_manifest = manifest ? std::move(*manifest) : this->manifest();
   {
     auto made = make_module_factory(next_manifest, services_.plugin_cache);
     if (!made.ok()) {
@@ -486,22 +494,22 @@ Task<Status> ModuleHost::reload(std::optional<Manifest> manifest) {
   stop_jobs();
   co_await stop_instance();
 
-  Manifest previous_manifest = manifest_;
+  Manifest previous_manifest = this->manifest();
   std::unique_ptr<ModuleFactory> previous_factory = std::move(factory_);
   const bool subscriptions_changed =
-      next_manifest.subscriptions.size() != manifest_.subscriptions.size() ||
+      next_manifest.subscriptions.size() != this->manifest().subscriptions.size() ||
       !std::equal(next_manifest.subscriptions.begin(), next_manifest.subscriptions.end(),
-                  manifest_.subscriptions.begin(), [](const auto& a, const auto& b) {
+                  this->manifest().subscriptions.begin(), [](const auto& a, const auto& b) {
                     return a.pattern == b.pattern && a.handler == b.handler &&
                            a.filter.spec() == b.filter.spec();
                   });
-  manifest_ = std::move(next_manifest);
+  set_manifest(std::move(next_manifest));
   factory_ = std::move(next_factory);
   Status status = co_await start_instance();
   if (!status.ok()) {
-    spdlog::error("[{}] reload failed, restoring the previous version: {}", manifest_.name,
+    spdlog::error("[{}] reload failed, restoring the previous version: {}", this->manifest().name,
                   message_of(status));
-    manifest_ = std::move(previous_manifest);
+    set_manifest(std::move(previous_manifest));
     factory_ = std::move(previous_factory);
     Status restored = co_await start_instance();
     if (!restored.ok()) {
@@ -525,8 +533,9 @@ Task<Status> ModuleHost::reload(std::optional<Manifest> manifest) {
   restarting_ = false;
   mailbox_->resume();
   if (status.ok() && services_.emit) {
-    services_.emit("system.module_reloaded",
-                   Json{{"module", manifest_.name}, {"version", manifest_.version.to_string()}});
+    services_.emit(
+        "system.module_reloaded",
+        Json{{"module", this->manifest().name}, {"version", this->manifest().version.to_string()}});
   }
   co_return status;
 }
@@ -540,7 +549,7 @@ Task<Status> ModuleHost::stop(std::chrono::steady_clock::time_point deadline) {
   mailbox_->set_dispatch(nullptr);
   set_lifecycle(ModuleState::kStopped);
   if (left > 0) {
-    co_return absl::DeadlineExceededError(cat("module \"", manifest_.name, "\": ", left,
+    co_return absl::DeadlineExceededError(cat("module \"", manifest().name, "\": ", left,
                                               " queued events not handled before the deadline"));
   }
   co_return absl::OkStatus();
@@ -548,7 +557,7 @@ Task<Status> ModuleHost::stop(std::chrono::steady_clock::time_point deadline) {
 
 void ModuleHost::publish_failed(const std::string& reason) {
   if (services_.emit) {
-    services_.emit("system.module_failed", Json{{"module", manifest_.name}, {"error", reason}});
+    services_.emit("system.module_failed", Json{{"module", manifest().name}, {"error", reason}});
   }
 }
 
@@ -566,9 +575,9 @@ Json ModuleHost::health() const {
     error = last_error_;
   }
   return Json{
-      {"name", manifest_.name},
-      {"version", manifest_.version.to_string()},
-      {"type", to_string(manifest_.type)},
+      {"name", manifest().name},
+      {"version", manifest().version.to_string()},
+      {"type", to_string(manifest().type)},
       {"state", to_string(state())},
       {"origin", factory_ ? factory_->origin() : std::string()},
       {"uptime_seconds", uptime},
@@ -579,7 +588,7 @@ Json ModuleHost::health() const {
       {"mailbox",
        {{"depth", mailbox.depth},
         {"capacity", mailbox.capacity},
-        {"overflow", manifest_.mailbox.overflow},
+        {"overflow", manifest().mailbox.overflow},
         {"enqueued", mailbox.enqueued},
         {"failed", mailbox.failed},
         {"dropped_oldest", mailbox.dropped_oldest},
@@ -596,17 +605,17 @@ Json ModuleHost::health() const {
 }
 
 Status ModuleHost::publish(std::string_view channel, Json data, EventMetadata metadata) {
-  if (!manifest_.may_publish(channel)) {
+  if (!manifest().may_publish(channel)) {
     publish_refused_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("[{}] refused publish to \"{}\": not declared in publications", manifest_.name,
+    spdlog::warn("[{}] refused publish to \"{}\": not declared in publications", manifest().name,
                  channel);
     return absl::PermissionDeniedError(
-        cat("module \"", manifest_.name, "\" may not publish to \"", channel,
+        cat("module \"", manifest().name, "\" may not publish to \"", channel,
             "\": its manifest's publications do not declare it (declared: ",
-            manifest_.publications.empty() ? "none" : absl::StrJoin(manifest_.publications, ", "),
+            manifest().publications.empty() ? "none" : absl::StrJoin(manifest().publications, ", "),
             ")"));
   }
-  Event event = Event::make(std::string(channel), manifest_.name, std::move(data));
+  Event event = Event::make(std::string(channel), manifest().name, std::move(data));
   event.metadata = std::move(metadata);
   if (event.metadata.trace_id.empty()) {
     std::lock_guard lock(mutex_);
@@ -618,13 +627,13 @@ Status ModuleHost::publish(std::string_view channel, Json data, EventMetadata me
 
 Task<Result<EventPtr>> ModuleHost::request(std::string_view channel, Json data,
                                            std::chrono::milliseconds timeout) {
-  if (!manifest_.may_publish(channel)) {
+  if (!manifest().may_publish(channel)) {
     publish_refused_.fetch_add(1, std::memory_order_relaxed);
-    co_return absl::PermissionDeniedError(cat("module \"", manifest_.name,
+    co_return absl::PermissionDeniedError(cat("module \"", manifest().name,
                                               "\" may not send requests to \"", channel,
                                               "\": its manifest's publications do not declare it"));
   }
-  Event event = Event::make(std::string(channel), manifest_.name, std::move(data));
+  Event event = Event::make(std::string(channel), manifest().name, std::move(data));
   {
     std::lock_guard lock(mutex_);
     event.metadata.trace_id = current_trace_;
@@ -633,17 +642,17 @@ Task<Result<EventPtr>> ModuleHost::request(std::string_view channel, Json data,
 }
 
 Status ModuleHost::reply(const Event& request_event, Json data) {
-  return services_.bus->reply(request_event, manifest_.name, std::move(data)).status();
+  return services_.bus->reply(request_event, manifest().name, std::move(data)).status();
 }
 
 Result<Json> ModuleHost::get_state(std::string_view key) {
   if (services_.state == nullptr) return absl::UnavailableError("no state store is configured");
-  return services_.state->get(manifest_.name, key);
+  return services_.state->get(manifest().name, key);
 }
 
 Status ModuleHost::set_state(std::string_view key, const Json& value) {
   if (services_.state == nullptr) return absl::UnavailableError("no state store is configured");
-  return services_.state->set(manifest_.name, key, value);
+  return services_.state->set(manifest().name, key, value);
 }
 
 Task<void> ModuleHost::sleep(std::chrono::milliseconds duration) {
@@ -657,16 +666,16 @@ Task<void> ModuleHost::sleep(std::chrono::milliseconds duration) {
 void ModuleHost::log(LogLevel level, std::string_view message) {
   switch (level) {
     case LogLevel::kDebug:
-      spdlog::debug("[{}] {}", manifest_.name, message);
+      spdlog::debug("[{}] {}", manifest().name, message);
       break;
     case LogLevel::kInfo:
-      spdlog::info("[{}] {}", manifest_.name, message);
+      spdlog::info("[{}] {}", manifest().name, message);
       break;
     case LogLevel::kWarn:
-      spdlog::warn("[{}] {}", manifest_.name, message);
+      spdlog::warn("[{}] {}", manifest().name, message);
       break;
     case LogLevel::kError:
-      spdlog::error("[{}] {}", manifest_.name, message);
+      spdlog::error("[{}] {}", manifest().name, message);
       break;
   }
 }

@@ -81,12 +81,15 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   Task<Status> reload(std::optional<Manifest> manifest);
 
   ModuleState state() const { return state_.load(); }
-  const Manifest& manifest() const { return manifest_; }
+  // The manifest in force. A reload swaps in a new one; earlier ones are kept
+  // alive, so a reference another thread holds (health, publish checks) stays
+  // valid for the life of the host.
+  const Manifest& manifest() const { return *current_manifest_.load(std::memory_order_acquire); }
   std::string last_error() const;
   Json health() const;
 
   // ModuleContext.
-  const std::string& module_name() const override { return manifest_.name; }
+  const std::string& module_name() const override { return manifest().name; }
   const Json& config() const override { return config_; }
   Status publish(std::string_view channel, Json data, EventMetadata metadata) override;
   Task<Result<EventPtr>> request(std::string_view channel, Json data,
@@ -118,7 +121,11 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   void set_error(std::string error);
   void publish_failed(const std::string& reason);
 
-  Manifest manifest_;
+  void set_manifest(Manifest manifest);
+
+  std::unique_ptr<Manifest> manifest_;  // the first; later ones live in replaced_manifests_
+  std::vector<std::unique_ptr<Manifest>> replaced_manifests_;
+  std::atomic<const Manifest*> current_manifest_{nullptr};
   Json user_config_;
   Json config_;
   Services services_;
