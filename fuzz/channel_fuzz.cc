@@ -52,10 +52,10 @@ void check_trie(const lotus::TopicTrie<size_t>& trie, const std::vector<Subscrip
     trie.match(channel, [&](size_t index) { ++visits[index]; });
     for (size_t i = 0; i < subs.size(); ++i) {
       const int expected = !subs[i].removed && lotus::pattern_matches(subs[i].pattern, channel);
-      FUZZ_CHECK(visits[i] == expected,
-                 lotus::cat("pattern \"", subs[i].pattern, "\" on channel \"", channel,
-                            "\": trie visited it ", visits[i], " times, pattern_matches says ",
-                            expected));
+      FUZZ_CHECK(
+          visits[i] == expected,
+          lotus::cat("pattern \"", subs[i].pattern, "\" on channel \"", channel,
+                     "\": trie visited it ", visits[i], " times, pattern_matches says ", expected));
     }
   }
 }
@@ -102,7 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_trie(trie, subs, channels);
 
   for (Subscription& sub : subs) {
-    if (!sub.removed) FUZZ_CHECK(trie.remove(sub.handle), lotus::cat("cannot remove ", sub.pattern));
+    if (!sub.removed)
+      FUZZ_CHECK(trie.remove(sub.handle), lotus::cat("cannot remove ", sub.pattern));
     sub.removed = true;
   }
   FUZZ_CHECK(trie.empty() && trie.node_count() == 0,

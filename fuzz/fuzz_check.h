@@ -23,9 +23,9 @@ namespace lotus::fuzz {
 
 // `detail` is evaluated only when the check fails; anything convertible to
 // std::string_view will do (lotus::cat(...) builds one).
-#define FUZZ_CHECK(condition, detail)                                             \
-  do {                                                                            \
-    if (!(condition)) {                                                           \
+#define FUZZ_CHECK(condition, detail)                                                   \
+  do {                                                                                  \
+    if (!(condition)) {                                                                 \
       ::lotus::fuzz::check_failed(__FILE__, __LINE__, #condition, std::string(detail)); \
-    }                                                                             \
+    }                                                                                   \
   } while (false)

@@ -155,6 +155,13 @@ TEST_F(NucleusTest, BootsWhatItCanAndSaysWhyTheRestDidNot) {
   EXPECT_EQ(health["status"], "degraded");
   EXPECT_EQ(health["modules"]["counter"]["state"], "running");
   EXPECT_GT(health["process"]["rss_bytes"].get<uint64_t>(), 0u);
+  // Each module's own health_check() runs right after it starts.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (nucleus.health()["modules"]["counter"]["module"]["status"] != "healthy" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(nucleus.health()["modules"]["counter"]["module"]["status"], "healthy");
   // The crash loop was retried max_restarts times before being marked failed.
   ASSERT_TRUE(nucleus.shutdown().ok());
 }

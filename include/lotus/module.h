@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,7 +50,10 @@ class ModuleContext {
   virtual const Json& config() const = 0;
 
   // Publishes to a channel the manifest's `publications` declare; anything
-  // else is refused (PermissionDenied) and counted.
+  // else is refused (PermissionDenied) and counted. Thread-safe. Without a
+  // trace_id in `metadata`, the event joins the trace of the event the module
+  // is handling, so call it from a thread of your own with an explicit
+  // trace_id (or the event's own id starts a new trace).
   virtual Status publish(std::string_view channel, Json data, EventMetadata metadata) = 0;
   // Sends a request and waits for its reply (see Bus::request).
   virtual Task<Result<EventPtr>> request(std::string_view channel, Json data,
@@ -68,6 +72,14 @@ class ModuleContext {
 };
 
 using ToolResult = Result<Json>;
+
+// Thrown from initialize() when retrying cannot help (bad config, a missing
+// device): the module is marked failed at once instead of being restarted
+// with backoff. Any other exception is treated as transient and retried.
+class PermanentError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class Module {
  public:
@@ -131,6 +143,8 @@ class Module {
   Task<Status> invoke_lifecycle(Task<void> hook) {
     try {
       co_await std::move(hook);
+    } catch (const PermanentError& e) {
+      co_return absl::FailedPreconditionError(e.what());
     } catch (const std::exception& e) {
       co_return absl::InternalError(e.what());
     } catch (...) {

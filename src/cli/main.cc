@@ -32,11 +32,11 @@ std::filesystem::path builtin_modules_dir() {
 }
 
 // Logs go to <data_dir>/lotus.log at the configured level; only warnings and
-// worse also reach the terminal, so they do not drown the conversation.
-void setup_logging(const lotus::Config& config, bool quiet_terminal) {
+// worse also reach the terminal, so they do not drown what the command prints.
+void setup_logging(const lotus::Config& config) {
   std::vector<spdlog::sink_ptr> sinks;
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  console->set_level(quiet_terminal ? spdlog::level::warn : spdlog::level::trace);
+  console->set_level(spdlog::level::warn);
   sinks.push_back(console);
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
@@ -118,8 +118,7 @@ int main(int argc, char** argv) {
     std::cout << lotus::describe(*config);
     return 0;
   }
-  const bool interactive = app.get_subcommands().empty();
-  setup_logging(*config, interactive || *events);
+  setup_logging(*config);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);

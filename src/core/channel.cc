@@ -94,18 +94,33 @@ std::string shorten(const nlohmann::json& value) {
   return text;
 }
 
-bool match_segments(const std::vector<std::string_view>& pattern, size_t p,
-                    const std::vector<std::string_view>& channel, size_t c) {
-  if (p == pattern.size()) return c == channel.size();
-  if (pattern[p] == "**") {
-    for (size_t k = c; k <= channel.size(); ++k) {
-      if (match_segments(pattern, p + 1, channel, k)) return true;
+// The glob algorithm over segments: "**" is the star, "*" the single-item
+// wildcard. Only the most recent "**" is ever backtracked to, since a later
+// one can absorb anything an earlier one could: O(|pattern| * |channel|)
+// at worst, where naive recursion is exponential in the number of "**".
+bool match_segments(const std::vector<std::string_view>& pattern,
+                    const std::vector<std::string_view>& channel) {
+  size_t p = 0;
+  size_t c = 0;
+  size_t star_p = std::string_view::npos;
+  size_t star_c = 0;
+  while (c < channel.size()) {
+    if (p < pattern.size() && pattern[p] == "**") {
+      star_p = p++;
+      star_c = c;
+      continue;
     }
-    return false;
+    if (p < pattern.size() && (pattern[p] == "*" || pattern[p] == channel[c])) {
+      ++p;
+      ++c;
+      continue;
+    }
+    if (star_p == std::string_view::npos) return false;
+    p = star_p + 1;  // let the last "**" absorb one more segment
+    c = ++star_c;
   }
-  if (c == channel.size()) return false;
-  if (pattern[p] != "*" && pattern[p] != channel[c]) return false;
-  return match_segments(pattern, p + 1, channel, c + 1);
+  while (p < pattern.size() && pattern[p] == "**") ++p;
+  return p == pattern.size();
 }
 
 // Matches text[t] against the bracket expression starting at glob[g] == '['.
@@ -165,7 +180,7 @@ std::vector<std::string_view> split_channel(std::string_view channel) {
 }
 
 bool pattern_matches(std::string_view pattern, std::string_view channel) {
-  return match_segments(split_channel(pattern), 0, split_channel(channel), 0);
+  return match_segments(split_channel(pattern), split_channel(channel));
 }
 
 bool glob_matches(std::string_view glob, std::string_view text) {

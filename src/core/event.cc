@@ -6,6 +6,8 @@
 #include <functional>
 #include <random>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "lotus/channel.h"
 #include "lotus/strings.h"
@@ -42,6 +44,49 @@ Result<std::string> optional_string(const Json& object, const char* key, std::st
     return field_error(cat(where, key), cat("must be a string, got ", json_type_name(*it)));
   }
   return it->get<std::string>();
+}
+
+// Nesting deeper than this is refused before it is parsed or copied: JSON
+// values are copied and printed recursively, and a hostile "[[[[..." would
+// otherwise exhaust the stack.
+constexpr size_t kMaxJsonDepth = 64;
+
+// Depth of the deepest array/object in `text`, counting only brackets outside
+// strings; stops counting once past `limit`.
+size_t json_text_depth(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size() && deepest <= limit; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// The same for an already built value, without recursion.
+bool json_deeper_than(const Json& root, size_t limit) {
+  std::vector<std::pair<const Json*, size_t>> pending{{&root, 1}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth > limit) return true;
+    for (const auto& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return false;
 }
 
 }  // namespace
@@ -214,6 +259,9 @@ Result<Event> event_from_json(const Json& json) {
   }
   event.timestamp = timestamp->get<double>();
   auto data = json.find("data");
+  if (data != json.end() && json_deeper_than(*data, kMaxJsonDepth)) {
+    return field_error("data", cat("nests deeper than ", kMaxJsonDepth, " levels"));
+  }
   event.data = data == json.end() ? Json::object() : *data;
 
   auto metadata = json.find("metadata");
@@ -243,9 +291,13 @@ Result<Event> event_from_json(const Json& json) {
 }
 
 Result<Event> event_from_json_text(std::string_view text) {
+  if (json_text_depth(text, kMaxJsonDepth + 2) > kMaxJsonDepth + 2) {
+    return absl::InvalidArgumentError(
+        cat("event JSON nests deeper than ", kMaxJsonDepth, " levels in its data"));
+  }
   try {
     return event_from_json(Json::parse(text));
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for 1e400
     return absl::InvalidArgumentError(cat("event is not valid JSON: ", e.what()));
   }
 }

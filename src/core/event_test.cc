@@ -1,5 +1,7 @@
 #include "lotus/event.h"
 
+#include "lotus/strings.h"
+
 #include <set>
 
 #include <gmock/gmock.h>
@@ -101,6 +103,29 @@ TEST(EventTest, RejectsInvalidEnvelopesWithTheFieldName) {
   bad["id"] = "0190a3b2-7c4d-4e5f-8a9b-0c1d2e3f4a5b";  // a v4 UUID
   expect_error(bad, "must be a UUIDv7");
   expect_error(Json::array(), "must be a JSON object");
+}
+
+TEST(EventTest, RefusesHostileNestingWithoutCrashing) {
+  std::string deep(100000, '[');
+  auto result = event_from_json_text(deep);
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(std::string(message_of(result.status())), HasSubstr("nests deeper than"));
+
+  Json data = Json::object();
+  Json* cursor = &data;
+  for (int i = 0; i < 100; ++i) cursor = &((*cursor)["x"] = Json::object());
+  Json envelope = to_json(Event::make("system.boot", "nucleus"));
+  envelope["data"] = data;
+  auto built = event_from_json(envelope);
+  ASSERT_FALSE(built.ok());
+  EXPECT_THAT(std::string(message_of(built.status())), HasSubstr("\"data\": nests deeper than 64"));
+
+  Json fine = Json::object();
+  cursor = &fine;
+  for (int i = 0; i < 30; ++i) cursor = &((*cursor)["x"] = Json::object());
+  envelope["data"] = fine;
+  EXPECT_TRUE(event_from_json(envelope).ok());
+  EXPECT_TRUE(event_from_json_text(envelope.dump()).ok());
 }
 
 TEST(EventTest, ReportsJsonSyntaxErrors) {

@@ -585,6 +585,7 @@ class ManifestParser {
   std::vector<std::string> string_list(const At& at);
   std::optional<Json> to_json(const At& at);
   std::optional<Json> to_json(const YAML::Node& node, const At& at, int depth, size_t* budget);
+  size_t json_budget_ = kMaxJsonNodes;  // values left to convert in this manifest
 
   void parse_dependencies(const At& at, Manifest::Dependencies* out);
   std::optional<Manifest::Requirement> parse_requirement(const At& at, bool module);
@@ -719,8 +720,9 @@ std::vector<std::string> ManifestParser::string_list(const At& at) {
 }
 
 std::optional<Json> ManifestParser::to_json(const At& at) {
-  size_t budget = kMaxJsonNodes;
-  return to_json(at.node, at, 0, &budget);
+  // One budget for the whole manifest: YAML aliases let a few kilobytes name
+  // millions of values, spread over as many keys as the author likes.
+  return to_json(at.node, at, 0, &json_budget_);
 }
 
 std::optional<Json> ManifestParser::to_json(const YAML::Node& node, const At& at, int depth,

@@ -163,8 +163,13 @@ Task<Status> ModuleHost::start_instance() {
   instance->attach(this);
   Status status = co_await instance->invoke_lifecycle(instance->initialize());
   if (!status.ok()) {
-    co_return absl::UnavailableError(
-        cat("module \"", manifest().name, "\": initialize failed: ", message_of(status)));
+    // FailedPrecondition (a PermanentError) keeps its code so start() does
+    // not retry it; anything else is worth another try.
+    std::string message =
+        cat("module \"", manifest().name, "\": initialize failed: ", message_of(status));
+    co_return status.code() == absl::StatusCode::kFailedPrecondition
+        ? absl::FailedPreconditionError(message)
+        : absl::UnavailableError(message);
   }
   instance_ = std::move(instance);
   if (Status contract = check_contract(); !contract.ok()) {
@@ -239,42 +244,30 @@ void ModuleHost::unsubscribe_all() {
 void ModuleHost::start_jobs() {
   stop_jobs();
   std::weak_ptr<ModuleHost> weak = weak_from_this();
-  auto arm = [this, weak](uint32_t slot, std::chrono::milliseconds interval,
-                          std::shared_ptr<std::atomic<bool>> queued) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(services_.bus->executor());
-    job_timers_.push_back(timer);
+  // Each tick queues the job in the mailbox, so jobs never run beside the
+  // module's handlers; a tick whose previous run is still queued is skipped.
+  auto arm = [this, weak](uint32_t slot, std::chrono::milliseconds interval) {
+    auto queued = std::make_shared<std::atomic<bool>>(false);
     job_queued_.push_back(queued);
-    // Fixed-rate ticks; a tick whose previous run is still queued is skipped
-    // rather than piling up behind a slow job.
-    auto tick = std::make_shared<std::function<void(boost::system::error_code)>>();
-    std::weak_ptr<boost::asio::steady_timer> weak_timer = timer;
-    *tick = [weak, weak_timer, slot, interval, queued,
-             weak_tick = std::weak_ptr<std::function<void(boost::system::error_code)>>(tick)](
-                boost::system::error_code ec) {
-      auto host = weak.lock();
-      auto t = weak_timer.lock();
-      auto self_tick = weak_tick.lock();
-      if (ec || !host || !t || !self_tick) return;
-      if (!queued->exchange(true)) {
-        if (!host->mailbox_->push(Delivery{nullptr, slot})) queued->store(false);
-      }
-      t->expires_at(t->expiry() + interval);
-      t->async_wait([self_tick](boost::system::error_code e) { (*self_tick)(e); });
-    };
-    timer->expires_after(interval);
-    timer->async_wait([tick](boost::system::error_code e) { (*tick)(e); });
+    job_timers_.push_back(
+        PeriodicTimer::start(services_.bus->executor(), interval, [weak, slot, queued] {
+          auto host = weak.lock();
+          if (!host || queued->exchange(true)) return;
+          if (!host->mailbox_->push(Delivery{nullptr, slot})) queued->store(false);
+        }));
   };
   const auto& jobs = instance_->jobs();
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    arm(kJobSlot + static_cast<uint32_t>(i), jobs[i].interval,
-        std::make_shared<std::atomic<bool>>(false));
-  }
-  arm(kHealthSlot, std::chrono::duration_cast<std::chrono::milliseconds>(kHealthInterval),
-      std::make_shared<std::atomic<bool>>(false));
+  for (size_t i = 0; i < jobs.size(); ++i)
+    arm(kJobSlot + static_cast<uint32_t>(i), jobs[i].interval);
+  arm(kHealthSlot, std::chrono::duration_cast<std::chrono::milliseconds>(kHealthInterval));
+  // A first health report right away, so `lotus health` after boot shows
+  // the module's own view rather than "unknown".
+  job_queued_.back()->store(true);
+  if (!mailbox_->push(Delivery{nullptr, kHealthSlot})) job_queued_.back()->store(false);
 }
 
 void ModuleHost::stop_jobs() {
-  for (auto& timer : job_timers_) timer->cancel();
+  for (auto& timer : job_timers_) timer->stop();
   job_timers_.clear();
   job_queued_.clear();
 }
@@ -314,6 +307,7 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
   }
   if (delivery.slot == kToolSlot) co_return co_await run_tool(*delivery.event);
   if (delivery.slot == kHealthSlot) {
+    if (!job_queued_.empty()) job_queued_.back()->store(false);
     Json health;
     try {
       health = co_await instance_->health_check();
@@ -621,6 +615,7 @@ Status ModuleHost::publish(std::string_view channel, Json data, EventMetadata me
     std::lock_guard lock(mutex_);
     event.metadata.trace_id = current_trace_;
   }
+  if (event.metadata.trace_id.empty()) event.metadata.trace_id = event.id.to_string();
   auto routed = services_.bus->publish(std::move(event));
   return routed.status();
 }

@@ -23,6 +23,7 @@
 
 #include "bus/bus.h"
 #include "core/metrics.h"
+#include "core/periodic_timer.h"
 #include "core/state_store.h"
 #include "lotus/manifest.h"
 #include "lotus/module.h"
@@ -136,7 +137,7 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   std::vector<const Module::Handler*> handler_by_slot_;
 
   std::vector<SubscriptionId> subscriptions_;
-  std::vector<std::shared_ptr<boost::asio::steady_timer>> job_timers_;
+  std::vector<std::shared_ptr<PeriodicTimer>> job_timers_;  // jobs, then health
   std::vector<std::shared_ptr<std::atomic<bool>>> job_queued_;
 
   std::atomic<ModuleState> state_{ModuleState::kDiscovered};

@@ -268,7 +268,7 @@ Status Nucleus::shutdown() {
   std::lock_guard control(control_mutex_);
   if (shut_down_) return absl::OkStatus();
   shut_down_ = true;
-  if (watch_timer_) watch_timer_->cancel();
+  if (watch_timer_) watch_timer_->stop();
   emit("system.shutdown", Json{{"reason", stop_requested() ? "signal" : "requested"}});
   auto deadline = std::chrono::steady_clock::now() + config_.shutdown_deadline;
   std::vector<std::shared_ptr<ModuleHost>> hosts;
@@ -427,19 +427,9 @@ void Nucleus::spawn_worker(std::function<void()> work) {
 }
 
 void Nucleus::watch_hotload() {
-  watch_timer_ = std::make_shared<boost::asio::steady_timer>(bus_->executor());
-  std::weak_ptr<boost::asio::steady_timer> weak = watch_timer_;
-  auto tick = std::make_shared<std::function<void(boost::system::error_code)>>();
-  *tick = [this, weak, wtick = std::weak_ptr(tick)](boost::system::error_code ec) {
-    auto timer = weak.lock();
-    auto self_tick = wtick.lock();
-    if (ec || !timer || !self_tick || !accepting_) return;
-    check_hotload();
-    timer->expires_after(kHotloadInterval);
-    timer->async_wait([self_tick](boost::system::error_code e) { (*self_tick)(e); });
-  };
-  watch_timer_->expires_after(kHotloadInterval);
-  watch_timer_->async_wait([tick](boost::system::error_code e) { (*tick)(e); });
+  watch_timer_ = PeriodicTimer::start(bus_->executor(), kHotloadInterval, [this] {
+    if (accepting_) check_hotload();
+  });
 }
 
 void Nucleus::check_hotload() {

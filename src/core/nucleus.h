@@ -20,6 +20,7 @@
 #include "bus/local_bus.h"
 #include "core/config.h"
 #include "core/module_host.h"
+#include "core/periodic_timer.h"
 #include "core/state_store.h"
 #include "lotus/manifest.h"
 
@@ -119,7 +120,7 @@ class Nucleus {
     bool pending = false;  // changed on the last check: reload once it is stable
   };
   std::map<std::string, Watched> watched_;
-  std::shared_ptr<boost::asio::steady_timer> watch_timer_;
+  std::shared_ptr<PeriodicTimer> watch_timer_;
   std::vector<SubscriptionId> control_subscriptions_;
 };
 

@@ -249,7 +249,8 @@ Task<void> FileWatcher::initialize() {
         return;
       }
       ++config_failures_;
-      std::string text = cat("not watching ", value.dump(), ": ", message_of(added.status()));
+      std::string text = cat(from_tool ? "folder remembered from the watch tool" : "config paths",
+                             ": ", message_of(added.status()));
       log(LogLevel::kWarn, text);
       problem_locked(std::move(text));
     };
@@ -522,7 +523,6 @@ void FileWatcher::drop_watch_locked(int wd, bool remove_from_kernel) {
   auto it = dirs_.find(wd);
   if (it == dirs_.end()) return;
   if (remove_from_kernel) inotify_rm_watch(inotify_fd_, wd);
-  std::string path = it->second.path;
   dirs_.erase(it);
   std::vector<std::string> gone;
   for (const auto& [root, info] : roots_) {

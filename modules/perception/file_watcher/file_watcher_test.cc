@@ -140,7 +140,7 @@ class FileWatcherTest : public ::testing::Test {
     c.module_config["file_watcher"] = std::move(module_config);
     return c;
   }
-  Config watching(Json extra = Json::object()) const {
+  Config watching(const Json& extra = Json::object()) const {
     Json module_config{{"paths", {watched().string()}}};
     module_config.update(extra);
     return config(std::move(module_config));
@@ -556,7 +556,7 @@ T run_now(Task<T> task) {
       [](Task<T> inner, std::optional<T>* out) -> Task<void> {
         out->emplace(co_await std::move(inner));
       }(std::move(task), &result),
-      [&failure](std::exception_ptr e) { failure = e; });
+      [&failure](std::exception_ptr e) { failure = std::move(e); });
   if (failure) std::rethrow_exception(failure);
   return std::move(*result);
 }
@@ -564,7 +564,7 @@ void run_now(Task<void> task) {
   std::exception_ptr failure;
   bool done = false;
   start_detached(std::move(task), [&](std::exception_ptr e) {
-    failure = e;
+    failure = std::move(e);
     done = true;
   });
   if (failure) std::rethrow_exception(failure);
@@ -610,6 +610,24 @@ TEST(FileWatcherModule, HealthCountsAndShutdownPublishesWhatWaits) {
   health = run_now(watcher.health_check());
   EXPECT_EQ(health["events_published"], 2);
   EXPECT_GE(health["events_coalesced"].get<int>(), 1) << "the second write folded into created";
+}
+
+TEST(FileWatcherModule, AMissingConfiguredFolderDegradesHealthWithTheReason) {
+  TempDir dir;
+  FakeContext context(Json{{"paths", {(dir.path() / "nope").string(), dir.path().string()}},
+                           {"ignore", Json::array()},
+                           {"debounce_ms", 0}});
+  FileWatcher watcher;
+  watcher.attach(&context);
+  run_now(watcher.initialize());
+  Json health = run_now(watcher.health_check());
+  EXPECT_EQ(health["status"], "degraded") << health.dump();
+  EXPECT_EQ(health["watched"], 1) << "the folder that exists is watched";
+  ASSERT_EQ(health["recent_problems"].size(), 1u) << health.dump();
+  EXPECT_THAT(health["recent_problems"][0].get<std::string>(),
+              HasSubstr(cat("config paths: watched folder \"", (dir.path() / "nope").string(),
+                            "\" does not exist")));
+  run_now(watcher.shutdown());
 }
 
 TEST(FileWatcherModule, InvalidConfigIsRefusedAtInitialize) {
