@@ -27,7 +27,7 @@ function(lotus_add_module target)
   # Without this, GCC marks inline statics STB_GNU_UNIQUE: glibc then binds
   # them across plugins and never unloads the library, so a reloaded
   # plugin could run code of an older copy.
-  target_compile_options(${target} PRIVATE -fno-gnu-unique)
+  target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   target_include_directories(${target} PRIVATE ${LOTUS_ROOT}/include)
   target_link_libraries(${target} PRIVATE nlohmann_json::nlohmann_json absl::status absl::statusor)
 endfunction()
