@@ -267,6 +267,9 @@ Result<Event> event_from_json(const Json& json) {
   auto metadata = json.find("metadata");
   if (metadata != json.end() && !metadata->is_null()) {
     if (!metadata->is_object()) return field_error("metadata", "must be an object");
+    if (json_deeper_than(*metadata, kMaxJsonDepth)) {
+      return field_error("metadata", cat("nests deeper than ", kMaxJsonDepth, " levels"));
+    }
     for (auto [field, target] : {std::pair{"trace_id", &event.metadata.trace_id},
                                  std::pair{"user_id", &event.metadata.user_id},
                                  std::pair{"correlation_id", &event.metadata.correlation_id},

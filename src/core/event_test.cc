@@ -120,6 +120,14 @@ TEST(EventTest, RefusesHostileNestingWithoutCrashing) {
   ASSERT_FALSE(built.ok());
   EXPECT_THAT(std::string(message_of(built.status())), HasSubstr("\"data\": nests deeper than 64"));
 
+  envelope["data"] = Json::object();
+  envelope["metadata"] = Json{{"deep", data}};
+  auto deep_metadata = event_from_json(envelope);
+  ASSERT_FALSE(deep_metadata.ok());
+  EXPECT_THAT(std::string(message_of(deep_metadata.status())),
+              HasSubstr("\"metadata\": nests deeper than 64"));
+  envelope.erase("metadata");
+
   Json fine = Json::object();
   cursor = &fine;
   for (int i = 0; i < 30; ++i) cursor = &((*cursor)["x"] = Json::object());

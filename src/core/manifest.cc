@@ -289,7 +289,14 @@ std::optional<Json> int_word(std::string_view s) {
   uint64_t magnitude = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
   if (ec != std::errc() || end != digits.data() + digits.size()) {
-    return Json(std::strtod(std::string(s).c_str(), nullptr));  // too big: keep it as a number
+    // Too big for 64 bits: keep it as an (approximate) number in any base;
+    // strtod would read "0o..." as 0.
+    double approximate = 0;
+    for (char c : digits) {
+      const int digit = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+      approximate = approximate * base + digit;
+    }
+    return Json(negative ? -approximate : approximate);
   }
   if (!negative) {
     if (magnitude <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {

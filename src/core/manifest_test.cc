@@ -143,6 +143,15 @@ TEST(ManifestTest, MinimalManifestGetsDefaults) {
   EXPECT_EQ(m.directory, std::filesystem::path("modules/x"));
 }
 
+TEST(ManifestTest, IntegersTooBigFor64BitsStayApproximateNumbersInEveryBase) {
+  Manifest m = parse_ok(with_minimal(
+      "config_schema:\n  octal: 0o777777777777777777777777\n  hex: 0xFFFFFFFFFFFFFFFFFFFF\n"
+      "  decimal: 123456789012345678901234567890\n"));
+  EXPECT_NEAR(m.config_defaults["octal"].get<double>(), 4.722366482869645e21, 1e7);
+  EXPECT_NEAR(m.config_defaults["hex"].get<double>(), 1.2089258196146292e24, 1e9);
+  EXPECT_NEAR(m.config_defaults["decimal"].get<double>(), 1.2345678901234568e29, 1e14);
+}
+
 TEST(ManifestTest, EmptyValuesMeanNotGiven) {
   Manifest m = parse_ok(with_minimal("author:\nproviders:\ntools:\nhotload: ~\n"));
   EXPECT_EQ(m.author, "");
