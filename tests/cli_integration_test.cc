@@ -109,6 +109,21 @@ TEST_F(CliTest, BadConfigIsReportedWithFileAndKey) {
   EXPECT_THAT(result.output, HasSubstr("threads"));
 }
 
+TEST_F(CliTest, ProvidersSaysWhatToSet) {
+  testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
+                      "llm:\n  providers:\n    claude: {type: anthropic, api_key_env: "
+                      "LOTUS_TEST_UNSET_KEY}\n");
+  auto result = run({"providers"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("claude: not ready"));
+  EXPECT_THAT(result.output, HasSubstr("LOTUS_TEST_UNSET_KEY"));
+  testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
+                      "llm:\n  providers:\n    claude: {type: nonsense}\n");
+  auto bad = run({"providers"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("llm.providers.claude.type"));
+}
+
 TEST_F(CliTest, EventsTailsTheBus) {
   add_module("thrower");
   testing::Child child = start({"events", "test.tick"});

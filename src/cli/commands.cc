@@ -16,6 +16,7 @@
 #include "cli/signals.h"
 #include "core/dependency_graph.h"
 #include "core/nucleus.h"
+#include "llm/provider_router.h"
 #include "lotus/strings.h"
 
 namespace lotus::cli {
@@ -93,6 +94,29 @@ std::string describe_event(const Event& event) {
   out << std::fixed << std::setprecision(3) << event.timestamp << "  " << pad(event.channel, 28)
       << " " << pad(event.source, 16) << " " << data;
   return out.str();
+}
+
+// The router the `llm:` config describes, with relative files (scripts, key
+// files) resolved beside the config file.
+Result<std::unique_ptr<llm::ProviderRouter>> make_router(const Config& config) {
+  llm::ProviderContext context;
+  if (!config.config_file.empty()) context.base_dir = config.config_file.parent_path();
+  return llm::ProviderRouter::create(config.llm, context);
+}
+
+// One line for the session banner: each configured LLM provider and whether
+// it has what it needs (a key, a script). Local servers are not contacted.
+std::string llm_status_line(const Config& config) {
+  auto router = make_router(config);
+  if (!router.ok()) return cat("LLM config problem: ", message_of(router.status()));
+  std::string line = "LLM providers: ";
+  bool first = true;
+  for (const auto& entry : (*router)->describe()) {
+    line = cat(line, first ? "" : "; ", entry);
+    first = false;
+  }
+  if (first) line += "none configured (set ANTHROPIC_API_KEY or OPENAI_API_KEY, or llm.providers)";
+  return line;
 }
 
 }  // namespace
@@ -250,7 +274,8 @@ class Session {
     nucleus_.bus().subscribe("action.display", SubscriptionFilter(), display).IgnoreError();
     if (tty_) {
       std::cout << "LOTUS " << LOTUS_VERSION << " · " << nucleus_.modules().size()
-                << " modules · type /help for commands, Ctrl-D to leave\n";
+                << " modules · type /help for commands, Ctrl-D to leave\n"
+                << llm_status_line(nucleus_.config()) << "\n";
       active_ = this;
       rl_callback_handler_install("lotus> ", &Session::on_line);
     }
@@ -381,6 +406,24 @@ int run_interactive(const Config& config) {
   Status status = nucleus->shutdown();
   if (!status.ok()) std::cerr << "lotus: shutdown: " << message_of(status) << "\n";
   return code;
+}
+
+int run_providers(const Config& config, bool json) {
+  auto router = make_router(config);
+  if (!router.ok()) {
+    std::cerr << "lotus providers: " << message_of(router.status()) << "\n";
+    return 2;
+  }
+  Status ready = (*router)->ready();
+  if (json) {
+    Json out = Json{{"ready", ready.ok()}, {"providers", (*router)->describe()}};
+    if (!ready.ok()) out["hint"] = std::string(message_of(ready));
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& line : (*router)->describe()) std::cout << line << "\n";
+    if (!ready.ok()) std::cout << message_of(ready) << "\n";
+  }
+  return ready.ok() ? 0 : 1;
 }
 
 }  // namespace lotus::cli

@@ -26,5 +26,6 @@ int run_modules(const Config& config, bool json);
 int run_health(const Config& config, bool json);
 int run_events(const Config& config, const std::string& pattern, bool json);
 int run_interactive(const Config& config);
+int run_providers(const Config& config, bool json);
 
 }  // namespace lotus::cli

@@ -98,6 +98,11 @@ int main(int argc, char** argv) {
 
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
 
+  auto* providers = app.add_subcommand(
+      "providers", "List the configured LLM providers and whether each is ready (key, script)");
+  bool providers_json = false;
+  providers->add_flag("--json", providers_json, "Print JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   lotus::ConfigSources sources;
@@ -119,6 +124,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   setup_logging(*config);
+  if (*providers) return lotus::cli::run_providers(*config, providers_json);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);

@@ -34,15 +34,10 @@ constexpr int64_t kMaxMillis = 24LL * 3600 * 1000;  // a day
 constexpr int64_t kMaxSeconds = 24LL * 3600;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kTopLevelKeys = {"bus",
-                                                "data_dir",
-                                                "disabled",
-                                                "log_level",
-                                                "module_dirs",
-                                                "modules",
-                                                "shutdown_deadline_ms",
-                                                "supervision",
-                                                "threads"};
+const std::vector<std::string> kTopLevelKeys = {
+    "bus",         "data_dir",    "disabled", "llm",
+    "log_level",   "module_dirs", "modules",  "shutdown_deadline_ms",
+    "supervision", "threads"};
 const std::vector<std::string> kSupervisionKeys = {"backoff_initial_ms", "backoff_max_ms",
                                                    "max_restarts", "window_seconds"};
 
@@ -207,6 +202,7 @@ class FileReader {
           }
           if (key == "supervision") return read_supervision(value);
           if (key == "modules") return read_modules(value);
+          if (key == "llm") return read_llm(value);
           return read_disabled(value);
         });
   }
@@ -366,6 +362,19 @@ class FileReader {
           config_.module_config[name] = *std::move(json);
           return absl::OkStatus();
         });
+  }
+
+  // Kept as JSON here; the provider router checks it and names bad keys.
+  Status read_llm(const YAML::Node& node) {
+    if (!node.IsMap()) {
+      return error(node, "llm",
+                   absl::StrCat("expected a mapping (providers, aliases, fallback), got ",
+                                describe_node(node)));
+    }
+    Result<Json> json = to_json(node, "llm");
+    if (!json.ok()) return json.status();
+    config_.llm = *std::move(json);
+    return absl::OkStatus();
   }
 
   Status read_disabled(const YAML::Node& node) {

@@ -23,6 +23,8 @@
 //   modules:                         # per-module config, over the manifest defaults
 //     code_assistant: {model: fast, max_file_size: 100000}
 //   disabled: [voice, screen]        # modules not to start
+//   llm:                             # LLM providers, model aliases, fallbacks
+//     providers: {anthropic: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}}
 //
 // `~` and `~/...` expand to the home directory; relative paths are relative to
 // the config file's directory. Unknown keys and wrongly typed values are
@@ -71,6 +73,9 @@ struct Config {
   // a JSON object.
   std::map<std::string, Json> module_config;
   std::set<std::string> disabled_modules;
+  // The `llm:` section (providers, model aliases, fallback chains), as
+  // given; the provider router validates it.
+  Json llm = Json::object();
 
   // The file the settings were read from; empty if none was.
   std::filesystem::path config_file;
