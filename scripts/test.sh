@@ -11,7 +11,7 @@ ctest --test-dir "$root/build/release" --output-on-failure -j "$jobs" --timeout 
   | tee "$root/build/release/ctest.log"
 
 echo "==> stage 2: unit tests under ASan + UBSan"
-"$root/scripts/setup.sh" asan lotus_unit_tests
+"$root/scripts/setup.sh" asan unit_tests
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir "$root/build/asan" --output-on-failure -j "$jobs" -L unit --timeout 300 \
