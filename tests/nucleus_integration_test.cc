@@ -313,6 +313,31 @@ TEST_F(NucleusTest, UnloadLoadAndReloadAtRunTime) {
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
+TEST_F(NucleusTest, ReloadWithChangedSubscriptionsRoutesByTheNewManifest) {
+  add_module("counter");
+  Nucleus nucleus(config());
+  ASSERT_TRUE(nucleus.boot().ok());
+  EventLog counted(nucleus.bus(), "test.counted");
+  // The new manifest drops test.count and subscribes the same handler to
+  // two other channels, the first of them in the old one's position.
+  testing::write_file(modules() / "counter" / "manifest.yaml",
+                      "name: counter\nversion: \"1.1.0\"\ntype: capability\n"
+                      "subscriptions: [{pattern: test.tally, handler: count},"
+                      " {pattern: test.count.more, handler: count}]\n"
+                      "publications: [test.counted]\n"
+                      "tools: [{name: get_count, description: count, parameters: []}]\n"
+                      "runtime: {library: libcounter.so}\n");
+  ASSERT_TRUE(nucleus.reload_module("counter").ok());
+  EXPECT_EQ(by_name(nucleus.modules())["counter"].version, "1.1.0");
+  EXPECT_EQ(*nucleus.publish(Event::make("test.count", "test", Json{{"n", 1}})), 0u);
+  EXPECT_EQ(*nucleus.publish(Event::make("test.tally", "test", Json{{"n", 2}})), 1u);
+  EXPECT_EQ(*nucleus.publish(Event::make("test.count.more", "test", Json{{"n", 3}})), 1u);
+  ASSERT_TRUE(counted.wait_until([](const auto& events) { return events.size() == 2; }));
+  EXPECT_EQ(counted.snapshot()[0]->data["n"], 2);
+  EXPECT_EQ(counted.snapshot()[1]->data["n"], 3);
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
 TEST_F(NucleusTest, ControlEventsSteerTheNucleus) {
   add_module("counter");
   Nucleus nucleus(config());

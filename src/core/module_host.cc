@@ -176,9 +176,11 @@ Task<Status> ModuleHost::start_instance() {
     co_await stop_instance();
     co_return contract;
   }
-  handler_by_slot_.clear();
-  for (const auto& subscription : manifest().subscriptions) {
-    handler_by_slot_.push_back(&instance_->handlers().find(subscription.handler)->second);
+  assign_slots();
+  handler_by_slot_.assign(slot_handlers_.size(), nullptr);
+  for (size_t slot = 0; slot < slot_handlers_.size(); ++slot) {
+    if (slot_handlers_[slot].empty()) continue;  // a subscription a reload removed
+    handler_by_slot_[slot] = &instance_->handlers().find(slot_handlers_[slot])->second;
   }
   started_at_ = std::chrono::steady_clock::now();
   co_return absl::OkStatus();
@@ -214,12 +216,38 @@ Status ModuleHost::check_contract() const {
   return absl::OkStatus();
 }
 
+void ModuleHost::assign_slots() {
+  // A delivery names its handler by slot. Slots are never renumbered: a
+  // subscription a reload keeps keeps its slot, a new one gets the next, and
+  // a removed one is retired, so deliveries queued during a reload reach the
+  // handler they were routed to (or are reported if it is gone).
+  std::vector<bool> live(slot_keys_.size(), false);
+  slot_of_subscription_.clear();
+  for (const auto& sub : manifest().subscriptions) {
+    std::string key = cat(sub.pattern, "\n", sub.handler, "\n", sub.filter.spec().dump());
+    auto it = std::find(slot_keys_.begin(), slot_keys_.end(), key);
+    size_t slot = static_cast<size_t>(it - slot_keys_.begin());
+    if (it == slot_keys_.end()) {
+      slot_keys_.push_back(std::move(key));
+      slot_handlers_.push_back(sub.handler);
+      live.push_back(true);
+    } else {
+      slot_handlers_[slot] = sub.handler;
+      live[slot] = true;
+    }
+    slot_of_subscription_.push_back(static_cast<uint32_t>(slot));
+  }
+  for (size_t slot = 0; slot < live.size(); ++slot) {
+    if (!live[slot]) slot_handlers_[slot].clear();
+  }
+}
+
 Status ModuleHost::subscribe_all() {
   unsubscribe_all();
   for (size_t i = 0; i < manifest().subscriptions.size(); ++i) {
     const auto& sub = manifest().subscriptions[i];
     auto id = services_.bus->subscribe(sub.pattern, sub.filter,
-                                       Subscriber{mailbox_, static_cast<uint32_t>(i), nullptr});
+                                       Subscriber{mailbox_, slot_of_subscription_[i], nullptr});
     if (!id.ok()) {
       unsubscribe_all();
       return absl::InvalidArgumentError(cat(manifest().path.string(), ": subscriptions[", i,
@@ -288,6 +316,11 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
         cat("module \"", manifest().name, "\" has no running instance"));
   }
   if (delivery.slot < handler_by_slot_.size()) {
+    if (handler_by_slot_[delivery.slot] == nullptr) {
+      co_return absl::FailedPreconditionError(
+          cat("module \"", manifest().name, "\": event ", delivery.event->id.to_string(),
+              " was queued for a subscription the last reload removed"));
+    }
     const Event& event = *delivery.event;
     {
       std::lock_guard lock(mutex_);
@@ -298,7 +331,7 @@ Task<Status> ModuleHost::dispatch(const Delivery& delivery) {
     Status status = co_await instance_->invoke_handler(*handler_by_slot_[delivery.slot], event);
     latency_.record(std::chrono::steady_clock::now() - begin);
     if (!status.ok()) {
-      const std::string& handler = manifest().subscriptions[delivery.slot].handler;
+      const std::string& handler = slot_handlers_[delivery.slot];
       on_crash(status, handler,
                cat("handler \"", handler, "\" on event ", event.id.to_string(), " (", event.channel,
                    ")"));
@@ -516,10 +549,7 @@ Task<Status> ModuleHost::reload(std::optional<Manifest> manifest) {
       co_return status;
     }
   } else if (subscriptions_changed) {
-    // Queued deliveries carry old slot numbers; the queue is drained under
-    // the new subscription list only when the shape is unchanged, so on a
-    // change we resubscribe (new routes) and let queued slots that no longer
-    // exist be reported as unknown.
+    // New routes; deliveries already queued keep their (stable) slots.
     if (Status s = subscribe_all(); !s.ok()) status = s;
   }
   start_jobs();

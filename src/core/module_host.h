@@ -134,6 +134,14 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
 
   std::unique_ptr<ModuleFactory> factory_;
   ModulePtr instance_;
+  void assign_slots();
+
+  // Slot bookkeeping (see assign_slots): per slot, the subscription's
+  // identity and handler name ("" once retired); per manifest subscription,
+  // its slot; per slot, the running instance's handler (null when retired).
+  std::vector<std::string> slot_keys_;
+  std::vector<std::string> slot_handlers_;
+  std::vector<uint32_t> slot_of_subscription_;
   std::vector<const Module::Handler*> handler_by_slot_;
 
   std::vector<SubscriptionId> subscriptions_;
