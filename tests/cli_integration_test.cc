@@ -109,6 +109,18 @@ TEST_F(CliTest, BadConfigIsReportedWithFileAndKey) {
   EXPECT_THAT(result.output, HasSubstr("threads"));
 }
 
+TEST_F(CliTest, BuiltInModulesBootAndKeepTheirFilesUnderTheDataDir) {
+  const auto data = dir_.path() / "elsewhere";
+  auto result =
+      run({"--data-dir", data.string(), "--module-path", LOTUS_SOURCE_DIR "/modules", "modules"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("memory"));
+  EXPECT_THAT(result.output, HasSubstr("file_watcher"));
+  EXPECT_THAT(result.output, Not(HasSubstr("failed")));
+  EXPECT_TRUE(std::filesystem::exists(data / "modules" / "memory" / "memory.db"));
+  EXPECT_TRUE(std::filesystem::exists(data / "state.db"));
+}
+
 TEST_F(CliTest, ProvidersSaysWhatToSet) {
   testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
                       "llm:\n  providers:\n    claude: {type: anthropic, api_key_env: "

@@ -48,7 +48,7 @@ struct EventMetadata {
   std::string user_id;
   std::string correlation_id;
   std::string reply_to;
-  Json extra = Json::object();  // any further metadata keys, kept as given
+  Json extra;  // any further metadata keys, kept as given (null when none: no allocation)
 
   bool operator==(const EventMetadata&) const = default;
 };

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -28,7 +29,7 @@
 // Bumped whenever Module, ModuleContext or a type they use changes layout.
 // It folds in the compiler and library versions a plugin must share with
 // the nucleus, since the boundary passes C++ objects.
-#define LOTUS_MODULE_ABI_VERSION 1
+#define LOTUS_MODULE_ABI_VERSION 2
 #define LOTUS_ABI_STAMP                                                                            \
   (static_cast<uint64_t>(LOTUS_MODULE_ABI_VERSION) << 48 | static_cast<uint64_t>(__GNUC__) << 40 | \
    static_cast<uint64_t>(__GNUC_MINOR__) << 32 |                                                   \
@@ -60,6 +61,10 @@ class ModuleContext {
                                          std::chrono::milliseconds timeout) = 0;
   // Answers a request event received by a handler.
   virtual Status reply(const Event& request, Json data) = 0;
+
+  // A folder of the module's own under the LOTUS data folder (created on
+  // first call): where it keeps files of its own, beside the nucleus's.
+  virtual std::filesystem::path data_dir() = 0;
 
   // Per-module state that survives reloads and restarts.
   virtual Result<Json> get_state(std::string_view key) = 0;

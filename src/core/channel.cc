@@ -1,5 +1,7 @@
 #include "lotus/channel.h"
 
+#include <algorithm>
+
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -45,27 +47,32 @@ bool is_name_char(char c) {
 // Shared by channels and patterns: `kind` is "channel" or "pattern" and only
 // patterns may use "*" and "**" as whole segments.
 Status validate_name(std::string_view kind, std::string_view name, bool allow_wildcards) {
+  // Runs on every publish: no allocation unless there is an error to report.
   if (name.empty()) return absl::InvalidArgumentError(cat(kind, " name is empty"));
-  const std::string quoted = quote_name(name);
+  auto quoted = [&] { return quote_name(name); };
   if (name.size() > kMaxChannelLength) {
-    return absl::InvalidArgumentError(cat(kind, " ", quoted, ": is ", name.size(),
+    return absl::InvalidArgumentError(cat(kind, " ", quoted(), ": is ", name.size(),
                                           " characters long; the limit is ", kMaxChannelLength));
   }
-  const std::vector<std::string_view> segments = split_channel(name);
-  if (segments.size() > kMaxChannelSegments) {
-    return absl::InvalidArgumentError(cat(kind, " ", quoted, ": has ", segments.size(),
+  const size_t segment_count = static_cast<size_t>(std::count(name.begin(), name.end(), '.')) + 1;
+  if (segment_count > kMaxChannelSegments) {
+    return absl::InvalidArgumentError(cat(kind, " ", quoted(), ": has ", segment_count,
                                           " segments; the limit is ", kMaxChannelSegments));
   }
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const std::string_view segment = segments[i];
-    const size_t number = i + 1;
+  size_t start = 0;
+  for (size_t number = 1; number <= segment_count; ++number) {
+    size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view segment = name.substr(start, end - start);
+    start = end + 1;
     if (segment.empty()) {
-      return absl::InvalidArgumentError(cat(kind, " ", quoted, ": segment ", number, " is empty"));
+      return absl::InvalidArgumentError(
+          cat(kind, " ", quoted(), ": segment ", number, " is empty"));
     }
     if (segment == "*" || segment == "**") {
       if (allow_wildcards) continue;
       return absl::InvalidArgumentError(
-          cat(kind, " ", quoted, ": segment ", number, " is the wildcard \"", segment,
+          cat(kind, " ", quoted(), ": segment ", number, " is the wildcard \"", segment,
               "\"; wildcards are only allowed in subscription patterns, not in channel names"));
     }
     for (size_t j = 0; j < segment.size(); ++j) {
@@ -73,14 +80,15 @@ Status validate_name(std::string_view kind, std::string_view name, bool allow_wi
       if (is_name_char(c)) continue;
       if (c == '*') {
         return absl::InvalidArgumentError(cat(
-            kind, " ", quoted, ": segment ", number, " (", quote_name(segment), ") contains '*'; ",
+            kind, " ", quoted(), ": segment ", number, " (", quote_name(segment),
+            ") contains '*'; ",
             allow_wildcards
                 ? "wildcards must be whole segments (\"*\" for one segment, \"**\" for any number)"
                 : "wildcards are only allowed in subscription patterns, not in channel names"));
       }
       return absl::InvalidArgumentError(
-          cat(kind, " ", quoted, ": segment ", number, " (", quote_name(segment), ") has invalid ",
-              describe_char(c), " at position ", j + 1,
+          cat(kind, " ", quoted(), ": segment ", number, " (", quote_name(segment),
+              ") has invalid ", describe_char(c), " at position ", j + 1,
               "; allowed are letters, digits, '_' and '-', with '.' between segments"));
     }
   }

@@ -670,6 +670,13 @@ Status ModuleHost::reply(const Event& request_event, Json data) {
   return services_.bus->reply(request_event, manifest().name, std::move(data)).status();
 }
 
+std::filesystem::path ModuleHost::data_dir() {
+  std::filesystem::path dir = services_.data_dir / "modules" / manifest().name;
+  std::error_code ignored;  // a folder that cannot be made shows up when the module uses it
+  std::filesystem::create_directories(dir, ignored);
+  return dir;
+}
+
 Result<Json> ModuleHost::get_state(std::string_view key) {
   if (services_.state == nullptr) return absl::UnavailableError("no state store is configured");
   return services_.state->get(manifest().name, key);

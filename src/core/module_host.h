@@ -58,6 +58,7 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
     StateStore* state = nullptr;  // may be null: state calls then fail
     SupervisionPolicy supervision;
     std::filesystem::path plugin_cache;
+    std::filesystem::path data_dir;  // the nucleus's; modules get <data_dir>/modules/<name>
     // Publishes a system.* event as the nucleus.
     std::function<void(std::string channel, Json data)> emit;
     // True once the nucleus is stopping: retries at start give up early.
@@ -96,6 +97,7 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   Task<Result<EventPtr>> request(std::string_view channel, Json data,
                                  std::chrono::milliseconds timeout) override;
   Status reply(const Event& request, Json data) override;
+  std::filesystem::path data_dir() override;
   Result<Json> get_state(std::string_view key) override;
   Status set_state(std::string_view key, const Json& value) override;
   Task<void> sleep(std::chrono::milliseconds duration) override;

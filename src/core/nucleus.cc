@@ -211,6 +211,7 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
       SupervisionPolicy{config_.supervision.max_restarts, config_.supervision.window,
                         config_.supervision.backoff_initial, config_.supervision.backoff_max};
   services.plugin_cache = config_.data_dir / "plugin-cache";
+  services.data_dir = config_.data_dir;
   services.emit = [this](std::string channel, Json data) {
     emit(std::move(channel), std::move(data));
   };

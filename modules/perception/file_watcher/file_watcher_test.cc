@@ -516,6 +516,7 @@ class FakeContext final : public ModuleContext {
     co_return absl::UnimplementedError("no bus here");
   }
   Status reply(const Event&, Json) override { return absl::UnimplementedError("no bus here"); }
+  std::filesystem::path data_dir() override { return std::filesystem::temp_directory_path(); }
   Result<Json> get_state(std::string_view key) override {
     std::lock_guard lock(mutex_);
     if (!state_.contains(std::string(key))) return absl::NotFoundError("no such key");

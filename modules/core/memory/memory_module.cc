@@ -1,0 +1,262 @@
+// MemoryModule: the built-in `memory` module, the bus face of EmbeddedMemory.
+//
+// Requests (memory.store, memory.recall, memory.forget, memory.consolidate)
+// are answered on their reply_to when they carry one; every change is also
+// published on `memory_updates` so other nodes and modules can follow it.
+// Handlers run one at a time in the module's mailbox, and the store is
+// synchronous (SQLite, an in-memory index), so a handler never suspends
+// while it holds store state.
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "lotus/memory.h"
+#include "lotus/module.h"
+#include "lotus/strings.h"
+#include "memory/embedded_memory.h"
+#include "runtime/module_factory.h"
+
+namespace lotus {
+namespace {
+
+// `data_dir` from config, "~/" meaning the home folder; when it is not set,
+// the module's own folder under the LOTUS data folder (`--data-dir`).
+std::filesystem::path memory_dir(const Json& config, ModuleContext& context) {
+  std::string dir = config.value("data_dir", std::string());
+  if (dir.empty()) return context.data_dir();
+  const char* home = std::getenv("HOME");
+  if (dir.rfind("~/", 0) == 0 && home != nullptr)
+    return std::filesystem::path(home) / dir.substr(2);
+  return dir;
+}
+
+template <typename T>
+T number(const Json& config, const char* key, T fallback) {
+  const auto it = config.find(key);
+  return it != config.end() && it->is_number() ? it->get<T>() : fallback;
+}
+
+Json error_reply(const Status& status) {
+  return Json{{"ok", false}, {"error", std::string(message_of(status))}};
+}
+
+// Reads a MemoryInput from request data or tool arguments.
+Result<MemoryInput> input_from_json(const Json& data, std::string module) {
+  if (!data.is_object() || !data.contains("content") || !data["content"].is_string()) {
+    return absl::InvalidArgumentError("content: required, a string");
+  }
+  MemoryInput input;
+  input.content = data["content"].get<std::string>();
+  input.module = std::move(module);
+  if (auto it = data.find("type"); it != data.end() && !it->is_null()) {
+    if (!it->is_string()) return absl::InvalidArgumentError("type: must be a string");
+    auto type = parse_memory_type(it->get<std::string>());
+    if (!type.ok()) return absl::InvalidArgumentError(cat("type: ", message_of(type.status())));
+    input.type = *type;
+  }
+  if (auto it = data.find("importance"); it != data.end() && !it->is_null()) {
+    if (!it->is_number()) return absl::InvalidArgumentError("importance: must be a number");
+    input.importance = it->get<double>();
+  }
+  if (auto it = data.find("collection"); it != data.end() && !it->is_null()) {
+    if (!it->is_string()) return absl::InvalidArgumentError("collection: must be a string");
+    input.collection = it->get<std::string>();
+  }
+  if (auto it = data.find("metadata"); it != data.end() && !it->is_null()) {
+    if (!it->is_object()) return absl::InvalidArgumentError("metadata: must be an object");
+    input.metadata = *it;
+  }
+  return input;
+}
+
+class MemoryModule final : public Module {
+ public:
+  Task<void> initialize() override {
+    memory::EmbeddedMemoryOptions options;
+    const Json& c = config();
+    options.dir = memory_dir(c, context());
+    options.working_capacity = number<size_t>(c, "working_capacity", 256);
+    options.working_ttl_seconds = number<double>(c, "working_ttl_seconds", 600);
+    options.short_term_seconds = number<double>(c, "short_term_seconds", 3600);
+    options.short_term_max = number<size_t>(c, "short_term_max", 5000);
+    options.long_term_threshold = number<double>(c, "long_term_threshold", 0.7);
+    options.promote_threshold = number<double>(c, "promote_threshold", 0.5);
+    options.index.m = number<size_t>(c, "hnsw_m", 16);
+    options.index.ef_construction = number<size_t>(c, "hnsw_ef_construction", 200);
+    options.index.ef_search = number<size_t>(c, "hnsw_ef_search", 400);
+    recall_limit_ = number<size_t>(c, "recall_limit", 10);
+    options.progress = [this](std::string_view what, size_t done, size_t total) {
+      log(LogLevel::kInfo, cat(what, ": ", done, "/", total));
+    };
+    auto store = memory::EmbeddedMemory::open(std::move(options));
+    // Thrown, not returned: the supervisor reports it as the module's error
+    // (e.g. an embedder mismatch telling the user to reindex).
+    if (!store.ok()) throw std::runtime_error(std::string(message_of(store.status())));
+    store_ = std::move(*store);
+    if (!store_->index_rebuild_reason().empty()) {
+      log(LogLevel::kWarn,
+          cat("memory index rebuilt from the database: ", store_->index_rebuild_reason()));
+    }
+
+    on("on_store", &MemoryModule::on_store);
+    on("on_recall", &MemoryModule::on_recall);
+    on("on_forget", &MemoryModule::on_forget);
+    on("on_consolidate", &MemoryModule::on_consolidate);
+    tool("remember", &MemoryModule::remember_tool);
+    tool("recall", &MemoryModule::recall_tool);
+    const double seconds = number<double>(c, "consolidate_interval_seconds", 300);
+    every(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.01, seconds) * 1000)),
+          &MemoryModule::periodic_consolidation);
+    co_return;
+  }
+
+  Task<void> shutdown() override {
+    store_.reset();  // saves the index
+    co_return;
+  }
+
+  Task<Json> health_check() override {
+    if (!store_) co_return Json{{"status", "unhealthy"}, {"reason", "not open"}};
+    auto stats = store_->stats();
+    if (!stats.ok()) {
+      co_return Json{{"status", "degraded"}, {"reason", std::string(message_of(stats.status()))}};
+    }
+    Json out = *stats;
+    out["status"] = "healthy";
+    co_return out;
+  }
+
+ private:
+  void answer(const Event& request, Json data) {
+    if (request.metadata.reply_to.empty()) return;
+    Status sent = reply(request, std::move(data));
+    if (!sent.ok())
+      log(LogLevel::kWarn, cat("cannot reply to ", request.channel, ": ", message_of(sent)));
+  }
+
+  void announce(Json update) {
+    update["timestamp"] = now_seconds();
+    Status sent = publish("memory_updates", std::move(update));
+    if (!sent.ok()) log(LogLevel::kWarn, cat("cannot publish memory_updates: ", message_of(sent)));
+  }
+
+  Result<MemoryRecord> store(const Json& data, std::string module) {
+    auto input = input_from_json(data, std::move(module));
+    if (!input.ok()) return input.status();
+    auto record = store_->remember(std::move(*input));
+    if (record.ok()) {
+      announce(Json{{"operation", "store"},
+                    {"id", record->id},
+                    {"type", to_string(record->type)},
+                    {"module", record->module},
+                    {"collection", record->collection},
+                    {"tier", to_string(record->tier)},
+                    {"importance", record->importance}});
+    }
+    return record;
+  }
+
+  Result<Json> recall(const Json& data) {
+    if (!data.is_object() || !data.contains("query") || !data["query"].is_string()) {
+      return absl::InvalidArgumentError("query: required, a string");
+    }
+    size_t limit = recall_limit_;
+    if (auto it = data.find("limit"); it != data.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+        return absl::InvalidArgumentError("limit: must be a positive integer");
+      }
+      limit = std::min<size_t>(it->get<size_t>(), 1000);
+    }
+    auto filter = memory_filter_from_json(data.value("filter", Json()));
+    if (!filter.ok()) return filter.status();
+    auto hits = store_->recall(data["query"].get<std::string>(), limit, *filter);
+    if (!hits.ok()) return hits.status();
+    Json results = Json::array();
+    for (const RecallHit& hit : *hits) results.push_back(to_json(hit));
+    return Json{{"results", std::move(results)}};
+  }
+
+  Task<void> on_store(const Event& event) {
+    auto record = store(event.data, event.source);
+    answer(event, record.ok() ? Json{{"ok", true}, {"memory", to_json(*record)}}
+                              : error_reply(record.status()));
+    co_return;
+  }
+
+  Task<void> on_recall(const Event& event) {
+    auto result = recall(event.data);
+    if (result.ok()) (*result)["ok"] = true;
+    answer(event, result.ok() ? std::move(*result) : error_reply(result.status()));
+    co_return;
+  }
+
+  Task<void> on_forget(const Event& event) {
+    Result<size_t> forgotten = absl::InvalidArgumentError("give an id or a filter");
+    Json update{{"operation", "forget"}};
+    if (auto id = event.data.find("id"); id != event.data.end() && id->is_string()) {
+      forgotten = store_->forget(id->get<std::string>());
+      update["id"] = *id;
+    } else if (event.data.contains("filter")) {
+      auto filter = memory_filter_from_json(event.data["filter"]);
+      forgotten = filter.ok() ? store_->forget(*filter) : Result<size_t>(filter.status());
+      update["filter"] = event.data["filter"];
+    }
+    if (forgotten.ok() && *forgotten > 0) {
+      update["count"] = *forgotten;
+      announce(std::move(update));
+    }
+    answer(event, forgotten.ok() ? Json{{"ok", true}, {"forgotten", *forgotten}}
+                                 : error_reply(forgotten.status()));
+    co_return;
+  }
+
+  Result<ConsolidationReport> run_consolidation() {
+    auto report = store_->consolidate();
+    if (!report.ok()) {
+      log(LogLevel::kError, cat("consolidation failed: ", message_of(report.status())));
+      return report;
+    }
+    if (report->promoted + report->archived + report->working_expired > 0) {
+      Json update = to_json(*report);
+      update["operation"] = "consolidate";
+      announce(std::move(update));
+    }
+    return report;
+  }
+
+  Task<void> on_consolidate(const Event& event) {
+    auto report = run_consolidation();
+    if (report.ok()) {
+      Json out = to_json(*report);
+      out["ok"] = true;
+      answer(event, std::move(out));
+    } else {
+      answer(event, error_reply(report.status()));
+    }
+    co_return;
+  }
+
+  Task<void> periodic_consolidation() {
+    run_consolidation().IgnoreError();
+    co_return;
+  }
+
+  Task<ToolResult> remember_tool(const Json& arguments) {
+    auto record = store(arguments, "");
+    if (!record.ok()) co_return record.status();
+    co_return to_json(*record);
+  }
+
+  Task<ToolResult> recall_tool(const Json& arguments) { co_return recall(arguments); }
+
+  std::unique_ptr<memory::EmbeddedMemory> store_;
+  size_t recall_limit_ = 10;
+};
+
+static RegisterBuiltinModule<MemoryModule> registered("memory");
+
+}  // namespace
+}  // namespace lotus

@@ -1,0 +1,227 @@
+// Boots a real nucleus with the built-in memory module on a temporary data
+// folder and talks to it only over the bus: store, recall (request/reply),
+// forget, consolidate, the remember/recall tools, memory_updates, restarts.
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/module_host.h"
+#include "core/nucleus.h"
+#include "lotus/manifest.h"
+#include "lotus/strings.h"
+#include "testing/sync_wait.h"
+
+namespace lotus {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const fs::path kManifest =
+    fs::path(LOTUS_SOURCE_DIR) / "modules" / "core" / "memory" / "manifest.yaml";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "lotus-memory-module-XXXXXX").string();
+    char* made = mkdtemp(pattern.data());
+    path_ = made != nullptr ? fs::path(made) : fs::path();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Collects memory_updates from the moment it is attached.
+class Updates {
+ public:
+  explicit Updates(Bus& bus) : bus_(bus) {
+    Subscriber tap;
+    tap.tap = [this](const EventPtr& event) {
+      std::lock_guard lock(mutex_);
+      seen_.push_back(event->data);
+      changed_.notify_all();
+    };
+    id_ = *bus.subscribe("memory_updates", SubscriptionFilter(), tap);
+  }
+  ~Updates() { bus_.unsubscribe(id_); }
+  bool wait_for(std::string_view operation) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] {
+      for (const Json& j : seen_) {
+        if (j.value("operation", "") == operation) return true;
+      }
+      return false;
+    });
+  }
+
+ private:
+  Bus& bus_;
+  SubscriptionId id_ = 0;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Json> seen_;
+};
+
+class MemoryModuleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    fs::create_directories(dir_.path() / "modules" / "memory");
+    fs::copy_file(kManifest, dir_.path() / "modules" / "memory" / "manifest.yaml");
+  }
+
+  Config config(Json extra = Json::object()) const {
+    Config c;
+    c.module_dirs = {dir_.path() / "modules"};
+    c.data_dir = dir_.path() / "data";
+    c.threads = 2;
+    c.shutdown_deadline = 5000ms;
+    Json module_config{{"data_dir", (dir_.path() / "memory").string()}};
+    module_config.update(extra);
+    c.module_config["memory"] = std::move(module_config);
+    return c;
+  }
+
+  static void boot(Nucleus& nucleus) {
+    ASSERT_TRUE(nucleus.boot().ok());
+    for (const auto& m : nucleus.modules()) {
+      if (m.name == "memory") {
+        ASSERT_EQ(m.state, "running") << m.error;
+        return;
+      }
+    }
+    FAIL() << "memory was not discovered";
+  }
+
+  static Json request(Nucleus& nucleus, std::string channel, Json data) {
+    Event event = Event::make(std::move(channel), "tester", std::move(data));
+    auto reply =
+        testing::sync_wait(nucleus.bus().executor(), nucleus.bus().request(std::move(event), 5s));
+    if (!reply.ok()) return Json{{"ok", false}, {"error", std::string(message_of(reply.status()))}};
+    return (*reply)->data;
+  }
+  static Json call_tool(Nucleus& nucleus, std::string_view tool, Json arguments) {
+    return request(nucleus, ModuleHost::tool_channel("memory", tool),
+                   Json{{"arguments", std::move(arguments)}});
+  }
+  static std::string top(const Json& reply) {
+    const Json& results = reply.contains("result") ? reply["result"]["results"] : reply["results"];
+    if (!results.is_array() || results.empty()) return cat("(nothing) ", reply.dump());
+    return results[0]["content"].get<std::string>();
+  }
+
+  TempDir dir_;
+};
+
+TEST(MemoryManifest, IsAValidBuiltInContract) {
+  auto manifest = load_manifest(kManifest);
+  ASSERT_TRUE(manifest.ok()) << message_of(manifest.status());
+  EXPECT_EQ(manifest->name, "memory");
+  EXPECT_TRUE(manifest->runtime.library.empty()) << "built in, not a plugin";
+  EXPECT_TRUE(manifest->may_publish("memory_updates"));
+  EXPECT_EQ(manifest->config_defaults["consolidate_interval_seconds"], 300);
+  ASSERT_NE(manifest->find_tool("remember"), nullptr);
+  EXPECT_EQ(manifest->find_tool("remember")->parameters["required"], Json::array({"content"}));
+  ASSERT_NE(manifest->find_tool("recall"), nullptr);
+}
+
+TEST_F(MemoryModuleTest, StoresRecallsForgetsOverTheBusAndSurvivesARestart) {
+  std::string id;
+  {
+    Nucleus nucleus(config());
+    boot(nucleus);
+    Updates updates(nucleus.bus());
+    Json stored = request(nucleus, "memory.store",
+                          Json{{"content", "The staging database listens on port 5433"},
+                               {"type", "semantic"},
+                               {"metadata", {{"source", "ops"}}}});
+    ASSERT_EQ(stored["ok"], true) << stored.dump();
+    id = stored["memory"]["id"].get<std::string>();
+    EXPECT_EQ(stored["memory"]["module"], "tester");
+    EXPECT_TRUE(updates.wait_for("store"));
+    ASSERT_EQ(request(nucleus, "memory.store", Json{{"content", "Bob likes green tea"}})["ok"],
+              true);
+
+    Json bad = request(nucleus, "memory.store", Json{{"content", 5}});
+    EXPECT_EQ(bad["ok"], false);
+    EXPECT_THAT(bad["error"].get<std::string>(), HasSubstr("content"));
+
+    Json recalled =
+        request(nucleus, "memory.recall", Json{{"query", "staging database port"}, {"limit", 3}});
+    ASSERT_EQ(recalled["ok"], true) << recalled.dump();
+    EXPECT_THAT(top(recalled), HasSubstr("5433"));
+    EXPECT_EQ(recalled["results"][0]["metadata"]["source"], "ops");
+    Json filtered = request(nucleus, "memory.recall",
+                            Json{{"query", "tea"}, {"filter", {{"types", {"semantic"}}}}});
+    EXPECT_TRUE(filtered["results"].empty()) << filtered.dump();
+    ASSERT_TRUE(nucleus.shutdown().ok());
+  }
+  Nucleus nucleus(config());
+  boot(nucleus);
+  Updates updates(nucleus.bus());
+  EXPECT_THAT(top(request(nucleus, "memory.recall", Json{{"query", "green tea"}})),
+              "Bob likes green tea");
+  Json forgot = request(nucleus, "memory.forget", Json{{"id", id}});
+  EXPECT_EQ(forgot["forgotten"], 1) << forgot.dump();
+  EXPECT_TRUE(updates.wait_for("forget"));
+  Json gone = request(nucleus, "memory.recall", Json{{"query", "staging database port 5433"}});
+  EXPECT_TRUE(gone["results"].empty()) << gone.dump();
+  EXPECT_EQ(request(nucleus, "memory.forget", Json::object())["ok"], false);
+  Json health = nucleus.health()["modules"]["memory"];
+  EXPECT_EQ(health["state"], "running") << health.dump();
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+TEST_F(MemoryModuleTest, OffersRememberAndRecallTools) {
+  Nucleus nucleus(config());
+  boot(nucleus);
+  Json remembered = call_tool(nucleus, "remember",
+                              Json{{"content", "To release, tag vX.Y.Z and run scripts/release.sh"},
+                                   {"type", "procedural"},
+                                   {"importance", 0.9}});
+  ASSERT_EQ(remembered["ok"], true) << remembered.dump();
+  EXPECT_EQ(remembered["result"]["tier"], "long_term");
+  Json recalled = call_tool(nucleus, "recall", Json{{"query", "how do I release"}});
+  ASSERT_EQ(recalled["ok"], true) << recalled.dump();
+  EXPECT_THAT(top(recalled), HasSubstr("release.sh"));
+  Json bad = call_tool(nucleus, "recall", Json{{"query", "x"}, {"limit", -1}});
+  EXPECT_EQ(bad["ok"], false);
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+TEST_F(MemoryModuleTest, ConsolidatesOnRequestAndOnSchedule) {
+  Nucleus nucleus(config(Json{{"short_term_seconds", 0}, {"consolidate_interval_seconds", 0.2}}));
+  boot(nucleus);
+  Updates updates(nucleus.bus());
+  ASSERT_EQ(request(nucleus, "memory.store",
+                    Json{{"content", "We decided to keep the API on port 8080"},
+                         {"type", "semantic"}})["ok"],
+            true);
+  // Either the scheduled run or this request consolidates it.
+  Json report = request(nucleus, "memory.consolidate", Json::object());
+  ASSERT_EQ(report["ok"], true) << report.dump();
+  EXPECT_TRUE(updates.wait_for("consolidate"));
+  Json recalled = request(nucleus, "memory.recall", Json{{"query", "API port"}});
+  ASSERT_FALSE(recalled["results"].empty()) << recalled.dump();
+  EXPECT_EQ(recalled["results"][0]["tier"], "long_term");
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+}  // namespace
+}  // namespace lotus

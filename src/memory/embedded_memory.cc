@@ -1,0 +1,968 @@
+#include "memory/embedded_memory.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+
+#include <sqlite3.h>
+
+#include "lotus/strings.h"
+#include "memory/hashing_embedder.h"
+#include "memory/importance.h"
+
+namespace lotus::memory {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int kJournalAdd = 1;
+constexpr int kJournalDelete = 0;
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) {
+    rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() const { return stmt_; }
+  void bind(int i, std::string_view text) {
+    sqlite3_bind_text(stmt_, i, text.data() != nullptr ? text.data() : "",
+                      static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int i, double x) { sqlite3_bind_double(stmt_, i, x); }
+  void bind(int i, int64_t x) { sqlite3_bind_int64(stmt_, i, x); }
+  void bind_blob(int i, const std::vector<float>& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size() * sizeof(float)),
+                      SQLITE_TRANSIENT);
+  }
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::vector<float> floats(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const auto bytes = static_cast<size_t>(sqlite3_column_bytes(stmt_, col));
+    std::vector<float> v(bytes / sizeof(float));
+    if (p != nullptr && !v.empty()) std::memcpy(v.data(), p, v.size() * sizeof(float));
+    return v;
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+// Commits on commit(), rolls back otherwise.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {
+    ok_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+  }
+  ~Transaction() {
+    if (ok_ && !done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  bool ok() const { return ok_; }
+  bool commit() {
+    done_ = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
+    return done_;
+  }
+
+ private:
+  sqlite3* db_;
+  bool ok_ = false;
+  bool done_ = false;
+};
+
+constexpr const char* kRowColumns =
+    "seq, id, content, type, metadata, importance, created_at, module, collection, tier, recalls";
+
+// Appends the SQL conditions of `filter` (on table alias m) and the values
+// to bind for them, in order, as (is_text, value).
+void append_filter(const MemoryFilter& filter, std::string& sql,
+                   std::vector<std::pair<bool, std::string>>& binds) {
+  if (!filter.ids.empty()) {
+    sql += " AND m.id IN (";
+    for (size_t i = 0; i < filter.ids.size(); ++i) {
+      sql += i == 0 ? "?" : ",?";
+      binds.emplace_back(true, filter.ids[i]);
+    }
+    sql += ")";
+  }
+  if (!filter.types.empty()) {
+    sql += " AND m.type IN (";
+    for (size_t i = 0; i < filter.types.size(); ++i) {
+      sql += i == 0 ? "?" : ",?";
+      binds.emplace_back(true, std::string(to_string(filter.types[i])));
+    }
+    sql += ")";
+  }
+  if (!filter.module.empty()) {
+    sql += " AND m.module = ?";
+    binds.emplace_back(true, filter.module);
+  }
+  if (!filter.collection.empty()) {
+    sql += " AND m.collection = ?";
+    binds.emplace_back(true, filter.collection);
+  }
+  if (filter.since > 0) {
+    sql += " AND m.created_at >= ?";
+    binds.emplace_back(false, std::to_string(filter.since));
+  }
+  if (filter.until > 0) {
+    sql += " AND m.created_at < ?";
+    binds.emplace_back(false, std::to_string(filter.until));
+  }
+  if (filter.min_importance > 0) {
+    sql += " AND m.importance >= ?";
+    binds.emplace_back(false, std::to_string(filter.min_importance));
+  }
+}
+
+void bind_all(Statement& stmt, const std::vector<std::pair<bool, std::string>>& binds, int first) {
+  int i = first;
+  for (const auto& [is_text, value] : binds) {
+    if (is_text) {
+      stmt.bind(i++, std::string_view(value));
+    } else {
+      stmt.bind(i++, std::stod(value));
+    }
+  }
+}
+
+// An FTS5 query matching any of the words of `text`, each quoted so that no
+// user input is read as query syntax.
+std::string fts_query(std::string_view text) {
+  std::string out;
+  std::set<std::string> seen;
+  for (const std::string& word : HashingEmbedder::words(text)) {
+    // Stopwords match nearly every row, and ranking every match is what
+    // costs in FTS5.
+    if (is_stopword(word) || !seen.insert(word).second) continue;
+    if (!out.empty()) out += " OR ";
+    out += "\"" + word + "\"";
+  }
+  return out;
+}
+
+}  // namespace
+
+struct EmbeddedMemory::Row {
+  int64_t seq = 0;
+  MemoryRecord record;
+  int64_t recalls = 0;
+  std::vector<float> vector;
+};
+
+EmbeddedMemory::EmbeddedMemory(EmbeddedMemoryOptions options)
+    : options_(std::move(options)),
+      working_(options_.working_capacity, options_.working_ttl_seconds) {}
+
+Result<std::unique_ptr<EmbeddedMemory>> EmbeddedMemory::open(EmbeddedMemoryOptions options) {
+  if (options.dir.empty()) return absl::InvalidArgumentError("memory: no data directory given");
+  if (!options.embedder) options.embedder = std::make_shared<HashingEmbedder>();
+  if (!options.clock) options.clock = [] { return now_seconds(); };
+  if (options.embedder->dimension() == 0) {
+    return absl::InvalidArgumentError("memory: the embedder has dimension 0");
+  }
+  std::unique_ptr<EmbeddedMemory> store(new EmbeddedMemory(std::move(options)));
+  if (Status s = store->open_database(); !s.ok()) return s;
+  if (store->options_.reindex) {
+    if (Status s = store->reembed_all(); !s.ok()) return s;
+  } else if (Status s = store->check_embedder(); !s.ok()) {
+    return s;
+  }
+  if (Status s = store->load_or_rebuild_index(); !s.ok()) return s;
+  if (Status s = store->load_short_term(); !s.ok()) return s;
+  return store;
+}
+
+EmbeddedMemory::~EmbeddedMemory() {
+  if (db_ != nullptr && index_ != nullptr) {
+    std::lock_guard lock(mutex_);
+    save_index_locked().IgnoreError();
+  }
+  sqlite3_close_v2(db_);
+}
+
+Status EmbeddedMemory::sqlite_error(std::string_view action) const {
+  const std::string file = database_file().string();
+  if (db_ == nullptr) return absl::ResourceExhaustedError(cat("cannot ", action, " ", file));
+  const int rc = sqlite3_extended_errcode(db_);
+  const auto code = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
+                        ? absl::StatusCode::kDataLoss
+                    : (rc & 0xff) == SQLITE_BUSY ? absl::StatusCode::kUnavailable
+                                                 : absl::StatusCode::kInternal;
+  return Status(code, cat("memory: cannot ", action, " ", file, ": ", sqlite3_errmsg(db_)));
+}
+
+Status EmbeddedMemory::exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return sqlite_error("update");
+  }
+  return absl::OkStatus();
+}
+
+Status EmbeddedMemory::open_database() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        cat("memory: cannot create ", options_.dir.string(), ": ", ec.message()));
+  }
+  const std::string file = database_file().string();
+  if (sqlite3_open_v2(file.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return sqlite_error("open");
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  sqlite3_extended_result_codes(db_, 1);
+  // WAL + synchronous=NORMAL, as in the state store: a committed transaction
+  // survives the process being killed; an OS crash may lose the last few.
+  if (Status s = exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !s.ok()) return s;
+  int version = 0;
+  {
+    Statement stmt(db_, "PRAGMA user_version");
+    if (stmt.ok() && stmt.step() == SQLITE_ROW) version = static_cast<int>(stmt.integer(0));
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(cat("memory: ", file, " has schema version ", version,
+                                             " from a newer LOTUS; upgrade lotus"));
+  }
+  return exec(
+      "BEGIN IMMEDIATE;"
+      "CREATE TABLE IF NOT EXISTS memories ("
+      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+      "  id TEXT NOT NULL UNIQUE,"
+      "  content TEXT NOT NULL,"
+      "  type TEXT NOT NULL,"
+      "  metadata TEXT NOT NULL,"
+      "  importance REAL NOT NULL,"
+      "  created_at REAL NOT NULL,"
+      "  module TEXT NOT NULL,"
+      "  collection TEXT NOT NULL,"
+      "  tier TEXT NOT NULL,"
+      "  recalls INTEGER NOT NULL DEFAULT 0,"
+      "  embedding BLOB);"
+      "CREATE INDEX IF NOT EXISTS memories_tier ON memories (tier, created_at);"
+      "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5("
+      "  content, content='memories', content_rowid='seq', tokenize='porter unicode61');"
+      "CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN"
+      "  INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content); END;"
+      "CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN"
+      "  INSERT INTO memories_fts (memories_fts, rowid, content)"
+      "  VALUES ('delete', old.seq, old.content); END;"
+      "CREATE TABLE IF NOT EXISTS index_journal ("
+      "  n INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, op INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "PRAGMA user_version=1;"
+      "COMMIT;");
+}
+
+Status EmbeddedMemory::check_embedder() {
+  std::map<std::string, std::string> meta;
+  {
+    Statement stmt(db_, "SELECT key, value FROM meta");
+    while (stmt.step() == SQLITE_ROW) meta[stmt.text(0)] = stmt.text(1);
+  }
+  const std::string name = options_.embedder->name();
+  const std::string dimension = std::to_string(options_.embedder->dimension());
+  if (meta.count("embedder") == 0) {
+    Statement stmt(db_,
+                   "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1), "
+                   "('dimension', ?2)");
+    stmt.bind(1, std::string_view(name));
+    stmt.bind(2, std::string_view(dimension));
+    if (stmt.step() != SQLITE_DONE) return sqlite_error("write to");
+    return absl::OkStatus();
+  }
+  if (meta["embedder"] != name || meta["dimension"] != dimension) {
+    return absl::FailedPreconditionError(
+        cat("memory: ", database_file().string(), " holds vectors made by embedder \"",
+            meta["embedder"], "\" (dimension ", meta["dimension"],
+            ") but the configured embedder is \"", name, "\" (dimension ", dimension,
+            "); run `lotus memory reindex` to re-embed every memory with the configured "
+            "embedder, or configure the one the memories were made with"));
+  }
+  return absl::OkStatus();
+}
+
+Status EmbeddedMemory::reembed_all() {
+  std::vector<std::pair<int64_t, std::string>> rows;
+  {
+    Statement stmt(db_, "SELECT seq, content FROM memories ORDER BY seq");
+    while (stmt.step() == SQLITE_ROW) rows.emplace_back(stmt.integer(0), stmt.text(1));
+  }
+  Transaction tx(db_);
+  if (!tx.ok()) return sqlite_error("reindex");
+  Statement update(db_, "UPDATE memories SET embedding = ?1 WHERE seq = ?2");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto vector = options_.embedder->embed(rows[i].second);
+    if (!vector.ok()) return vector.status();
+    update.bind_blob(1, *vector);
+    update.bind(2, rows[i].first);
+    if (update.step() != SQLITE_DONE) return sqlite_error("reindex");
+    update.reset();
+    if (options_.progress && (i % 1000 == 999 || i + 1 == rows.size())) {
+      options_.progress("re-embedding memories", i + 1, rows.size());
+    }
+  }
+  Statement meta(db_,
+                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1), "
+                 "('dimension', ?2)");
+  meta.bind(1, std::string_view(options_.embedder->name()));
+  meta.bind(2, std::string_view(std::to_string(options_.embedder->dimension())));
+  if (meta.step() != SQLITE_DONE) return sqlite_error("reindex");
+  if (Status s = exec("DELETE FROM index_journal"); !s.ok()) return s;
+  if (!tx.commit()) return sqlite_error("reindex");
+  std::error_code ec;
+  std::filesystem::remove(index_file(), ec);
+  std::filesystem::remove(VectorIndex::meta_file(index_file()), ec);
+  return absl::OkStatus();
+}
+
+Status EmbeddedMemory::load_or_rebuild_index() {
+  int64_t position = 0;
+  auto loaded = VectorIndex::load(index_file(), options_.embedder->name(),
+                                  options_.embedder->dimension(), options_.index, &position);
+  if (loaded.ok()) {
+    index_ = std::move(*loaded);
+    return replay_journal(position);
+  }
+  if (loaded.status().code() == absl::StatusCode::kFailedPrecondition) return loaded.status();
+  Status rebuilt = rebuild_index();
+  // A new, empty store has no index yet: nothing was rebuilt worth telling.
+  if (rebuilt.ok() &&
+      (index_->size() > 0 || loaded.status().code() != absl::StatusCode::kNotFound)) {
+    rebuild_reason_ = std::string(message_of(loaded.status()));
+  }
+  return rebuilt;
+}
+
+Status EmbeddedMemory::rebuild_index() {
+  index_ = std::make_unique<VectorIndex>(options_.embedder->name(), options_.embedder->dimension(),
+                                         options_.index);
+  size_t total = 0;
+  {
+    Statement count(db_, "SELECT count(*) FROM memories WHERE tier = 'long_term'");
+    if (count.step() == SQLITE_ROW) total = static_cast<size_t>(count.integer(0));
+  }
+  Statement stmt(db_, "SELECT seq, embedding FROM memories WHERE tier = 'long_term' ORDER BY seq");
+  size_t done = 0;
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) {
+    std::vector<float> v = stmt.floats(1);
+    if (v.size() == index_->dimension()) {
+      if (Status s = index_->add(static_cast<uint64_t>(stmt.integer(0)), v.data()); !s.ok()) {
+        return s;
+      }
+    }
+    ++done;
+    if (options_.progress && (done % 1000 == 0 || done == total)) {
+      options_.progress("rebuilding memory index", done, total);
+    }
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("read");
+  index_dirty_ = true;
+  return save_index_locked();
+}
+
+Status EmbeddedMemory::replay_journal(int64_t after) {
+  Statement stmt(db_,
+                 "SELECT j.n, j.seq, j.op, m.embedding, m.tier FROM index_journal j "
+                 "LEFT JOIN memories m ON m.seq = j.seq WHERE j.n > ?1 ORDER BY j.n");
+  stmt.bind(1, after);
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) {
+    index_dirty_ = true;
+    const auto seq = static_cast<uint64_t>(stmt.integer(1));
+    if (stmt.integer(2) == kJournalAdd && stmt.text(4) == "long_term") {
+      std::vector<float> v = stmt.floats(3);
+      if (v.size() == index_->dimension()) {
+        if (Status s = index_->add(seq, v.data()); !s.ok()) return s;
+      }
+    } else {
+      index_->remove(seq);
+    }
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("read the index journal of");
+  return absl::OkStatus();
+}
+
+Status EmbeddedMemory::load_short_term() {
+  Statement stmt(db_, "SELECT seq, embedding FROM memories WHERE tier = 'short_term'");
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) short_term_[stmt.integer(0)] = stmt.floats(1);
+  if (rc != SQLITE_DONE) return sqlite_error("read");
+  return absl::OkStatus();
+}
+
+Status EmbeddedMemory::save_index() {
+  std::lock_guard lock(mutex_);
+  return save_index_locked();
+}
+
+Status EmbeddedMemory::save_index_locked() {
+  if (!index_dirty_) return absl::OkStatus();
+  int64_t position = 0;
+  {
+    Statement stmt(db_, "SELECT coalesce(max(n), 0) FROM index_journal");
+    if (stmt.step() == SQLITE_ROW) position = stmt.integer(0);
+  }
+  if (Status s = index_->save(index_file(), position); !s.ok()) return s;
+  Statement trim(db_, "DELETE FROM index_journal WHERE n <= ?1");
+  trim.bind(1, position);
+  if (trim.step() != SQLITE_DONE) return sqlite_error("trim the index journal of");
+  index_dirty_ = false;
+  return absl::OkStatus();
+}
+
+Result<MemoryRecord> EmbeddedMemory::remember(MemoryInput input) {
+  if (input.content.empty()) return absl::InvalidArgumentError("memory: content is empty");
+  if (input.metadata.is_null()) input.metadata = Json::object();
+  if (!input.metadata.is_object()) {
+    return absl::InvalidArgumentError("memory: metadata must be an object");
+  }
+  if (input.importance && !(*input.importance >= 0.0 && *input.importance <= 1.0)) {
+    return absl::InvalidArgumentError(
+        cat("memory: importance must be between 0 and 1, got ", *input.importance));
+  }
+  std::string metadata_text;
+  try {
+    metadata_text = input.metadata.dump();
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(cat("memory: metadata: ", e.what()));
+  }
+  auto vector = options_.embedder->embed(input.content);
+  if (!vector.ok()) return vector.status();
+  if (vector->size() != options_.embedder->dimension()) {
+    return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(), "\" returned ",
+                                   vector->size(), " numbers, expected ",
+                                   options_.embedder->dimension()));
+  }
+
+  MemoryRecord record;
+  record.id = EventId::generate().to_string();
+  record.content = std::move(input.content);
+  record.type = input.type;
+  record.metadata = std::move(input.metadata);
+  record.importance =
+      input.importance.value_or(score_importance(record.content, record.type, record.metadata));
+  record.module = std::move(input.module);
+  record.collection = std::move(input.collection);
+  record.tier = record.importance >= options_.long_term_threshold ? MemoryTier::kLongTerm
+                                                                  : MemoryTier::kShortTerm;
+
+  std::lock_guard lock(mutex_);
+  record.created_at = now();
+  Transaction tx(db_);
+  if (!tx.ok()) return sqlite_error("store in");
+  Statement insert(db_,
+                   "INSERT INTO memories (id, content, type, metadata, importance, created_at, "
+                   "module, collection, tier, embedding) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+  insert.bind(1, std::string_view(record.id));
+  insert.bind(2, std::string_view(record.content));
+  insert.bind(3, to_string(record.type));
+  insert.bind(4, std::string_view(metadata_text));
+  insert.bind(5, record.importance);
+  insert.bind(6, record.created_at);
+  insert.bind(7, std::string_view(record.module));
+  insert.bind(8, std::string_view(record.collection));
+  insert.bind(9, to_string(record.tier));
+  insert.bind_blob(10, *vector);
+  if (insert.step() != SQLITE_DONE) return sqlite_error("store in");
+  const int64_t seq = sqlite3_last_insert_rowid(db_);
+  if (record.tier == MemoryTier::kLongTerm) {
+    Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
+    journal.bind(1, seq);
+    journal.bind(2, int64_t{kJournalAdd});
+    if (journal.step() != SQLITE_DONE) return sqlite_error("store in");
+  }
+  if (!tx.commit()) return sqlite_error("store in");
+
+  if (record.tier == MemoryTier::kLongTerm) {
+    // Committed: a failure here only leaves the index behind the journal,
+    // which the next open replays.
+    index_->add(static_cast<uint64_t>(seq), vector->data()).IgnoreError();
+    index_dirty_ = true;
+  } else {
+    short_term_[seq] = *vector;
+  }
+  working_.put(record, std::move(*vector), record.created_at);
+  return record;
+}
+
+Result<std::vector<EmbeddedMemory::Row>> EmbeddedMemory::fetch_rows(
+    const std::vector<int64_t>& seqs, const MemoryFilter& filter, bool with_vectors) {
+  std::vector<Row> rows;
+  if (seqs.empty()) return rows;
+  std::string sql = cat("SELECT ", kRowColumns, with_vectors ? ", embedding" : "",
+                        " FROM memories m WHERE m.seq IN (");
+  for (size_t i = 0; i < seqs.size(); ++i) sql += i == 0 ? "?" : ",?";
+  sql += ")";
+  std::vector<std::pair<bool, std::string>> binds;
+  append_filter(filter, sql, binds);
+  Statement stmt(db_, sql);
+  if (!stmt.ok()) return sqlite_error("read");
+  int i = 1;
+  for (int64_t seq : seqs) stmt.bind(i++, seq);
+  bind_all(stmt, binds, i);
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) {
+    Row row;
+    row.seq = stmt.integer(0);
+    row.record.id = stmt.text(1);
+    row.record.content = stmt.text(2);
+    row.record.type = parse_memory_type(stmt.text(3)).value_or(MemoryType::kEpisodic);
+    row.record.metadata = Json::parse(stmt.text(4), nullptr, /*allow_exceptions=*/false);
+    if (row.record.metadata.is_discarded()) row.record.metadata = Json::object();
+    row.record.importance = stmt.real(5);
+    row.record.created_at = stmt.real(6);
+    row.record.module = stmt.text(7);
+    row.record.collection = stmt.text(8);
+    row.record.tier = parse_memory_tier(stmt.text(9)).value_or(MemoryTier::kShortTerm);
+    row.recalls = stmt.integer(10);
+    if (with_vectors) row.vector = stmt.floats(11);
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("read");
+  return rows;
+}
+
+Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view query, size_t k,
+                                                            const MemoryFilter& filter) {
+  std::vector<int64_t> seqs;
+  const std::string match = fts_query(query);
+  if (match.empty()) return seqs;
+  // FTS5 ranks fastest when `ORDER BY rank LIMIT` is on the FTS table alone
+  // (a join makes it rank every match: 5-10x slower), so the best matches are
+  // taken first and the filter, if any, applied to a wider cut of them.
+  const size_t cut = filter.empty() ? k : k * 20;
+  std::string sql =
+      cat("SELECT m.seq FROM (SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ? "
+          "ORDER BY rank LIMIT ",
+          cut, ") f JOIN memories m ON m.seq = f.rowid WHERE 1");
+  std::vector<std::pair<bool, std::string>> binds;
+  append_filter(filter, sql, binds);
+  sql += " ORDER BY f.rank LIMIT ?";
+  Statement stmt(db_, sql);
+  if (!stmt.ok()) return sqlite_error("search");
+  stmt.bind(1, std::string_view(match));
+  bind_all(stmt, binds, 2);
+  stmt.bind(static_cast<int>(binds.size()) + 2, static_cast<int64_t>(k));
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) seqs.push_back(stmt.integer(0));
+  if (rc != SQLITE_DONE) return sqlite_error("search");
+  return seqs;
+}
+
+Result<std::vector<RecallHit>> EmbeddedMemory::recall(std::string_view query, size_t limit,
+                                                      const MemoryFilter& filter) {
+  std::vector<RecallHit> hits;
+  if (limit == 0) return hits;
+  auto query_vector = options_.embedder->embed(query);
+  if (!query_vector.ok()) return query_vector.status();
+  const std::vector<float>& q = *query_vector;
+  // A filter can reject most nearest neighbours, so look further for one.
+  const size_t candidates = std::max<size_t>(limit * 4, 40) * (filter.empty() ? 1 : 10);
+
+  std::lock_guard lock(mutex_);
+  const double t = now();
+
+  // Meaning: short-term vectors exhaustively, long-term through the index.
+  std::vector<std::pair<float, int64_t>> by_meaning;
+  for (const auto& [seq, v] : short_term_) {
+    if (v.size() != q.size()) continue;
+    const float sim = dot(q.data(), v.data(), q.size());
+    if (sim >= options_.min_similarity) by_meaning.emplace_back(sim, seq);
+  }
+  for (const auto& [sim, label] : index_->search(q.data(), candidates)) {
+    if (sim >= options_.min_similarity) by_meaning.emplace_back(sim, static_cast<int64_t>(label));
+  }
+  std::sort(by_meaning.begin(), by_meaning.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (by_meaning.size() > candidates) by_meaning.resize(candidates);
+
+  // Words: FTS5 (bm25) over every tier, filters applied in SQL.
+  auto by_words = keyword_search(query, candidates, filter);
+  if (!by_words.ok()) return by_words.status();
+
+  std::vector<int64_t> seqs;
+  for (const auto& [sim, seq] : by_meaning) seqs.push_back(seq);
+  seqs.insert(seqs.end(), by_words->begin(), by_words->end());
+  std::sort(seqs.begin(), seqs.end());
+  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+  auto rows = fetch_rows(seqs, filter, /*with_vectors=*/false);
+  if (!rows.ok()) return rows.status();
+  std::unordered_map<int64_t, Row*> by_seq;
+  for (Row& row : *rows) by_seq[row.seq] = &row;
+
+  // Reciprocal rank fusion over the rankings, counting only rows the filter
+  // kept, scaled so that first place in both rankings is 1.
+  struct Fused {
+    double rrf = 0;
+    float similarity = 0;
+    bool keyword = false;
+  };
+  std::unordered_map<int64_t, Fused> fused;
+  const double k = options_.rrf_k;
+  size_t rank = 0;
+  for (const auto& [sim, seq] : by_meaning) {
+    if (by_seq.count(seq) == 0) continue;
+    ++rank;
+    fused[seq].rrf += (k + 1) / (k + static_cast<double>(rank));
+    fused[seq].similarity = sim;
+  }
+  rank = 0;
+  for (int64_t seq : *by_words) {
+    if (by_seq.count(seq) == 0) continue;
+    ++rank;
+    fused[seq].rrf += (k + 1) / (k + static_cast<double>(rank));
+    fused[seq].keyword = true;
+  }
+  for (auto& [seq, f] : fused) {
+    Row& row = *by_seq[seq];
+    RecallHit hit;
+    hit.relevance = f.rrf / 2.0;
+    hit.similarity = f.similarity;
+    hit.keyword_match = f.keyword;
+    const double age = std::max(0.0, t - row.record.created_at);
+    const double recency = std::exp2(-age / options_.recency_half_life_seconds);
+    hit.in_working_memory = working_.touch(row.record.id, t) != nullptr;
+    hit.score = options_.weight_relevance * hit.relevance +
+                options_.weight_importance * row.record.importance +
+                options_.weight_recency * recency;
+    hit.record = std::move(row.record);
+    hits.push_back(std::move(hit));
+  }
+  std::sort(hits.begin(), hits.end(), [](const RecallHit& a, const RecallHit& b) {
+    return a.score != b.score ? a.score > b.score : a.record.created_at > b.record.created_at;
+  });
+  if (hits.size() > limit) hits.resize(limit);
+
+  // Counted for consolidation, where recalled short-term memories are
+  // promoted; long-term ones need no count, which keeps most recalls read-only.
+  std::vector<const std::string*> short_term_ids;
+  for (const RecallHit& hit : hits) {
+    if (hit.record.tier == MemoryTier::kShortTerm) short_term_ids.push_back(&hit.record.id);
+  }
+  if (!short_term_ids.empty()) {
+    std::string sql = "UPDATE memories SET recalls = recalls + 1 WHERE id IN (";
+    for (size_t i = 0; i < short_term_ids.size(); ++i) sql += i == 0 ? "?" : ",?";
+    sql += ")";
+    Statement update(db_, sql);
+    for (size_t i = 0; i < short_term_ids.size(); ++i) {
+      update.bind(static_cast<int>(i) + 1, std::string_view(*short_term_ids[i]));
+    }
+    update.step();
+  }
+  return hits;
+}
+
+Result<MemoryRecord> EmbeddedMemory::get(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, "SELECT seq FROM memories WHERE id = ?1");
+  stmt.bind(1, id);
+  if (stmt.step() != SQLITE_ROW) return absl::NotFoundError(cat("memory: no memory with id ", id));
+  auto rows = fetch_rows({stmt.integer(0)}, MemoryFilter(), false);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError(cat("memory: no memory with id ", id));
+  return std::move(rows->front().record);
+}
+
+Result<std::vector<int64_t>> EmbeddedMemory::matching_seqs(const MemoryFilter& filter) {
+  std::string sql = "SELECT m.seq FROM memories m WHERE 1";
+  std::vector<std::pair<bool, std::string>> binds;
+  append_filter(filter, sql, binds);
+  Statement stmt(db_, sql);
+  if (!stmt.ok()) return sqlite_error("read");
+  bind_all(stmt, binds, 1);
+  std::vector<int64_t> seqs;
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) seqs.push_back(stmt.integer(0));
+  if (rc != SQLITE_DONE) return sqlite_error("read");
+  return seqs;
+}
+
+Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
+  if (seqs.empty()) return size_t{0};
+  auto rows = fetch_rows(seqs, MemoryFilter(), false);
+  if (!rows.ok()) return rows.status();
+  Transaction tx(db_);
+  if (!tx.ok()) return sqlite_error("forget in");
+  Statement erase(db_, "DELETE FROM memories WHERE seq = ?1");
+  Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
+  for (const Row& row : *rows) {
+    erase.bind(1, row.seq);
+    if (erase.step() != SQLITE_DONE) return sqlite_error("forget in");
+    erase.reset();
+    if (row.record.tier == MemoryTier::kLongTerm) {
+      journal.bind(1, row.seq);
+      journal.bind(2, int64_t{kJournalDelete});
+      if (journal.step() != SQLITE_DONE) return sqlite_error("forget in");
+      journal.reset();
+    }
+  }
+  if (!tx.commit()) return sqlite_error("forget in");
+  for (const Row& row : *rows) {
+    if (row.record.tier == MemoryTier::kLongTerm) {
+      index_->remove(static_cast<uint64_t>(row.seq));
+      index_dirty_ = true;
+    }
+    short_term_.erase(row.seq);
+    working_.erase(row.record.id);
+  }
+  return rows->size();
+}
+
+Result<size_t> EmbeddedMemory::forget(std::string_view id) {
+  MemoryFilter filter;
+  filter.ids.emplace_back(id);
+  return forget(filter);
+}
+
+Result<size_t> EmbeddedMemory::forget(const MemoryFilter& filter) {
+  if (filter.empty()) {
+    return absl::InvalidArgumentError(
+        "memory: forget needs an id or a filter (refusing to forget everything)");
+  }
+  std::lock_guard lock(mutex_);
+  auto seqs = matching_seqs(filter);
+  if (!seqs.ok()) return seqs.status();
+  return forget_seqs(*seqs);
+}
+
+std::string EmbeddedMemory::summarize(const std::vector<Row>& rows) {
+  // Extractive: the sentences closest to what the batch is about (its
+  // centroid), weighted by importance, in their original order.
+  struct Sentence {
+    size_t order;
+    std::string text;
+    double score;
+  };
+  std::vector<Sentence> sentences;
+  std::vector<float> centroid(options_.embedder->dimension(), 0.0f);
+  for (const Row& row : rows) {
+    if (row.vector.size() != centroid.size()) continue;
+    for (size_t i = 0; i < centroid.size(); ++i) centroid[i] += row.vector[i];
+  }
+  for (const Row& row : rows) {
+    std::string current;
+    auto flush = [&] {
+      const auto start = current.find_first_not_of(" \t\n");
+      if (start != std::string::npos && HashingEmbedder::words(current).size() >= 3) {
+        auto v = options_.embedder->embed(current);
+        const double sim = v.ok() && v->size() == centroid.size()
+                               ? dot(v->data(), centroid.data(), centroid.size())
+                               : 0.0;
+        sentences.push_back(
+            Sentence{sentences.size(), current.substr(start), sim * (0.5 + row.record.importance)});
+      }
+      current.clear();
+    };
+    for (char c : row.record.content) {
+      current.push_back(c);
+      if (c == '.' || c == '!' || c == '?' || c == '\n') flush();
+    }
+    flush();
+  }
+  std::sort(sentences.begin(), sentences.end(),
+            [](const Sentence& a, const Sentence& b) { return a.score > b.score; });
+  if (sentences.size() > 3) sentences.resize(3);
+  std::sort(sentences.begin(), sentences.end(),
+            [](const Sentence& a, const Sentence& b) { return a.order < b.order; });
+  std::string out;
+  for (const Sentence& s : sentences) {
+    if (!out.empty()) out += " ";
+    out += s.text;
+    if (out.back() != '.' && out.back() != '!' && out.back() != '?') out += ".";
+  }
+  return out;
+}
+
+Result<ConsolidationReport> EmbeddedMemory::consolidate() {
+  ConsolidationReport report;
+  std::lock_guard lock(mutex_);
+  const double t = now();
+  report.working_expired = working_.expire(t);
+
+  // Due: short-term memories older than the window, and the oldest beyond
+  // the cap.
+  std::vector<int64_t> due;
+  {
+    Statement stmt(db_,
+                   "SELECT seq, created_at FROM memories WHERE tier = 'short_term' "
+                   "ORDER BY created_at");
+    std::vector<std::pair<int64_t, double>> all;
+    while (stmt.step() == SQLITE_ROW) all.emplace_back(stmt.integer(0), stmt.real(1));
+    const size_t excess =
+        all.size() > options_.short_term_max ? all.size() - options_.short_term_max : 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i < excess || all[i].second < t - options_.short_term_seconds) {
+        due.push_back(all[i].first);
+      }
+    }
+  }
+  auto rows = fetch_rows(due, MemoryFilter(), /*with_vectors=*/true);
+  if (!rows.ok()) return rows.status();
+  std::vector<Row*> promote, archive;
+  std::vector<Row> archived_rows;
+  for (Row& row : *rows) {
+    const bool keep = row.record.importance >= options_.promote_threshold ||
+                      row.recalls >= options_.promote_recalls;
+    (keep ? promote : archive).push_back(&row);
+  }
+  for (Row* row : archive) archived_rows.push_back(*row);
+
+  MemoryRecord summary;
+  std::vector<float> summary_vector;
+  if (!archived_rows.empty()) {
+    std::string text = summarize(archived_rows);
+    if (!text.empty()) {
+      summary.id = EventId::generate().to_string();
+      summary.type = MemoryType::kSemantic;
+      summary.importance = 0.6;
+      summary.created_at = t;
+      summary.module = "memory";
+      summary.tier = MemoryTier::kLongTerm;
+      double from = archived_rows.front().record.created_at, until = from;
+      Json ids = Json::array();
+      for (const Row& row : archived_rows) {
+        from = std::min(from, row.record.created_at);
+        until = std::max(until, row.record.created_at);
+        if (ids.size() < 100) ids.push_back(row.record.id);
+      }
+      summary.metadata = {{"source", "consolidation"},
+                          {"summarizes", archived_rows.size()},
+                          {"from", from},
+                          {"until", until},
+                          {"ids", ids},
+                          {"method", "extractive"}};
+      summary.content = std::move(text);
+      auto v = options_.embedder->embed(summary.content);
+      if (v.ok()) summary_vector = std::move(*v);
+    }
+  }
+
+  Transaction tx(db_);
+  if (!tx.ok()) return sqlite_error("consolidate");
+  Statement set_tier(db_, "UPDATE memories SET tier = ?1 WHERE seq = ?2");
+  Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
+  for (Row* row : promote) {
+    set_tier.bind(1, std::string_view("long_term"));
+    set_tier.bind(2, row->seq);
+    if (set_tier.step() != SQLITE_DONE) return sqlite_error("consolidate");
+    set_tier.reset();
+    journal.bind(1, row->seq);
+    journal.bind(2, int64_t{kJournalAdd});
+    if (journal.step() != SQLITE_DONE) return sqlite_error("consolidate");
+    journal.reset();
+  }
+  for (Row* row : archive) {
+    set_tier.bind(1, std::string_view("archived"));
+    set_tier.bind(2, row->seq);
+    if (set_tier.step() != SQLITE_DONE) return sqlite_error("consolidate");
+    set_tier.reset();
+  }
+  int64_t summary_seq = 0;
+  if (!summary.id.empty() && summary_vector.size() == options_.embedder->dimension()) {
+    Statement insert(db_,
+                     "INSERT INTO memories (id, content, type, metadata, importance, created_at, "
+                     "module, collection, tier, embedding) "
+                     "VALUES (?1,?2,?3,?4,?5,?6,?7,'',?8,?9)");
+    insert.bind(1, std::string_view(summary.id));
+    insert.bind(2, std::string_view(summary.content));
+    insert.bind(3, to_string(summary.type));
+    insert.bind(4, std::string_view(summary.metadata.dump()));
+    insert.bind(5, summary.importance);
+    insert.bind(6, summary.created_at);
+    insert.bind(7, std::string_view(summary.module));
+    insert.bind(8, to_string(summary.tier));
+    insert.bind_blob(9, summary_vector);
+    if (insert.step() != SQLITE_DONE) return sqlite_error("consolidate");
+    summary_seq = sqlite3_last_insert_rowid(db_);
+    journal.bind(1, summary_seq);
+    journal.bind(2, int64_t{kJournalAdd});
+    if (journal.step() != SQLITE_DONE) return sqlite_error("consolidate");
+    journal.reset();
+  }
+  if (!tx.commit()) return sqlite_error("consolidate");
+
+  for (Row* row : promote) {
+    if (row->vector.size() == index_->dimension()) {
+      index_->add(static_cast<uint64_t>(row->seq), row->vector.data()).IgnoreError();
+    }
+    short_term_.erase(row->seq);
+    report.promoted_ids.push_back(row->record.id);
+    index_dirty_ = true;
+  }
+  for (Row* row : archive) {
+    short_term_.erase(row->seq);
+    report.archived_ids.push_back(row->record.id);
+  }
+  if (summary_seq != 0) {
+    index_->add(static_cast<uint64_t>(summary_seq), summary_vector.data()).IgnoreError();
+    index_dirty_ = true;
+    report.summary_id = summary.id;
+  }
+  report.promoted = promote.size();
+  report.archived = archive.size();
+  // Saving rewrites the whole file, so it waits until replaying the journal
+  // at the next open would cost more than a save; close() always saves.
+  int64_t pending = 0;
+  {
+    Statement count(db_, "SELECT count(*) FROM index_journal");
+    if (count.step() == SQLITE_ROW) pending = count.integer(0);
+  }
+  if (index_dirty_ && static_cast<size_t>(pending) >= options_.index_save_min_changes) {
+    if (Status s = save_index_locked(); !s.ok()) return s;
+    report.index_saved = true;
+  }
+  return report;
+}
+
+Result<Json> EmbeddedMemory::stats() {
+  std::lock_guard lock(mutex_);
+  Json tiers = Json::object();
+  {
+    Statement stmt(db_, "SELECT tier, count(*) FROM memories GROUP BY tier");
+    while (stmt.step() == SQLITE_ROW) tiers[stmt.text(0)] = stmt.integer(1);
+  }
+  int64_t journal = 0;
+  {
+    Statement stmt(db_, "SELECT count(*) FROM index_journal");
+    if (stmt.step() == SQLITE_ROW) journal = stmt.integer(0);
+  }
+  return Json{
+      {"tiers", tiers},
+      {"working", {{"size", working_.size()}, {"capacity", working_.capacity()}}},
+      {"index",
+       {{"file", index_file().string()},
+        {"vectors", index_->size()},
+        {"deleted", index_->deleted()},
+        {"journal_pending", journal},
+        {"rebuilt_because", rebuild_reason_}}},
+      {"embedder",
+       {{"name", options_.embedder->name()}, {"dimension", options_.embedder->dimension()}}},
+      {"database", database_file().string()}};
+}
+
+}  // namespace lotus::memory

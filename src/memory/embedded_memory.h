@@ -1,0 +1,135 @@
+// EmbeddedMemory: the MemoryStore of the embedded profile, needing no server.
+//
+//   L1 working      WorkingMemory, in-process LRU with TTL
+//   L2 short-term   rows of memory.db (SQLite, WAL) with tier short_term; their
+//                   vectors are kept in memory and searched exhaustively
+//   L3 long-term    VectorIndex (HNSW file index.hnsw) + SQLite FTS5, fused by
+//                   reciprocal rank fusion
+//   L4 persistent   memory.db: every record, its vector, tier and metadata
+//
+// SQLite is the source of truth and what acknowledges a store: remember()
+// returns after its transaction commits, so the memory survives kill -9. The
+// HNSW file is a cache: every change to the long-term set is also written to
+// an index journal table in the same transaction, the file records the
+// journal position it reflects, and open() replays the rest; a missing or
+// damaged file is rebuilt from the stored vectors. Vectors are only valid for
+// the embedder that made them: a database or index built by another embedder
+// or dimension is refused until `lotus memory reindex` (open with
+// `reindex = true`) re-embeds everything.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lotus/memory.h"
+#include "memory/vector_index.h"
+#include "memory/working_memory.h"
+
+struct sqlite3;
+
+namespace lotus::memory {
+
+struct EmbeddedMemoryOptions {
+  std::filesystem::path dir;           // holds memory.db and index.hnsw; created if needed
+  std::shared_ptr<Embedder> embedder;  // default: HashingEmbedder(384)
+  VectorIndexOptions index;
+
+  size_t working_capacity = 256;
+  double working_ttl_seconds = 600;
+  // Short-term memories older than this are consolidated (promoted or
+  // archived); so are the oldest beyond short_term_max.
+  double short_term_seconds = 3600;
+  size_t short_term_max = 5000;
+  double long_term_threshold = 0.7;  // importance that goes to long-term memory at once
+  double promote_threshold = 0.5;    // importance promoted at consolidation ...
+  int promote_recalls = 2;           // ... or this many recalls
+
+  // Ranking (see MemoryStore).
+  double weight_relevance = 0.75;
+  double weight_importance = 0.15;
+  double weight_recency = 0.10;
+  double recency_half_life_seconds = 7 * 24 * 3600.0;
+  double min_similarity = 0.15;  // vector candidates below this are not relevant
+  double rrf_k = 10;             // reciprocal rank fusion constant
+
+  // consolidate() saves the index file once this many index changes wait in
+  // the journal (the store saves it on close regardless).
+  size_t index_save_min_changes = 1000;
+
+  // Re-embed every record with `embedder` and rebuild the index at open.
+  bool reindex = false;
+  // Seconds since the epoch; tests inject time.
+  std::function<double()> clock;
+  // Called while the index is rebuilt or records are re-embedded.
+  std::function<void(std::string_view what, size_t done, size_t total)> progress;
+};
+
+class EmbeddedMemory final : public MemoryStore {
+ public:
+  static Result<std::unique_ptr<EmbeddedMemory>> open(EmbeddedMemoryOptions options);
+  ~EmbeddedMemory() override;
+  EmbeddedMemory(const EmbeddedMemory&) = delete;
+  EmbeddedMemory& operator=(const EmbeddedMemory&) = delete;
+
+  using MemoryStore::remember;
+  Result<MemoryRecord> remember(MemoryInput input) override;
+  Result<std::vector<RecallHit>> recall(std::string_view query, size_t limit,
+                                        const MemoryFilter& filter) override;
+  Result<MemoryRecord> get(std::string_view id) override;
+  Result<size_t> forget(std::string_view id) override;
+  Result<size_t> forget(const MemoryFilter& filter) override;
+  Result<ConsolidationReport> consolidate() override;
+  Result<Json> stats() override;
+
+  // Writes the index file if it lags the journal.
+  Status save_index();
+
+  std::filesystem::path database_file() const { return options_.dir / "memory.db"; }
+  std::filesystem::path index_file() const { return options_.dir / "index.hnsw"; }
+  // Why the index was rebuilt at open ("" when the file was loaded).
+  const std::string& index_rebuild_reason() const { return rebuild_reason_; }
+
+ private:
+  struct Row;
+
+  explicit EmbeddedMemory(EmbeddedMemoryOptions options);
+
+  Status open_database();
+  Status check_embedder();
+  Status reembed_all();
+  Status load_or_rebuild_index();
+  Status rebuild_index();
+  Status replay_journal(int64_t after);
+  Status load_short_term();
+
+  Status exec(const char* sql);
+  Status sqlite_error(std::string_view action) const;
+  double now() const { return options_.clock(); }
+  // Rows by seq, filtered; the SQL and binding of `filter` live here.
+  Result<std::vector<Row>> fetch_rows(const std::vector<int64_t>& seqs, const MemoryFilter& filter,
+                                      bool with_vectors);
+  Result<std::vector<int64_t>> keyword_search(std::string_view query, size_t k,
+                                              const MemoryFilter& filter);
+  Result<std::vector<int64_t>> matching_seqs(const MemoryFilter& filter);
+  Result<size_t> forget_seqs(const std::vector<int64_t>& seqs);
+  Status save_index_locked();
+  std::string summarize(const std::vector<Row>& rows);
+
+  EmbeddedMemoryOptions options_;
+  std::mutex mutex_;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<VectorIndex> index_;
+  WorkingMemory working_;
+  std::unordered_map<int64_t, std::vector<float>> short_term_;
+  std::string rebuild_reason_;
+  bool index_dirty_ = false;
+};
+
+}  // namespace lotus::memory
