@@ -349,6 +349,7 @@ class Session {
       std::cout << "(no module handles perception.user_input yet: nothing will answer. "
                    "/modules shows what is loaded)\n";
     }
+    std::cout << std::flush;
   }
 
   void command(const std::string& line) {
@@ -366,6 +367,9 @@ class Session {
       std::cout << "commands: /modules  /health  /reload NAME  /quit\n"
                    "anything else is sent to LOTUS as perception.user_input\n";
     }
+    // readline writes the next prompt straight to the terminal: what we
+    // printed must be out before it.
+    std::cout << std::flush;
   }
 
   void show(const Event& event) {
