@@ -294,8 +294,9 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   std::string message = error_for("bus: local\nthread: 4\n");
   EXPECT_THAT(message, StartsWith("~/.config/lotus/config.yaml:2:1: unknown key 'thread'"));
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
-  EXPECT_THAT(message, HasSubstr("known keys: bus, data_dir, disabled, llm, log_level, module_dirs, "
-                                 "modules, shutdown_deadline_ms, supervision, threads"));
+  EXPECT_THAT(message,
+              HasSubstr("known keys: bus, data_dir, disabled, llm, log_level, module_dirs, "
+                        "modules, shutdown_deadline_ms, supervision, threads"));
 
   message = error_for("flux_capacitor: on\n");
   EXPECT_THAT(message, HasSubstr("unknown key 'flux_capacitor'; known keys:"));

@@ -21,6 +21,7 @@
 #include "memory/importance.h"
 #include "memory/vector_index.h"
 #include "memory/working_memory.h"
+#include "testing/temp_dir.h"
 
 namespace lotus::memory {
 namespace {
@@ -28,24 +29,7 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lotus-memory-XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    path_ = made != nullptr ? fs::path(made) : fs::path();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 float cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return dot(a.data(), b.data(), a.size());

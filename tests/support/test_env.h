@@ -18,26 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "testing/temp_dir.h"
+
 namespace lotus::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "lotus-test-XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    path_ = made != nullptr ? std::filesystem::path(made) : std::filesystem::path();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Copies a built test module (manifest + library) or a fixture folder.
 inline void copy_folder(const std::filesystem::path& from, const std::filesystem::path& to) {

@@ -17,6 +17,7 @@
 #include "lotus/manifest.h"
 #include "lotus/strings.h"
 #include "testing/sync_wait.h"
+#include "testing/temp_dir.h"
 
 namespace lotus {
 namespace {
@@ -28,24 +29,7 @@ namespace fs = std::filesystem;
 const fs::path kManifest =
     fs::path(LOTUS_SOURCE_DIR) / "modules" / "core" / "memory" / "manifest.yaml";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lotus-memory-module-XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    path_ = made != nullptr ? fs::path(made) : fs::path();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 // Collects memory_updates from the moment it is attached.
 class Updates {

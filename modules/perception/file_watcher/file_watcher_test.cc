@@ -27,6 +27,7 @@
 #include "lotus/manifest.h"
 #include "lotus/strings.h"
 #include "testing/sync_wait.h"
+#include "testing/temp_dir.h"
 
 namespace lotus::perception {
 namespace {
@@ -38,24 +39,7 @@ namespace fs = std::filesystem;
 const fs::path kManifest =
     fs::path(LOTUS_SOURCE_DIR) / "modules" / "perception" / "file_watcher" / "manifest.yaml";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lotus-file-watcher-XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    path_ = made != nullptr ? fs::path(made) : fs::path();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 void write_file(const fs::path& file, const std::string& text) {
   std::ofstream out(file, std::ios::app);
