@@ -49,6 +49,13 @@ struct ChatMessage {
   static ChatMessage tool_result(const ToolCall& call, std::string result, bool is_error = false);
 };
 
+// {"role": "user", "text": ..., "tool_calls": [{id, name, arguments}], "tool_call_id",
+//  "tool_name", "is_error"} (empty fields left out): how conversations are
+// stored and shown over the API.
+Json to_json(const ChatMessage& message);
+// The inverse; the error names the field.
+Result<ChatMessage> chat_message_from_json(const Json& json);
+
 // A tool offered to the model; `parameters` is a JSON Schema object.
 struct ToolSpec {
   std::string name;

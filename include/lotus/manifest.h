@@ -118,6 +118,11 @@ struct Manifest {
     // Always a JSON Schema object: {"type": "object", "properties": {...},
     // "required": [...]}, whichever form the manifest used.
     nlohmann::json parameters;
+    // What the tool needs, a subset of the module's `permissions`; when the
+    // manifest gives none, the tool is taken to need all of the module's.
+    // Its risk level (and so whether a call needs approval) follows from it.
+    std::vector<std::string> permissions;
+    bool has_own_permissions = false;
   };
 
   struct Runtime {

@@ -23,13 +23,14 @@
 #include <vector>
 
 #include "lotus/event.h"
+#include "lotus/llm.h"
 #include "lotus/status.h"
 #include "lotus/task.h"
 
 // Bumped whenever Module, ModuleContext or a type they use changes layout.
 // It folds in the compiler and library versions a plugin must share with
 // the nucleus, since the boundary passes C++ objects.
-#define LOTUS_MODULE_ABI_VERSION 2
+#define LOTUS_MODULE_ABI_VERSION 3
 #define LOTUS_ABI_STAMP                                                                            \
   (static_cast<uint64_t>(LOTUS_MODULE_ABI_VERSION) << 48 | static_cast<uint64_t>(__GNUC__) << 40 | \
    static_cast<uint64_t>(__GNUC_MINOR__) << 32 |                                                   \
@@ -56,9 +57,12 @@ class ModuleContext {
   // is handling, so call it from a thread of your own with an explicit
   // trace_id (or the event's own id starts a new trace).
   virtual Status publish(std::string_view channel, Json data, EventMetadata metadata) = 0;
-  // Sends a request and waits for its reply (see Bus::request).
+  // Sends a request and waits for its reply (see Bus::request). The trace
+  // follows the same rule as publish(): give a trace_id in `metadata` when
+  // calling from work that outlives the handler that started it.
   virtual Task<Result<EventPtr>> request(std::string_view channel, Json data,
-                                         std::chrono::milliseconds timeout) = 0;
+                                         std::chrono::milliseconds timeout,
+                                         EventMetadata metadata) = 0;
   // Answers a request event received by a handler.
   virtual Status reply(const Event& request, Json data) = 0;
 
@@ -72,6 +76,13 @@ class ModuleContext {
 
   // Suspends the calling coroutine without blocking a thread.
   virtual Task<void> sleep(std::chrono::milliseconds duration) = 0;
+
+  // One assistant turn from the configured LLM providers, run off the bus
+  // threads. An empty `request.model` means the manifest's
+  // `providers.primary` (then its `fallback` chain); with none, the
+  // configured default model. Tokens and cost are counted for this module.
+  // FailedPrecondition, naming what to set, when no provider is configured.
+  virtual Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text) = 0;
 
   virtual void log(LogLevel level, std::string_view message) = 0;
 };
@@ -195,11 +206,15 @@ class Module {
     return context_->publish(channel, std::move(data), std::move(metadata));
   }
   Task<Result<EventPtr>> request(std::string_view channel, Json data,
-                                 std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    return context_->request(channel, std::move(data), timeout);
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                 EventMetadata metadata = {}) {
+    return context_->request(channel, std::move(data), timeout, std::move(metadata));
   }
   Status reply(const Event& request_event, Json data) {
     return context_->reply(request_event, std::move(data));
+  }
+  Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text = {}) {
+    return context_->chat(std::move(request), std::move(on_text));
   }
   Result<Json> get_state(std::string_view key) { return context_->get_state(key); }
   Status set_state(std::string_view key, const Json& value) {

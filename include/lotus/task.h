@@ -6,11 +6,15 @@
 // awaits that finishes synchronously never grows the stack.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace lotus {
 
@@ -168,6 +172,61 @@ class CallbackAwaiter {
 template <typename T, typename Start>
 CallbackAwaiter<T, Start> resume_with(Start start) {
   return CallbackAwaiter<T, Start>(std::move(start));
+}
+
+namespace detail {
+
+template <typename T>
+struct WhenAllState {
+  std::vector<std::optional<T>> results;
+  std::exception_ptr failure;
+  std::atomic<bool> failed{false};  // claims `failure` for the first thrower
+  std::atomic<size_t> remaining{0};
+  std::function<void(bool)> resume;
+
+  void finish_one() {
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) resume(true);
+  }
+};
+
+template <typename T>
+Task<void> when_all_one(Task<T> task, std::shared_ptr<WhenAllState<T>> state, size_t index) {
+  try {
+    T value = co_await std::move(task);
+    state->results[index].emplace(std::move(value));
+  } catch (...) {
+    if (!state->failed.exchange(true)) state->failure = std::current_exception();
+  }
+  state->finish_one();
+}
+
+}  // namespace detail
+
+// Runs `tasks` concurrently (each proceeds as far as it can, then resumes on
+// whichever thread completes what it waits for) and resumes the caller when
+// all have finished, with their results in order. If any threw, the first
+// exception is rethrown after all have finished.
+template <typename T>
+Task<std::vector<T>> when_all(std::vector<Task<T>> tasks) {
+  auto state = std::make_shared<detail::WhenAllState<T>>();
+  state->results.resize(tasks.size());
+  // One extra count for the starter, so no task can finish the whole set
+  // before every task has been started.
+  state->remaining.store(tasks.size() + 1);
+  auto all_done = resume_with<bool>([state, &tasks](std::function<void(bool)> resume) {
+    state->resume = std::move(resume);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      start_detached(detail::when_all_one(std::move(tasks[i]), state, i),
+                     [](std::exception_ptr) {});
+    }
+    state->finish_one();
+  });
+  co_await all_done;
+  if (state->failure) std::rethrow_exception(state->failure);
+  std::vector<T> results;
+  results.reserve(state->results.size());
+  for (auto& r : state->results) results.push_back(std::move(*r));
+  co_return results;
 }
 
 }  // namespace lotus

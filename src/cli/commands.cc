@@ -3,16 +3,20 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <deque>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include <editline/readline.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_join.h"
+#include "cli/chat_view.h"
 #include "cli/signals.h"
 #include "core/dependency_graph.h"
 #include "core/nucleus.h"
@@ -260,38 +264,100 @@ int run_events(const Config& config, const std::string& pattern, bool json) {
 
 namespace {
 
+// Bus events a session or `lotus ask` reacts to, handed from the pool
+// threads to the main thread through a pipe, so that all terminal output and
+// every readline call happen on one thread.
+class Inbox {
+ public:
+  Inbox() {
+    if (pipe(fds_) != 0) fds_[0] = fds_[1] = -1;
+  }
+  ~Inbox() {
+    for (int fd : fds_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  int fd() const { return fds_[0]; }
+  void push(EventPtr event) {
+    {
+      std::lock_guard lock(mutex_);
+      events_.push_back(std::move(event));
+    }
+    char byte = 1;
+    (void)!write(fds_[1], &byte, 1);
+  }
+  std::vector<EventPtr> take() {
+    char buffer[256];
+    (void)!read(fds_[0], buffer, sizeof buffer);
+    std::lock_guard lock(mutex_);
+    std::vector<EventPtr> out(events_.begin(), events_.end());
+    events_.clear();
+    return out;
+  }
+  // Taps for `patterns`, unsubscribed when the inbox's owner says so.
+  std::vector<SubscriptionId> subscribe(Bus& bus, std::initializer_list<const char*> patterns) {
+    std::vector<SubscriptionId> ids;
+    for (const char* pattern : patterns) {
+      Subscriber tap;
+      tap.tap = [this](const EventPtr& event) { push(event); };
+      if (auto id = bus.subscribe(pattern, SubscriptionFilter(), std::move(tap)); id.ok()) {
+        ids.push_back(*id);
+      }
+    }
+    return ids;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+  std::mutex mutex_;
+  std::deque<EventPtr> events_;
+};
+
+bool is_yes(std::string answer) {
+  for (char& c : answer) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (!answer.empty() && (answer.back() == ' ' || answer.back() == '\r')) answer.pop_back();
+  return answer == "y" || answer == "yes";
+}
+
+Status answer_approval(Nucleus& nucleus, const Json& request, bool approved) {
+  Event answer =
+      Event::make("perception.approval_response", "cli",
+                  Json{{"approval_id", request.value("approval_id", "")}, {"approved", approved}});
+  answer.metadata.trace_id = request.value("trace_id", "");
+  return nucleus.publish(std::move(answer)).status();
+}
+
 // One interactive session. libedit's callback interface lets us poll() the
-// terminal beside the signal pipe, so SIGTERM ends the session cleanly even
-// while it waits for a line.
+// terminal beside the signal pipe and the bus inbox, so SIGTERM ends the
+// session cleanly even while it waits for a line.
 class Session {
  public:
-  Session(Nucleus& nucleus, SignalWatcher& signals) : nucleus_(nucleus), signals_(signals) {}
+  Session(Nucleus& nucleus, SignalWatcher& signals)
+      : nucleus_(nucleus), signals_(signals), view_(isatty(STDOUT_FILENO) != 0) {}
 
   int run() {
     tty_ = isatty(STDIN_FILENO) != 0;
-    Subscriber display;
-    display.tap = [this](const EventPtr& event) { show(*event); };
-    nucleus_.bus().subscribe("action.display", SubscriptionFilter(), display).IgnoreError();
+    subscriptions_ = inbox_.subscribe(
+        nucleus_.bus(), {"action.display", "action.approval_request", "cognition.task_complete"});
     if (tty_) {
       std::cout << "LOTUS " << LOTUS_VERSION << " · " << nucleus_.modules().size()
                 << " modules · type /help for commands, Ctrl-D to leave\n"
                 << llm_status_line(nucleus_.config()) << "\n";
       active_ = this;
-      rl_callback_handler_install("lotus> ", &Session::on_line);
+      rl_callback_handler_install(kPrompt, &Session::on_line);
     }
-    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
+    pollfd fds[3] = {
+        {STDIN_FILENO, POLLIN, 0}, {signals_.fd(), POLLIN, 0}, {inbox_.fd(), POLLIN, 0}};
     std::string pending;
     while (!done_) {
-      if (poll(fds, 2, -1) < 0) continue;
+      if (poll(fds, 3, -1) < 0) continue;
+      if (fds[2].revents & POLLIN) {
+        for (const EventPtr& event : inbox_.take()) on_event(*event);
+      }
       if (fds[1].revents & POLLIN) {
         int sig = signals_.take();
         if (sig == SIGINT && tty_) {
-          auto now = std::chrono::steady_clock::now();
-          if (now - last_interrupt_ < std::chrono::seconds(2)) break;
-          last_interrupt_ = now;
-          std::lock_guard lock(output_mutex);
-          std::cout << "\n(press Ctrl-C again to leave, or type /quit)\n";
-          rl_forced_update_display();
+          if (interrupt()) break;
           continue;
         }
         if (sig != 0) break;
@@ -311,6 +377,9 @@ class Session {
         }
       }
     }
+    for (SubscriptionId id : subscriptions_) nucleus_.bus().unsubscribe(id);
+    // Approvals nobody answered are refused rather than left to time out.
+    for (const Json& request : approvals_) answer_approval(nucleus_, request, false).IgnoreError();
     if (tty_) {
       rl_callback_handler_remove();
       active_ = nullptr;
@@ -320,19 +389,98 @@ class Session {
   }
 
  private:
+  static constexpr const char* kPrompt = "lotus> ";
+
   static void on_line(char* line) {
     if (active_ == nullptr) return;
     if (line == nullptr) {  // Ctrl-D
       active_->done_ = true;
       return;
     }
-    if (*line != '\0') add_history(line);
+    if (*line != '\0' && active_->approvals_.empty()) add_history(line);
     active_->handle(line);
     free(line);
   }
 
+  // Ctrl-C: cancels what this session asked for; with nothing running, a
+  // second press within two seconds leaves. Returns true to leave.
+  bool interrupt() {
+    if (!my_tasks_.empty()) {
+      for (const std::string& task : my_tasks_) {
+        Event cancel = Event::make("cognition.cancel", "cli", Json{{"task_id", task}});
+        cancel.metadata.trace_id = task;
+        nucleus_.publish(std::move(cancel)).IgnoreError();
+      }
+      print(view_.close_line() + "(cancelling)\n");
+      return false;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_interrupt_ < std::chrono::seconds(2)) return true;
+    last_interrupt_ = now;
+    print("\n(press Ctrl-C again to leave, or type /quit)\n");
+    return false;
+  }
+
+  void on_event(const Event& event) {
+    if (event.channel == "action.approval_request") {
+      approvals_.push_back(event.data);
+      if (approvals_.size() == 1) ask_next_approval();
+      return;
+    }
+    if (event.channel == "cognition.task_complete") {
+      my_tasks_.erase(event.data.value("task_id", ""));
+      return;
+    }
+    print(view_.render(event));
+  }
+
+  void ask_next_approval() {
+    if (approvals_.empty()) {
+      if (tty_) rl_set_prompt(kPrompt);
+      redraw();
+      return;
+    }
+    std::string question = view_.approval_question(approvals_.front());
+    if (tty_) {
+      print(view_.close_line());
+      rl_set_prompt(question.c_str());
+      redraw();
+    } else {
+      std::cout << question << std::endl;
+    }
+  }
+
+  // Writes above the prompt line, then draws the prompt (and what the
+  // person has typed so far) again, unless a reply is still streaming.
+  void print(const std::string& text) {
+    if (text.empty()) return;
+    std::lock_guard lock(output_mutex);
+    if (tty_ && !streaming_) std::cout << "\r\033[K";
+    std::cout << text << std::flush;
+    streaming_ = view_.mid_line();
+    if (!streaming_) redraw();
+  }
+
+  void redraw() {
+    if (tty_ && !streaming_) rl_forced_update_display();
+  }
+
   void handle(std::string line) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!approvals_.empty()) {
+      Json request = approvals_.front();
+      approvals_.erase(approvals_.begin());
+      bool yes = is_yes(line);
+      Status sent = answer_approval(nucleus_, request, yes);
+      {
+        std::lock_guard lock(output_mutex);
+        std::cout << (sent.ok() ? (yes ? "(approved)\n" : "(denied)\n")
+                                : cat("(answer not sent: ", message_of(sent), ")\n"))
+                  << std::flush;
+      }
+      ask_next_approval();
+      return;
+    }
     if (line.empty()) return;
     if (line[0] == '/') {
       command(line);
@@ -341,6 +489,7 @@ class Session {
     Event event = Event::make("perception.user_input", "cli", Json{{"text", line}});
     event.metadata.user_id = std::getenv("USER") ? std::getenv("USER") : "user";
     event.metadata.trace_id = event.id.to_string();
+    std::string task = event.metadata.trace_id;
     auto routed = nucleus_.publish(std::move(event));
     std::lock_guard lock(output_mutex);
     if (!routed.ok()) {
@@ -348,6 +497,8 @@ class Session {
     } else if (*routed == 0) {
       std::cout << "(no module handles perception.user_input yet: nothing will answer. "
                    "/modules shows what is loaded)\n";
+    } else {
+      my_tasks_.insert(task);
     }
     std::cout << std::flush;
   }
@@ -360,36 +511,35 @@ class Session {
       print_module_table(nucleus_.modules());
     } else if (line == "/health") {
       print_health(nucleus_.health());
+    } else if (line == "/tools") {
+      for (const auto& tool : *nucleus_.tools().list()) {
+        std::cout << pad(tool->qualified, 28) << pad(std::string(llm::to_string(tool->risk)), 8)
+                  << tool->description.substr(0, 80) << "\n";
+      }
     } else if (line.rfind("/reload ", 0) == 0) {
       Status s = nucleus_.reload_module(line.substr(8));
       std::cout << (s.ok() ? "reloaded" : std::string(message_of(s))) << "\n";
     } else {
-      std::cout << "commands: /modules  /health  /reload NAME  /quit\n"
-                   "anything else is sent to LOTUS as perception.user_input\n";
+      std::cout << "commands: /modules  /health  /tools  /reload NAME  /quit\n"
+                   "anything else is sent to LOTUS as perception.user_input; Ctrl-C cancels "
+                   "what is running\n";
     }
     // readline writes the next prompt straight to the terminal: what we
     // printed must be out before it.
     std::cout << std::flush;
   }
 
-  void show(const Event& event) {
-    std::string text = event.data.contains("text") && event.data["text"].is_string()
-                           ? event.data["text"].get<std::string>()
-                           : event.data.dump();
-    std::lock_guard lock(output_mutex);
-    if (tty_) {
-      std::cout << "\r\033[K" << text << "\n";
-      rl_forced_update_display();
-    } else {
-      std::cout << text << std::endl;
-    }
-  }
-
   static inline Session* active_ = nullptr;
   Nucleus& nucleus_;
   SignalWatcher& signals_;
+  ChatView view_;
+  Inbox inbox_;
+  std::vector<SubscriptionId> subscriptions_;
+  std::vector<Json> approvals_;     // waiting for an answer, oldest first
+  std::set<std::string> my_tasks_;  // asked from here, not finished yet
   bool tty_ = false;
   bool done_ = false;
+  bool streaming_ = false;
   std::chrono::steady_clock::time_point last_interrupt_{};
 };
 
@@ -410,6 +560,120 @@ int run_interactive(const Config& config) {
   Status status = nucleus->shutdown();
   if (!status.ok()) std::cerr << "lotus: shutdown: " << message_of(status) << "\n";
   return code;
+}
+
+int run_ask(Config config, const AskOptions& options) {
+  if (options.text.empty()) {
+    std::cerr << "lotus ask: nothing to ask; give the request as an argument\n";
+    return 2;
+  }
+  for (const std::string& pattern : options.allow)
+    config.tools.policy.emplace_back(pattern, "allow");
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int sig) {
+    if (sig == SIGINT) return;  // cancels the task, below
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  auto nucleus = boot(config, signals, current);
+  if (!nucleus) return 1;
+
+  Inbox inbox;
+  auto subscriptions = inbox.subscribe(
+      nucleus->bus(), {"action.display", "action.approval_request", "cognition.task_complete"});
+  Event input = Event::make("perception.user_input", "cli", Json{{"text", options.text}});
+  input.metadata.user_id = std::getenv("USER") ? std::getenv("USER") : "user";
+  input.metadata.trace_id = input.id.to_string();
+  const std::string task = input.metadata.trace_id;
+  input.data["conversation_id"] =
+      options.conversation.empty() ? cat("ask-", task) : options.conversation;
+  auto routed = nucleus->publish(std::move(input));
+  if (!routed.ok() || *routed == 0) {
+    std::cerr << "lotus ask: "
+              << (routed.ok() ? std::string("no module handles perception.user_input (is the "
+                                            "reasoning module disabled or failed? see lotus "
+                                            "modules)")
+                              : std::string(message_of(routed.status())))
+              << "\n";
+    nucleus->shutdown().IgnoreError();
+    return 1;
+  }
+
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  ChatView view(isatty(STDOUT_FILENO) != 0 && !options.json);
+  std::vector<Json> approvals;  // the first is being asked
+  std::string typed;
+  int code = -1;
+  bool cancelling = false;
+  auto ask_next = [&] {
+    if (approvals.empty()) return;
+    if (interactive) {
+      std::cout << view.close_line() << std::flush;
+      std::cerr << view.approval_question(approvals.front()) << std::flush;
+      return;
+    }
+    const Json request = approvals.front();
+    approvals.erase(approvals.begin());
+    std::cerr << "lotus ask: " << request.value("tool", "?")
+              << " needs a person's approval and stdin is not a terminal: denied. Allow it with "
+                 "--allow "
+              << request.value("tool", "?") << " (or tools.policy in the config).\n";
+    answer_approval(*nucleus, request, false).IgnoreError();
+  };
+  while (code < 0 && !nucleus->stop_requested()) {
+    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
+                     {signals.fd(), POLLIN, 0},
+                     {approvals.empty() || !interactive ? -1 : STDIN_FILENO, POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) continue;
+    if (fds[1].revents & POLLIN) {
+      if (signals.take() == SIGINT && !cancelling) {
+        cancelling = true;
+        Event cancel = Event::make("cognition.cancel", "cli", Json{{"task_id", task}});
+        cancel.metadata.trace_id = task;
+        nucleus->publish(std::move(cancel)).IgnoreError();
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      char buffer[256];
+      ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
+      if (n > 0) typed.append(buffer, static_cast<size_t>(n));
+      size_t eol = typed.find('\n');
+      if (n <= 0 || eol != std::string::npos) {
+        bool yes = n > 0 && is_yes(typed.substr(0, eol));
+        typed.clear();
+        answer_approval(*nucleus, approvals.front(), yes).IgnoreError();
+        approvals.erase(approvals.begin());
+        ask_next();
+      }
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
+    for (const EventPtr& event : inbox.take()) {
+      if (event->metadata.trace_id != task) continue;
+      if (event->channel == "action.approval_request") {
+        approvals.push_back(event->data);
+        if (approvals.size() == 1) ask_next();
+      } else if (event->channel == "cognition.task_complete") {
+        if (options.json) std::cout << event->data.dump(2) << "\n";
+        std::cout << view.close_line() << std::flush;
+        code = event->data.value("ok", false) ? 0 : 1;
+      } else if (!options.json) {
+        std::string kind = event->data.value("kind", "");
+        std::string text = view.render(*event);
+        // The answer goes to stdout; what LOTUS did on the way, to stderr.
+        if (kind == "delta" || kind == "message") {
+          std::cout << text << std::flush;
+        } else {
+          std::cout << std::flush;
+          std::cerr << text << std::flush;
+        }
+      }
+    }
+  }
+  for (SubscriptionId id : subscriptions) nucleus->bus().unsubscribe(id);
+  for (const Json& request : approvals) answer_approval(*nucleus, request, false).IgnoreError();
+  Status status = nucleus->shutdown();
+  if (!status.ok()) std::cerr << "lotus: shutdown: " << message_of(status) << "\n";
+  if (code < 0) return 1;
+  return cancelling && code != 0 ? 130 : code;
 }
 
 int run_providers(const Config& config, bool json) {

@@ -28,4 +28,14 @@ int run_events(const Config& config, const std::string& pattern, bool json);
 int run_interactive(const Config& config);
 int run_providers(const Config& config, bool json);
 
+struct AskOptions {
+  std::string text;
+  std::string conversation;        // "" = a fresh one
+  std::vector<std::string> allow;  // tool patterns allowed without asking, for this run
+  bool json = false;               // print the task's outcome as JSON instead of the reply
+};
+// Sends one request to the reasoning engine, shows the reply as it streams
+// and exits: 0 answered, 1 failed, 130 cancelled with Ctrl-C.
+int run_ask(Config config, const AskOptions& options);
+
 }  // namespace lotus::cli

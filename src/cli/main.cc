@@ -5,6 +5,7 @@
 //   lotus modules            list modules with version, type and state
 //   lotus health [--json]    health of every module and the process
 //   lotus events [PATTERN]   tail the live bus
+//   lotus ask "..."          one request to the reasoning engine
 #include <signal.h>
 #include <unistd.h>
 
@@ -103,6 +104,21 @@ int main(int argc, char** argv) {
   bool providers_json = false;
   providers->add_flag("--json", providers_json, "Print JSON");
 
+  auto* ask = app.add_subcommand(
+      "ask",
+      "Boot, send one request to the reasoning engine, print the answer as it streams, exit\n"
+      "(0 answered, 1 failed, 130 cancelled). Tool calls are shown on stderr; calls that need\n"
+      "approval are asked on the terminal, or denied when stdin is not one.");
+  lotus::cli::AskOptions ask_options;
+  std::vector<std::string> ask_words;
+  ask->add_option("REQUEST", ask_words, "What to ask (several words are joined)")->required();
+  ask->add_option("--conversation", ask_options.conversation,
+                  "Continue this conversation (default: a fresh one)");
+  ask->add_option("--allow", ask_options.allow,
+                  "Run tools matching this pattern without asking (repeatable), e.g. fs.write");
+  ask->add_flag("--json", ask_options.json,
+                "Print the outcome (answer, tool calls, error) as JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   lotus::ConfigSources sources;
@@ -128,5 +144,11 @@ int main(int argc, char** argv) {
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);
+  if (*ask) {
+    for (const std::string& word : ask_words) {
+      ask_options.text += (ask_options.text.empty() ? "" : " ") + word;
+    }
+    return lotus::cli::run_ask(*config, ask_options);
+  }
   return lotus::cli::run_interactive(*config);
 }

@@ -37,7 +37,11 @@ constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "er
 const std::vector<std::string> kTopLevelKeys = {
     "bus",         "data_dir",    "disabled", "llm",
     "log_level",   "module_dirs", "modules",  "shutdown_deadline_ms",
-    "supervision", "threads"};
+    "supervision", "threads",     "tools"};
+const std::vector<std::string> kToolsKeys = {"approval_timeout_ms", "max_result_bytes", "policy",
+                                             "risk", "timeout_ms"};
+constexpr std::string_view kDecisions[] = {"allow", "ask", "deny"};
+constexpr std::string_view kRiskLevels[] = {"low", "medium", "high"};
 const std::vector<std::string> kSupervisionKeys = {"backoff_initial_ms", "backoff_max_ms",
                                                    "max_restarts", "window_seconds"};
 
@@ -203,6 +207,7 @@ class FileReader {
           if (key == "supervision") return read_supervision(value);
           if (key == "modules") return read_modules(value);
           if (key == "llm") return read_llm(value);
+          if (key == "tools") return read_tools(value);
           return read_disabled(value);
         });
   }
@@ -360,6 +365,79 @@ class FileReader {
           Result<Json> json = to_json(value, path);
           if (!json.ok()) return json.status();
           config_.module_config[name] = *std::move(json);
+          return absl::OkStatus();
+        });
+  }
+
+  Status read_decision(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (node.IsScalar()) {
+      for (std::string_view d : kDecisions) {
+        if (node.Scalar() == d) {
+          out = std::string(d);
+          return absl::OkStatus();
+        }
+      }
+    }
+    return error(node, path,
+                 absl::StrCat("expected allow, ask or deny, got ", describe_node(node)));
+  }
+
+  Status read_tools(const YAML::Node& node) {
+    if (!node.IsMap()) {
+      return error(node, "tools",
+                   absl::StrCat("expected a mapping with ", absl::StrJoin(kToolsKeys, ", "),
+                                "; got ", describe_node(node)));
+    }
+    Config::Tools& tools = config_.tools;
+    return for_each_entry(
+        node, "tools", kToolsKeys,
+        [&](const std::string& key, const YAML::Node&, const YAML::Node& value) -> Status {
+          if (value.IsNull()) return absl::OkStatus();
+          const std::string path = "tools." + key;
+          int64_t number = 0;
+          if (key == "policy" || key == "risk") {
+            if (!value.IsMap()) {
+              return error(value, path,
+                           absl::StrCat(key == "policy"
+                                            ? "expected a mapping of tool pattern (module.tool, "
+                                              "globs allowed) to allow, ask or deny"
+                                            : "expected a mapping of low, medium, high to allow, "
+                                              "ask or deny",
+                                        "; got ", describe_node(value)));
+            }
+            std::vector<std::string> known;
+            if (key == "risk") known.assign(std::begin(kRiskLevels), std::end(kRiskLevels));
+            return for_each_entry(
+                value, path, known,
+                [&](const std::string& name, const YAML::Node& name_node,
+                    const YAML::Node& decision_node) -> Status {
+                  if (key == "policy" && name.empty()) {
+                    return error(name_node, path, "a tool pattern must not be empty");
+                  }
+                  std::string decision;
+                  if (Status s = read_decision(decision_node, path + "." + name, decision);
+                      !s.ok()) {
+                    return s;
+                  }
+                  if (key == "risk") {
+                    tools.risk[name] = decision;
+                  } else {
+                    tools.policy.emplace_back(name, decision);
+                  }
+                  return absl::OkStatus();
+                });
+          }
+          if (key == "max_result_bytes") {
+            if (Status s = read_int(value, path, 256, 64LL << 20, number); !s.ok()) return s;
+            tools.max_result_bytes = static_cast<size_t>(number);
+            return absl::OkStatus();
+          }
+          if (Status s = read_int(value, path, 1, kMaxMillis, number); !s.ok()) return s;
+          if (key == "timeout_ms") {
+            tools.timeout = std::chrono::milliseconds(number);
+          } else {
+            tools.approval_timeout = std::chrono::milliseconds(number);
+          }
           return absl::OkStatus();
         });
   }

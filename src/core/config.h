@@ -25,6 +25,12 @@
 //   disabled: [voice, screen]        # modules not to start
 //   llm:                             # LLM providers, model aliases, fallbacks
 //     providers: {anthropic: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}}
+//   tools:                           # calling module tools (the reasoning engine, MCP)
+//     policy: {"fs.read": allow, "shell.*": deny}   # module.tool glob -> allow | ask | deny
+//     risk: {low: allow, medium: allow, high: ask}  # for tools no policy entry names
+//     timeout_ms: 30000              # per call, once approved
+//     approval_timeout_ms: 300000    # an unanswered approval request counts as denied
+//     max_result_bytes: 32768        # larger results are cut, saying how much was left out
 //
 // `~` and `~/...` expand to the home directory; relative paths are relative to
 // the config file's directory. Unknown keys and wrongly typed values are
@@ -76,6 +82,18 @@ struct Config {
   // The `llm:` section (providers, model aliases, fallback chains), as
   // given; the provider router validates it.
   Json llm = Json::object();
+
+  // How tools are called: the permission policy and the limits.
+  struct Tools {
+    // (pattern, decision) in file order; the most specific pattern that
+    // matches a tool's "module.tool" name wins (see ToolPolicy).
+    std::vector<std::pair<std::string, std::string>> policy;
+    std::map<std::string, std::string> risk = {
+        {"low", "allow"}, {"medium", "allow"}, {"high", "ask"}};
+    std::chrono::milliseconds timeout{30000};
+    std::chrono::milliseconds approval_timeout{300000};
+    size_t max_result_bytes = 32768;
+  } tools;
 
   // The file the settings were read from; empty if none was.
   std::filesystem::path config_file;

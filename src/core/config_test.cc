@@ -296,7 +296,7 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
   EXPECT_THAT(message,
               HasSubstr("known keys: bus, data_dir, disabled, llm, log_level, module_dirs, "
-                        "modules, shutdown_deadline_ms, supervision, threads"));
+                        "modules, shutdown_deadline_ms, supervision, threads, tools"));
 
   message = error_for("flux_capacitor: on\n");
   EXPECT_THAT(message, HasSubstr("unknown key 'flux_capacitor'; known keys:"));
@@ -349,6 +349,36 @@ TEST_F(ConfigTest, OutOfRangeValuesAreErrors) {
               HasSubstr("supervision.backoff_initial_ms: must be between 1 and"));
   EXPECT_THAT(error_for("threads: 99999999999999999999999\n"),
               HasSubstr("threads: expected an integer"));
+}
+
+TEST_F(ConfigTest, ToolsSectionReadsPolicyRiskAndLimits) {
+  write(default_file(), R"(tools:
+  policy:
+    "shell.*": deny
+    fs.read: allow
+  risk: {medium: ask}
+  timeout_ms: 1500
+  approval_timeout_ms: 60000
+  max_result_bytes: 4096
+)");
+  Config config = load_ok(sources());
+  ASSERT_EQ(config.tools.policy.size(), 2u);
+  EXPECT_EQ(config.tools.policy[0], (std::pair<std::string, std::string>{"shell.*", "deny"}));
+  EXPECT_EQ(config.tools.policy[1], (std::pair<std::string, std::string>{"fs.read", "allow"}));
+  EXPECT_EQ(config.tools.risk["medium"], "ask");
+  EXPECT_EQ(config.tools.risk["high"], "ask");  // untouched default
+  EXPECT_EQ(config.tools.timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(config.tools.approval_timeout, std::chrono::milliseconds(60000));
+  EXPECT_EQ(config.tools.max_result_bytes, 4096u);
+}
+
+TEST_F(ConfigTest, ToolsSectionErrorsNameTheKey) {
+  EXPECT_THAT(error_for("tools:\n  policy: {fs.write: maybe}\n"),
+              HasSubstr("tools.policy.fs.write: expected allow, ask or deny"));
+  EXPECT_THAT(error_for("tools:\n  risk: {extreme: deny}\n"), HasSubstr("unknown key 'extreme'"));
+  EXPECT_THAT(error_for("tools:\n  timeout_ms: 0\n"), HasSubstr("tools.timeout_ms: must be"));
+  EXPECT_THAT(error_for("tools:\n  policy: [fs.read]\n"),
+              HasSubstr("tools.policy: expected a mapping of tool pattern"));
 }
 
 TEST_F(ConfigTest, BackoffMaxBelowInitialIsAnError) {

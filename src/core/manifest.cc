@@ -606,6 +606,10 @@ class ManifestParser {
   bool check_properties(const At& at, const Json& schema);
   void parse_config_schema(const At& at, Manifest* out);
   void parse_permissions(const At& at, std::vector<std::string>* out);
+  void check_tool_permissions(const Manifest& manifest);
+  // Where each tool's own `permissions` list was, checked against the
+  // module's once the whole manifest is read.
+  std::vector<std::pair<At, std::vector<std::string>>> tool_permission_sites_;
   void parse_runtime(const At& at, Manifest::Runtime* out);
   std::optional<std::filesystem::path> relative_path(const At& at);
   void parse_mailbox(const At& at, Manifest::Mailbox* out);
@@ -999,7 +1003,7 @@ void ManifestParser::parse_tools(const At& at, std::vector<Manifest::Tool>* out)
   std::set<std::string> names;
   for (size_t i = 0; i < at.node.size(); ++i) {
     At item = item_at(at, at.node[i], i);
-    auto fields = entries(item, {"name", "description", "parameters"});
+    auto fields = entries(item, {"name", "description", "parameters", "permissions"});
     if (!fields) continue;
     Manifest::Tool tool;
     tool.parameters = Json::object();
@@ -1049,6 +1053,10 @@ void ManifestParser::parse_tools(const At& at, std::vector<Manifest::Tool>* out)
         } else {
           ok = false;
         }
+      } else if (f.key == "permissions") {
+        parse_permissions(f, &tool.permissions);
+        tool_permission_sites_.emplace_back(f, tool.permissions);
+        tool.has_own_permissions = true;
       }
     }
     if (!have_name) fail(item, "\"name\" is required");
@@ -1335,6 +1343,19 @@ void ManifestParser::parse_permissions(const At& at, std::vector<std::string>* o
   }
 }
 
+// A tool may narrow its module's permissions (fs.read needs only file.read),
+// never widen them.
+void ManifestParser::check_tool_permissions(const Manifest& manifest) {
+  for (const auto& [site, list] : tool_permission_sites_) {
+    for (const std::string& permission : list) {
+      if (manifest.has_permission(permission)) continue;
+      fail(site, cat(quote(permission),
+                     " is not among the module's permissions; a tool can only narrow them "
+                     "(add it to the top-level \"permissions\")"));
+    }
+  }
+}
+
 std::optional<std::filesystem::path> ManifestParser::relative_path(const At& at) {
   std::optional<std::string> s = nonempty_string(at);
   if (!s) return std::nullopt;
@@ -1547,6 +1568,10 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
     } else if (key == "mailbox") {
       parse_mailbox(f, &manifest.mailbox);
     }
+  }
+  check_tool_permissions(manifest);
+  for (Manifest::Tool& tool : manifest.tools) {
+    if (!tool.has_own_permissions) tool.permissions = manifest.permissions;
   }
   if (!have_name) fail(root.mark, "name", "is required");
   if (!have_version) fail(root.mark, "version", "is required");

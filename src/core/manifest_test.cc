@@ -710,3 +710,38 @@ TEST(ManifestEnumsTest, NamesAndRanks) {
 
 }  // namespace
 }  // namespace lotus
+
+namespace lotus {
+namespace {
+
+TEST(ManifestToolPermissionsTest, ToolsNarrowTheModulesPermissions) {
+  Manifest m = parse_ok(with_minimal(R"(permissions: [file.read, file.write]
+tools:
+  - name: read
+    permissions: [file.read]
+  - name: write
+)"));
+  ASSERT_EQ(m.tools.size(), 2u);
+  EXPECT_EQ(m.tools[0].permissions, std::vector<std::string>{"file.read"});
+  EXPECT_TRUE(m.tools[0].has_own_permissions);
+  // Without a list of its own a tool needs everything its module may do.
+  EXPECT_EQ(m.tools[1].permissions, (std::vector<std::string>{"file.read", "file.write"}));
+  EXPECT_FALSE(m.tools[1].has_own_permissions);
+}
+
+TEST(ManifestToolPermissionsTest, AToolCannotWidenThem) {
+  EXPECT_THAT(parse_error(with_minimal(R"(permissions: [file.read]
+tools:
+  - name: run
+    permissions: [process.exec]
+)")),
+              HasSubstr("tools[0].permissions: \"process.exec\" is not among the module's "
+                        "permissions"));
+  // A family grant covers its members.
+  Manifest m = parse_ok(with_minimal(
+      "permissions: [\"file.*\"]\ntools:\n  - name: w\n    permissions: [file.write]\n"));
+  EXPECT_EQ(m.tools[0].permissions, std::vector<std::string>{"file.write"});
+}
+
+}  // namespace
+}  // namespace lotus

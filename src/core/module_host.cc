@@ -651,7 +651,8 @@ Status ModuleHost::publish(std::string_view channel, Json data, EventMetadata me
 }
 
 Task<Result<EventPtr>> ModuleHost::request(std::string_view channel, Json data,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout,
+                                           EventMetadata metadata) {
   if (!manifest().may_publish(channel)) {
     publish_refused_.fetch_add(1, std::memory_order_relaxed);
     co_return absl::PermissionDeniedError(cat("module \"", manifest().name,
@@ -659,11 +660,14 @@ Task<Result<EventPtr>> ModuleHost::request(std::string_view channel, Json data,
                                               "\": its manifest's publications do not declare it"));
   }
   Event event = Event::make(std::string(channel), manifest().name, std::move(data));
-  {
+  event.metadata = std::move(metadata);
+  if (event.metadata.trace_id.empty()) {
     std::lock_guard lock(mutex_);
     event.metadata.trace_id = current_trace_;
   }
-  co_return co_await services_.bus->request(std::move(event), timeout);
+  auto pending = services_.bus->request(std::move(event), timeout);
+  Result<EventPtr> reply = co_await std::move(pending);
+  co_return reply;
 }
 
 Status ModuleHost::reply(const Event& request_event, Json data) {
@@ -693,6 +697,22 @@ Task<void> ModuleHost::sleep(std::chrono::milliseconds duration) {
     timer->async_wait([timer, resume](boost::system::error_code) { resume(true); });
   });
   co_await awaiter;
+}
+
+Task<Result<ChatResponse>> ModuleHost::chat(ChatRequest request, StreamCallback on_text) {
+  if (!services_.chat) {
+    co_return absl::FailedPreconditionError("no LLM is available in this process");
+  }
+  const Manifest::Providers& providers = manifest().providers;
+  std::vector<std::string> fallbacks;
+  if (request.model.empty() && !providers.primary.empty()) {
+    request.model = providers.primary;
+    fallbacks = providers.fallback;
+  }
+  request.module = manifest().name;
+  auto answered = services_.chat(std::move(request), std::move(on_text), std::move(fallbacks));
+  Result<ChatResponse> result = co_await std::move(answered);
+  co_return result;
 }
 
 void ModuleHost::log(LogLevel level, std::string_view message) {

@@ -63,6 +63,10 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
     std::function<void(std::string channel, Json data)> emit;
     // True once the nucleus is stopping: retries at start give up early.
     std::function<bool()> stopping;
+    // Runs one LLM turn off the bus threads, with the fallback chain given
+    // (empty: the configured one). Null: no LLM at all.
+    std::function<Task<Result<ChatResponse>>(ChatRequest, StreamCallback, std::vector<std::string>)>
+        chat;
   };
 
   // The channel a tool is called on: requests carry {"arguments": {...}} and
@@ -95,12 +99,14 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   const Json& config() const override { return config_; }
   Status publish(std::string_view channel, Json data, EventMetadata metadata) override;
   Task<Result<EventPtr>> request(std::string_view channel, Json data,
-                                 std::chrono::milliseconds timeout) override;
+                                 std::chrono::milliseconds timeout,
+                                 EventMetadata metadata) override;
   Status reply(const Event& request, Json data) override;
   std::filesystem::path data_dir() override;
   Result<Json> get_state(std::string_view key) override;
   Status set_state(std::string_view key, const Json& value) override;
   Task<void> sleep(std::chrono::milliseconds duration) override;
+  Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text) override;
   void log(LogLevel level, std::string_view message) override;
 
  private:

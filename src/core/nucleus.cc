@@ -143,6 +143,8 @@ Status Nucleus::boot() {
     control_subscriptions_.push_back(*id);
   }
 
+  if (Status s = start_tools_and_llm(); !s.ok()) return s;
+
   Discovery found = discover_modules(config_.module_dirs);
   emit("system.boot", Json{{"version", LOTUS_VERSION},
                            {"modules_found", found.manifests.size()},
@@ -216,6 +218,10 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
     emit(std::move(channel), std::move(data));
   };
   services.stopping = [this] { return stop_requested() || !accepting_; };
+  services.chat = [this](ChatRequest request, StreamCallback on_text,
+                         std::vector<std::string> fallbacks) {
+    return chat(std::move(request), std::move(on_text), std::move(fallbacks));
+  };
   Json user_config = Json::object();
   if (auto it = config_.module_config.find(manifest.name); it != config_.module_config.end()) {
     user_config = it->second;
@@ -243,6 +249,7 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
   }
   spdlog::info("module {} {} running ({})", name, host->manifest().version.to_string(),
                host->health().value("origin", ""));
+  tools_added(host->manifest());
   emit("system.module_loaded", Json{{"module", name},
                                     {"version", host->manifest().version.to_string()},
                                     {"type", to_string(host->manifest().type)}});
@@ -271,6 +278,8 @@ Status Nucleus::shutdown() {
   shut_down_ = true;
   if (watch_timer_) watch_timer_->stop();
   emit("system.shutdown", Json{{"reason", stop_requested() ? "signal" : "requested"}});
+  // Approvals still waiting are answered "no" before the modules go.
+  if (broker_) broker_->stop();
   auto deadline = std::chrono::steady_clock::now() + config_.shutdown_deadline;
   std::vector<std::shared_ptr<ModuleHost>> hosts;
   {
@@ -288,6 +297,7 @@ Status Nucleus::shutdown() {
     hosts_.clear();
   }
   for (SubscriptionId id : control_subscriptions_) bus_->unsubscribe(id);
+  if (llm_pool_) llm_pool_->join();
   bus_->stop();
   state_.reset();
   return overall;
@@ -375,6 +385,7 @@ Status Nucleus::unload_module(std::string_view name) {
     watched_.erase(std::string(name));
   }
   emit("system.module_unloaded", Json{{"module", host->manifest().name}});
+  tools_removed(host->manifest().name);
   return status;
 }
 
@@ -394,8 +405,80 @@ Status Nucleus::reload_module(std::string_view name) {
                                           "\"; unload and load instead"));
   }
   Status status = run(host->reload(std::move(*manifest)));
-  if (status.ok()) spdlog::info("module {} reloaded", name);
+  if (status.ok()) {
+    spdlog::info("module {} reloaded", name);
+    tools_added(host->manifest());
+  }
   return status;
+}
+
+Status Nucleus::start_tools_and_llm() {
+  auto policy = llm::ToolPolicy::create(config_.tools.policy, config_.tools.risk);
+  if (!policy.ok()) return policy.status();
+  llm::ToolBrokerOptions options;
+  options.policy = *std::move(policy);
+  options.timeout = config_.tools.timeout;
+  options.approval_timeout = config_.tools.approval_timeout;
+  options.max_result_bytes = config_.tools.max_result_bytes;
+  broker_ = llm::ToolBroker::create(*bus_, tools_, std::move(options));
+  if (Status s = broker_->start(); !s.ok()) return s;
+
+  // A broken `llm:` section costs the LLM, not the system: everything that
+  // needs no model keeps working, and health says what to fix.
+  llm::ProviderContext context;
+  if (!config_.config_file.empty()) context.base_dir = config_.config_file.parent_path();
+  auto router = llm::ProviderRouter::create(config_.llm, context);
+  if (router.ok()) {
+    llm_ = *std::move(router);
+    llm_status_ = llm_->ready();
+  } else {
+    llm_status_ = router.status();
+    spdlog::error("LLM providers unavailable: {}", message_of(llm_status_));
+  }
+  llm_pool_ = std::make_unique<boost::asio::thread_pool>(4);
+  return absl::OkStatus();
+}
+
+Task<Result<ChatResponse>> Nucleus::chat(ChatRequest request, StreamCallback on_text,
+                                         std::vector<std::string> fallbacks) {
+  if (!llm_) {
+    co_return absl::FailedPreconditionError(cat("no LLM is available: ", message_of(llm_status_)));
+  }
+  if (Status ready = llm_->ready(); !ready.ok()) co_return ready;
+  auto answered = resume_with<Result<ChatResponse>>(
+      [this, request = std::move(request), on_text = std::move(on_text),
+       fallbacks = std::move(fallbacks)](std::function<void(Result<ChatResponse>)> resume) mutable {
+        boost::asio::post(
+            *llm_pool_, [this, request = std::move(request), on_text = std::move(on_text),
+                         fallbacks = std::move(fallbacks), resume = std::move(resume)]() mutable {
+              Result<ChatResponse> result =
+                  fallbacks.empty() ? llm_->chat(request, on_text)
+                                    : llm_->chat_with_fallbacks(request, on_text, fallbacks);
+              // Back onto the bus's threads: the caller is a module coroutine.
+              boost::asio::post(bus_->executor(),
+                                [resume = std::move(resume), result = std::move(result)]() mutable {
+                                  resume(std::move(result));
+                                });
+            });
+      });
+  Result<ChatResponse> result = co_await answered;
+  co_return result;
+}
+
+void Nucleus::tools_added(const Manifest& manifest) {
+  if (manifest.tools.empty()) {
+    // A module without tools changes nothing, unless a reload took its
+    // last ones away.
+    if (!tools_.remove_module(manifest.name)) return;
+  } else {
+    tools_.add_module(manifest);
+  }
+  emit("system.tools_changed", Json{{"module", manifest.name}, {"version", tools_.version()}});
+}
+
+void Nucleus::tools_removed(const std::string& module) {
+  if (!tools_.remove_module(module)) return;
+  emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
 }
 
 void Nucleus::handle_control_event(const EventPtr& event) {
@@ -514,8 +597,32 @@ Json Nucleus::health() const {
         {"filtered", bus.filtered},
         {"refused", bus.refused},
         {"subscriptions", bus.subscriptions}}},
+      {"llm", llm_health()},
+      {"tools", tools_health()},
       {"modules", std::move(modules)},
   };
+}
+
+Json Nucleus::llm_health() const {
+  Json out = {{"ready", llm_ != nullptr && llm_status_.ok()}};
+  if (!llm_status_.ok()) out["problem"] = std::string(message_of(llm_status_));
+  if (llm_) out["usage"] = llm_->usage_report();
+  return out;
+}
+
+Json Nucleus::tools_health() const {
+  Json out = {{"registered", tools_.list()->size()}};
+  if (broker_) {
+    llm::ToolBroker::Stats stats = broker_->stats();
+    out["calls"] = stats.calls;
+    out["invalid"] = stats.invalid;
+    out["denied"] = stats.denied;
+    out["failed"] = stats.failed;
+    out["timed_out"] = stats.timed_out;
+    out["truncated"] = stats.truncated;
+    out["pending_approvals"] = broker_->pending_approvals().size();
+  }
+  return out;
 }
 
 std::vector<ModuleSummary> Nucleus::modules() const {

@@ -16,12 +16,16 @@
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "bus/local_bus.h"
 #include "core/config.h"
 #include "core/module_host.h"
 #include "core/periodic_timer.h"
 #include "core/state_store.h"
+#include "llm/provider_router.h"
+#include "llm/tool_broker.h"
+#include "llm/tool_registry.h"
 #include "lotus/manifest.h"
 
 namespace lotus {
@@ -73,6 +77,17 @@ class Nucleus {
   Result<size_t> publish(Event event);
   Bus& bus() { return *bus_; }
   const Config& config() const { return config_; }
+
+  // Every tool of every running module, and what carries out calls to them.
+  const llm::ToolRegistry& tools() const { return tools_; }
+  llm::ToolBroker* tool_broker() { return broker_.get(); }
+  // The LLM providers; null when the `llm:` config could not be used
+  // (llm_status() says why).
+  llm::ProviderRouter* llm() { return llm_.get(); }
+  const Status& llm_status() const { return llm_status_; }
+  // One LLM turn off the bus threads (what ModuleContext::chat runs on).
+  Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text,
+                                  std::vector<std::string> fallbacks);
   std::chrono::milliseconds boot_duration() const { return boot_duration_; }
 
  private:
@@ -90,6 +105,13 @@ class Nucleus {
   // at shutdown.
   void spawn_worker(std::function<void()> work);
   void check_hotload();
+  Status start_tools_and_llm();
+  // Keeps the tool registry in step with a module that started, reloaded or
+  // stopped, and tells listeners (system.tools_changed).
+  void tools_added(const Manifest& manifest);
+  void tools_removed(const std::string& module);
+  Json llm_health() const;
+  Json tools_health() const;
 
   Config config_;
   std::unique_ptr<LocalBus> bus_;
@@ -122,6 +144,14 @@ class Nucleus {
   std::map<std::string, Watched> watched_;
   std::shared_ptr<PeriodicTimer> watch_timer_;
   std::vector<SubscriptionId> control_subscriptions_;
+
+  llm::ToolRegistry tools_;
+  std::shared_ptr<llm::ToolBroker> broker_;
+  std::unique_ptr<llm::ProviderRouter> llm_;
+  Status llm_status_;
+  // Provider calls block (HTTP, minutes at worst), so they get threads of
+  // their own and never hold a bus thread.
+  std::unique_ptr<boost::asio::thread_pool> llm_pool_;
 };
 
 }  // namespace lotus

@@ -161,7 +161,10 @@ Result<std::unique_ptr<LlmProvider>> make_ollama(const std::string& name, const 
 Result<std::unique_ptr<LlmProvider>> make_scripted(const std::string& name, const Json& config,
                                                    const ProviderContext& context) {
   std::string where = cat("llm.providers.", name);
-  if (Status s = unknown_keys(config, where, {"type", "file", "script"}); !s.ok()) return s;
+  if (Status s = unknown_keys(config, where, {"type", "file", "script", "keep_requests"});
+      !s.ok()) {
+    return s;
+  }
   Result<std::unique_ptr<ScriptedProvider>> provider = absl::InvalidArgumentError(
       cat(where, ": a scripted provider needs `file:` (or an inline `script:`)"));
   if (auto script = config.find("script"); script != config.end()) {
@@ -172,6 +175,12 @@ Result<std::unique_ptr<LlmProvider>> make_scripted(const std::string& name, cons
     if (!file->empty()) provider = ScriptedProvider::from_file(name, resolve_path(*file, context));
   }
   if (!provider.ok()) return provider.status();
+  if (auto keep = config.find("keep_requests"); keep != config.end()) {
+    if (!keep->is_number_integer() || keep->get<int64_t>() < 0) {
+      return absl::InvalidArgumentError(cat(where, ".keep_requests: must be a whole number >= 0"));
+    }
+    (*provider)->set_keep_requests(keep->get<size_t>());
+  }
   return std::unique_ptr<LlmProvider>(std::move(*provider));
 }
 
@@ -448,6 +457,11 @@ UsageTotals ProviderRouter::module_usage(const std::string& module) const {
   std::lock_guard lock(mutex_);
   auto it = by_module_.find(module);
   return it == by_module_.end() ? UsageTotals{} : it->second;
+}
+
+LlmProvider* ProviderRouter::find_provider(const std::string& name) const {
+  auto it = providers_.find(name);
+  return it == providers_.end() ? nullptr : it->second.get();
 }
 
 Json ProviderRouter::usage_report() const {

@@ -99,6 +99,8 @@ class ProviderRouter : public LlmProvider {
   // Adds (or replaces) a provider under `name`; for tests and embedders.
   // These three are for setting up, before chat() runs on any thread.
   void add_provider(std::string name, std::unique_ptr<LlmProvider> provider);
+  // The provider configured under `name`, or null.
+  LlmProvider* find_provider(const std::string& name) const;
   void add_model(std::string alias, ModelRoute route);
   void set_fallbacks(std::string alias, std::vector<std::string> chain);
 

@@ -220,7 +220,10 @@ Result<ChatResponse> ScriptedProvider::chat(const ChatRequest& request,
   Turn turn;
   {
     std::lock_guard lock(mutex_);
-    requests_.push_back(request);
+    if (keep_requests_ > 0) {
+      requests_.push_back(request);
+      while (requests_.size() > keep_requests_) requests_.pop_front();
+    }
     if (turns_.empty() || (!loop_ && next_ >= turns_.size())) {
       return absl::FailedPreconditionError(
           cat(name_, ": the script has no more responses (", turns_.size(), " used)"));
@@ -270,7 +273,13 @@ Result<ChatResponse> ScriptedProvider::chat(const ChatRequest& request,
 
 std::vector<ChatRequest> ScriptedProvider::requests() const {
   std::lock_guard lock(mutex_);
-  return requests_;
+  return std::vector<ChatRequest>(requests_.begin(), requests_.end());
+}
+
+void ScriptedProvider::set_keep_requests(size_t keep) {
+  std::lock_guard lock(mutex_);
+  keep_requests_ = keep;
+  while (requests_.size() > keep_requests_) requests_.pop_front();
 }
 
 size_t ScriptedProvider::remaining() const {

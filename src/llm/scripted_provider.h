@@ -14,6 +14,7 @@
 // permission_denied, deadline_exceeded, invalid_argument, not_found, internal.
 #pragma once
 
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -36,8 +37,11 @@ class ScriptedProvider : public LlmProvider {
   std::string_view name() const override { return name_; }
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
 
-  // Every request received so far, in order (tests inspect them).
+  // The most recent requests received (up to keep_requests), in order;
+  // tests inspect them.
   std::vector<ChatRequest> requests() const;
+  // How many requests to keep (default 64); 0 keeps none, for benchmarks.
+  void set_keep_requests(size_t keep);
   // How many scripted turns are left (loops never run out).
   size_t remaining() const;
 
@@ -60,7 +64,8 @@ class ScriptedProvider : public LlmProvider {
   bool loop_ = false;
   mutable std::mutex mutex_;
   size_t next_ = 0;
-  std::vector<ChatRequest> requests_;
+  std::deque<ChatRequest> requests_;
+  size_t keep_requests_ = 64;
 };
 
 // A YAML document as JSON (scalars typed as YAML 1.2's core schema does;

@@ -496,8 +496,12 @@ class FakeContext final : public ModuleContext {
     changed_.notify_all();
     return absl::OkStatus();
   }
-  Task<Result<EventPtr>> request(std::string_view, Json, std::chrono::milliseconds) override {
+  Task<Result<EventPtr>> request(std::string_view, Json, std::chrono::milliseconds,
+                                 EventMetadata) override {
     co_return absl::UnimplementedError("no bus here");
+  }
+  Task<Result<ChatResponse>> chat(ChatRequest, StreamCallback) override {
+    co_return absl::UnimplementedError("no LLM here");
   }
   Status reply(const Event&, Json) override { return absl::UnimplementedError("no bus here"); }
   std::filesystem::path data_dir() override { return std::filesystem::temp_directory_path(); }

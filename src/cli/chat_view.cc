@@ -1,0 +1,98 @@
+#include "cli/chat_view.h"
+
+#include "lotus/strings.h"
+
+namespace lotus::cli {
+
+namespace {
+
+std::string first_lines(const std::string& text, size_t max_lines, size_t max_chars) {
+  std::string out;
+  size_t lines = 0;
+  for (size_t i = 0; i < text.size() && out.size() < max_chars; ++i) {
+    if (text[i] == '\n' && ++lines >= max_lines) {
+      out += " ...";
+      return out;
+    }
+    out += text[i];
+  }
+  if (out.size() < text.size() && lines < max_lines) out += " ...";
+  return out;
+}
+
+std::string cut(const std::string& text, size_t limit) {
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+}  // namespace
+
+std::string describe_tool_call(const std::string& tool, const Json& arguments) {
+  std::string args;
+  if (arguments.is_object()) {
+    for (const auto& [key, value] : arguments.items()) {
+      if (!args.empty()) args += ", ";
+      args += cat(key, "=", cut(value.is_string() ? value.get<std::string>() : value.dump(), 60));
+    }
+  } else if (!arguments.is_null()) {
+    args = cut(arguments.dump(), 60);
+  }
+  // Models see "fs__read"; people read "fs.read".
+  std::string_view name = tool;
+  if (auto sep = name.find("__"); sep != std::string_view::npos) {
+    return cat(name.substr(0, sep), ".", name.substr(sep + 2), "(", args, ")");
+  }
+  return cat(name, "(", args, ")");
+}
+
+std::string ChatView::paint(std::string_view code, const std::string& text) const {
+  if (!color_) return text;
+  return cat("\033[", code, "m", text, "\033[0m");
+}
+
+std::string ChatView::close_line() {
+  if (!mid_line_) return "";
+  mid_line_ = false;
+  return "\n";
+}
+
+std::string ChatView::render(const Event& display) {
+  const Json& d = display.data;
+  std::string kind = d.value("kind", "");
+  std::string text =
+      d.contains("text") && d["text"].is_string() ? d["text"].get<std::string>() : d.dump();
+  if (kind == "delta") {
+    mid_line_ = true;
+    return text;
+  }
+  std::string out = close_line();
+  if (kind == "message") {
+    // A streamed reply has been shown piece by piece already.
+    if (!d.value("streamed", false)) out += text + "\n";
+  } else if (kind == "thought") {
+    out += paint("2", text) + "\n";
+  } else if (kind == "tool_call") {
+    out += paint("36", cat("  -> ",
+                           describe_tool_call(d.value("tool", ""), d.value("arguments", Json())))) +
+           "\n";
+  } else if (kind == "tool_result") {
+    bool ok = d.value("ok", false);
+    out +=
+        paint(ok ? "2" : "33", cat("  <- ", ok ? "" : "error: ", first_lines(text, 3, 300))) + "\n";
+  } else if (kind == "error") {
+    out += paint("31", text) + "\n";
+  } else if (kind == "cancelled") {
+    out += paint("33", "(cancelled)") + "\n";
+  } else {
+    out += text + "\n";
+  }
+  return out;
+}
+
+std::string ChatView::approval_question(const Json& request) const {
+  std::string call =
+      describe_tool_call(request.value("tool", "?"), request.value("arguments", Json()));
+  return cat(paint("1;33", cat("Allow ", call, "?")), " (risk ", request.value("risk", "?"), ", ",
+             request.value("because", "policy"), ") [y/N] ");
+}
+
+}  // namespace lotus::cli

@@ -1,0 +1,351 @@
+#include "llm/tool_broker.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <utility>
+
+#include "lotus/strings.h"
+
+namespace lotus::llm {
+
+namespace {
+
+constexpr std::string_view kSource = "nucleus";
+
+int64_t elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               since)
+      .count();
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return cat(d.count() / 1000, " s");
+  return cat(d.count(), " ms");
+}
+
+}  // namespace
+
+Json cap_result(Json result, size_t max_bytes, bool* truncated) {
+  *truncated = false;
+  if (result.is_string()) {
+    const std::string& text = result.get_ref<const std::string&>();
+    if (text.size() <= max_bytes) return result;
+    *truncated = true;
+    return Json(cat(text.substr(0, max_bytes), "\n[... ", text.size() - max_bytes,
+                    " more bytes left out]"));
+  }
+  std::string text = result.dump();
+  if (text.size() <= max_bytes) return result;
+  *truncated = true;
+  return Json(cat(text.substr(0, max_bytes), "\n[... ", text.size() - max_bytes,
+                  " more bytes of JSON left out]"));
+}
+
+struct ToolBroker::Approval {
+  explicit Approval(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
+  std::string id;
+  Json shown;  // what the person is asked about
+  std::function<void(Verdict)> resume;
+  boost::asio::steady_timer timer;
+  std::atomic<bool> done{false};
+};
+
+std::shared_ptr<ToolBroker> ToolBroker::create(Bus& bus, const ToolRegistry& registry,
+                                               ToolBrokerOptions options) {
+  return std::shared_ptr<ToolBroker>(new ToolBroker(bus, registry, std::move(options)));
+}
+
+ToolBroker::ToolBroker(Bus& bus, const ToolRegistry& registry, ToolBrokerOptions options)
+    : bus_(bus), registry_(registry), options_(std::move(options)) {}
+
+ToolBroker::~ToolBroker() = default;
+
+Status ToolBroker::start() {
+  if (running_.exchange(true)) return absl::OkStatus();
+  std::weak_ptr<ToolBroker> weak = weak_from_this();
+  Subscriber calls;
+  // Taps run on the publisher's thread: hand the call to the pool at once.
+  calls.tap = [weak, executor = bus_.executor()](const EventPtr& event) {
+    auto self = weak.lock();
+    if (!self || !self->running_.load()) return;
+    boost::asio::post(executor, [self = std::move(self), event] {
+      start_detached(self->serve(event), [](std::exception_ptr) {});
+    });
+  };
+  auto id = bus_.subscribe(kCallChannel, SubscriptionFilter(), std::move(calls));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
+
+  Subscriber lists;
+  lists.tap = [weak](const EventPtr& event) {
+    auto self = weak.lock();
+    if (!self || event->metadata.reply_to.empty()) return;
+    (void)self->bus_.reply(*event, std::string(kSource), *self->tool_listing());
+  };
+  id = bus_.subscribe(kListChannel, SubscriptionFilter(), std::move(lists));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
+
+  Subscriber answers;
+  answers.tap = [weak](const EventPtr& event) {
+    if (auto self = weak.lock()) self->on_approval_response(event);
+  };
+  id = bus_.subscribe(kApprovalResponseChannel, SubscriptionFilter(), std::move(answers));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
+  return absl::OkStatus();
+}
+
+void ToolBroker::stop() {
+  running_.store(false);
+  for (SubscriptionId id : subscriptions_) bus_.unsubscribe(id);
+  subscriptions_.clear();
+  std::vector<std::string> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, approval] : approvals_) waiting.push_back(id);
+  }
+  for (const std::string& id : waiting) {
+    finish_approval(id, Verdict{false, "LOTUS is shutting down"});
+  }
+}
+
+Task<void> ToolBroker::serve(EventPtr event) {
+  ToolCallRequest request;
+  const Json& data = event->data;
+  if (auto it = data.find("tool"); it != data.end() && it->is_string()) {
+    request.tool = it->get<std::string>();
+  }
+  if (auto it = data.find("arguments"); it != data.end()) request.arguments = *it;
+  if (auto it = data.find("call_id"); it != data.end() && it->is_string()) {
+    request.call_id = it->get<std::string>();
+  }
+  request.trace_id =
+      event->metadata.trace_id.empty() ? event->id.to_string() : event->metadata.trace_id;
+  request.requested_by = event->source;
+  auto running = call(std::move(request));
+  Json answer = co_await std::move(running);
+  if (!event->metadata.reply_to.empty()) {
+    (void)bus_.reply(*event, std::string(kSource), std::move(answer));
+  }
+}
+
+Task<Json> ToolBroker::call(ToolCallRequest request) {
+  auto begin = std::chrono::steady_clock::now();
+  calls_.fetch_add(1, std::memory_order_relaxed);
+  Json answer = {{"ok", false}, {"tool", request.tool}, {"call_id", request.call_id}};
+  auto fail = [&](std::string error, bool denied = false) {
+    answer["error"] = std::move(error);
+    answer["denied"] = denied;
+    answer["duration_ms"] = elapsed_ms(begin);
+    emit(kResultChannel, answer, request.trace_id);
+  };
+
+  std::shared_ptr<const ToolEntry> tool = registry_.find(request.tool);
+  if (tool == nullptr) {
+    invalid_.fetch_add(1, std::memory_order_relaxed);
+    fail(request.tool.empty()
+             ? std::string("no \"tool\" named in the call")
+             : cat("there is no tool \"", request.tool, "\"; use one of the tools offered"));
+    co_return answer;
+  }
+  answer["tool"] = tool->qualified;
+  if (tool->schema == nullptr) {
+    invalid_.fetch_add(1, std::memory_order_relaxed);
+    fail(cat("tool ", tool->qualified,
+             " cannot be called: its manifest's parameters are not a "
+             "usable JSON Schema (",
+             tool->schema_error, ")"));
+    co_return answer;
+  }
+  if (Status valid = tool->schema->validate(request.arguments); !valid.ok()) {
+    invalid_.fetch_add(1, std::memory_order_relaxed);
+    fail(cat("invalid arguments for ", tool->qualified, ": ", message_of(valid)));
+    co_return answer;
+  }
+
+  PolicyVerdict verdict = options_.policy.decide(*tool);
+  std::string approved_by = "policy";
+  if (verdict.decision == ToolDecision::kDeny) {
+    denied_.fetch_add(1, std::memory_order_relaxed);
+    fail(cat("calling ", tool->qualified, " is not allowed (", verdict.because, ")"), true);
+    co_return answer;
+  }
+  if (verdict.decision == ToolDecision::kAsk) {
+    auto asking = ask_person(*tool, request, verdict.because);
+    Verdict person = co_await std::move(asking);
+    if (!person.approved) {
+      denied_.fetch_add(1, std::memory_order_relaxed);
+      fail(cat("the call to ", tool->qualified, " was not approved",
+               person.reason.empty() ? std::string() : cat(": ", person.reason)),
+           true);
+      co_return answer;
+    }
+    approved_by = "person";
+  }
+
+  Event call_event =
+      Event::make(tool->channel, std::string(kSource), Json{{"arguments", request.arguments}});
+  call_event.metadata.trace_id = request.trace_id;
+  auto pending = bus_.request(std::move(call_event), options_.timeout);
+  Result<EventPtr> reply = co_await std::move(pending);
+
+  Json log_entry = {{"tool", tool->qualified},    {"arguments", request.arguments},
+                    {"call_id", request.call_id}, {"requested_by", request.requested_by},
+                    {"approved_by", approved_by}, {"risk", to_string(tool->risk)}};
+  if (!reply.ok()) {
+    bool timed_out = reply.status().code() == absl::StatusCode::kDeadlineExceeded;
+    (timed_out ? timed_out_ : failed_).fetch_add(1, std::memory_order_relaxed);
+    std::string error =
+        timed_out ? cat(tool->qualified, " did not answer within ", seconds_text(options_.timeout))
+        : reply.status().code() == absl::StatusCode::kNotFound
+            ? cat(tool->qualified, " is not available: module \"", tool->module,
+                  "\" is not running")
+            : cat(tool->qualified, " failed: ", message_of(reply.status()));
+    fail(error);
+    log_entry["ok"] = false;
+    log_entry["error"] = answer["error"];
+    log_entry["duration_ms"] = answer["duration_ms"];
+    emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+    co_return answer;
+  }
+  const Json& response = (*reply)->data;
+  bool ok = response.value("ok", false);
+  if (ok) {
+    bool truncated = false;
+    answer["result"] =
+        cap_result(response.value("result", Json()), options_.max_result_bytes, &truncated);
+    answer["truncated"] = truncated;
+    if (truncated) truncated_.fetch_add(1, std::memory_order_relaxed);
+    answer["ok"] = true;
+    answer["denied"] = false;
+  } else {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    answer["error"] = response.value("error", std::string("the tool failed without saying why"));
+    answer["denied"] = false;
+  }
+  answer["duration_ms"] = elapsed_ms(begin);
+  emit(kResultChannel, answer, request.trace_id);
+  log_entry["ok"] = ok;
+  if (!ok) log_entry["error"] = answer["error"];
+  log_entry["duration_ms"] = answer["duration_ms"];
+  emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+  co_return answer;
+}
+
+Task<ToolBroker::Verdict> ToolBroker::ask_person(const ToolEntry& tool,
+                                                 const ToolCallRequest& request,
+                                                 const std::string& because) {
+  auto approval = std::make_shared<Approval>(bus_.executor());
+  approval->id = EventId::generate().to_string();
+  approval->shown = {
+      {"approval_id", approval->id},     {"tool", tool.qualified},
+      {"description", tool.description}, {"arguments", request.arguments},
+      {"risk", to_string(tool.risk)},    {"because", because},
+      {"call_id", request.call_id},      {"requested_by", request.requested_by},
+      {"trace_id", request.trace_id},    {"timeout_ms", options_.approval_timeout.count()}};
+  std::weak_ptr<ToolBroker> weak = weak_from_this();
+  auto waiting = resume_with<Verdict>(
+      [this, approval, weak, trace = request.trace_id](std::function<void(Verdict)> resume) {
+        approval->resume = std::move(resume);
+        {
+          std::lock_guard lock(mutex_);
+          approvals_.emplace(approval->id, approval);
+        }
+        approval->timer.expires_after(options_.approval_timeout);
+        approval->timer.async_wait([weak, id = approval->id, limit = options_.approval_timeout](
+                                       boost::system::error_code ec) {
+          if (ec) return;
+          if (auto self = weak.lock()) {
+            self->finish_approval(
+                id, Verdict{false, cat("nobody answered within ", seconds_text(limit))});
+          }
+        });
+        if (!running_.load()) {
+          finish_approval(approval->id, Verdict{false, "LOTUS is shutting down"});
+          return;
+        }
+        emit(kApprovalRequestChannel, approval->shown, trace);
+      });
+  Verdict verdict = co_await waiting;
+  co_return verdict;
+}
+
+void ToolBroker::on_approval_response(const EventPtr& event) {
+  const Json& data = event->data;
+  auto id = data.find("approval_id");
+  auto approved = data.find("approved");
+  if (id == data.end() || !id->is_string() || approved == data.end() || !approved->is_boolean()) {
+    return;  // not an answer this broker can read; other listeners may
+  }
+  (void)answer_approval(id->get<std::string>(), approved->get<bool>(),
+                        data.value("reason", std::string()));
+}
+
+Status ToolBroker::answer_approval(std::string_view approval_id, bool approved,
+                                   std::string reason) {
+  {
+    std::lock_guard lock(mutex_);
+    if (approvals_.find(approval_id) == approvals_.end()) {
+      return absl::NotFoundError(cat("no approval \"", approval_id, "\" is waiting"));
+    }
+  }
+  if (!approved && reason.empty()) reason = "a person said no";
+  finish_approval(std::string(approval_id), Verdict{approved, std::move(reason)});
+  return absl::OkStatus();
+}
+
+void ToolBroker::finish_approval(const std::string& id, Verdict verdict) {
+  std::shared_ptr<Approval> approval;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = approvals_.find(id);
+    if (it == approvals_.end()) return;
+    approval = it->second;
+    approvals_.erase(it);
+  }
+  if (approval->done.exchange(true)) return;
+  approval->timer.cancel();
+  // Resume on the pool, not in the caller's stack (a CLI thread, a timer).
+  boost::asio::post(bus_.executor(), [approval, verdict = std::move(verdict)]() mutable {
+    approval->resume(std::move(verdict));
+  });
+}
+
+std::shared_ptr<const Json> ToolBroker::tool_listing() const {
+  std::lock_guard lock(mutex_);
+  uint64_t version = registry_.version();
+  if (listing_ && listing_version_ == version) return listing_;
+  Json tools = Json::array();
+  for (const auto& tool : *registry_.list()) {
+    tools.push_back({{"name", tool->model_name},
+                     {"qualified", tool->qualified},
+                     {"description", tool->description},
+                     {"parameters", tool->parameters},
+                     {"risk", to_string(tool->risk)},
+                     {"decision", to_string(options_.policy.decide(*tool).decision)}});
+  }
+  listing_ = std::make_shared<const Json>(Json{{"version", version}, {"tools", std::move(tools)}});
+  listing_version_ = version;
+  return listing_;
+}
+
+Json ToolBroker::pending_approvals() const {
+  Json list = Json::array();
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, approval] : approvals_) list.push_back(approval->shown);
+  return list;
+}
+
+ToolBroker::Stats ToolBroker::stats() const {
+  return Stats{calls_.load(),  invalid_.load(),   denied_.load(),
+               failed_.load(), timed_out_.load(), truncated_.load()};
+}
+
+void ToolBroker::emit(std::string_view channel, Json data, const std::string& trace_id) {
+  Event event = Event::make(std::string(channel), std::string(kSource), std::move(data));
+  event.metadata.trace_id = trace_id;
+  (void)bus_.publish(std::move(event));
+}
+
+}  // namespace lotus::llm

@@ -1,0 +1,74 @@
+// ToolRegistry: every tool of every loaded module, as callers see it.
+//
+// The nucleus adds a module's tools when it starts and removes them when it
+// stops; the reasoning engine and MCP read one list. Each entry carries the
+// compiled JSON Schema (so arguments are checked before a call), the
+// permissions the tool needs and the risk level that follows from them.
+// list() hands out an immutable snapshot; `version()` changes with the list.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llm/json_schema.h"
+#include "lotus/manifest.h"
+
+namespace lotus::llm {
+
+// How much harm a call can do, from the permissions it needs: reading and
+// remembering is low, reaching the network is medium, changing files,
+// running programs and driving the computer is high.
+enum class ToolRisk { kLow, kMedium, kHigh };
+std::string_view to_string(ToolRisk risk);
+ToolRisk risk_of(const std::vector<std::string>& permissions);
+
+struct ToolEntry {
+  std::string module;
+  std::string tool;
+  std::string qualified;   // "fs.read": what policies, logs and people use
+  std::string model_name;  // "fs__read": what LLM tool-calling APIs accept
+  std::string channel;     // "tool.fs.read": where calls go on the bus
+  std::string description;
+  Json parameters;                           // JSON Schema object
+  std::shared_ptr<const JsonSchema> schema;  // null when the schema did not compile
+  std::string schema_error;                  // why, then (calls are refused)
+  std::vector<std::string> permissions;
+  ToolRisk risk = ToolRisk::kLow;
+};
+
+using ToolList = std::vector<std::shared_ptr<const ToolEntry>>;
+
+class ToolRegistry {
+ public:
+  // "fs" + "read" -> "fs__read": letters, digits, '_' and '-' only, as every
+  // provider's API requires, and unambiguous since module names hold no "__".
+  static std::string model_name(std::string_view module, std::string_view tool);
+
+  // Replaces whatever tools `manifest`'s module had.
+  void add_module(const Manifest& manifest);
+  // Returns whether the module had any tools.
+  bool remove_module(std::string_view module);
+
+  // By qualified name ("fs.read") or model name ("fs__read").
+  std::shared_ptr<const ToolEntry> find(std::string_view name) const;
+  // Sorted by qualified name.
+  std::shared_ptr<const ToolList> list() const;
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+
+ private:
+  void publish_snapshot();  // with mutex_ held
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const ToolEntry>, std::less<>> by_name_;  // both names
+  std::map<std::string, std::vector<std::string>, std::less<>> by_module_;        // qualified names
+  std::shared_ptr<const ToolList> snapshot_ = std::make_shared<ToolList>();
+  std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace lotus::llm

@@ -1,0 +1,131 @@
+#include "llm/tool_registry.h"
+
+#include <gtest/gtest.h>
+
+#include "llm/tool_policy.h"
+
+namespace lotus::llm {
+namespace {
+
+Manifest fs_manifest() {
+  auto m = parse_manifest(R"(name: fs
+version: 1.0.0
+type: core
+permissions: [file.read, file.write]
+tools:
+  - name: read
+    description: Read a file
+    permissions: [file.read]
+    parameters:
+      type: object
+      properties: {path: {type: string}}
+      required: [path]
+  - name: write
+    description: Write a file
+    parameters:
+      - {name: path, type: string, required: true}
+      - {name: content, type: string, required: true}
+)",
+                          "fs/manifest.yaml");
+  EXPECT_TRUE(m.ok()) << m.status();
+  return *m;
+}
+
+TEST(ToolRiskTest, FollowsThePermissions) {
+  EXPECT_EQ(risk_of({}), ToolRisk::kLow);
+  EXPECT_EQ(risk_of({"file.read"}), ToolRisk::kLow);
+  EXPECT_EQ(risk_of({"memory.recall"}), ToolRisk::kLow);
+  EXPECT_EQ(risk_of({"network.http"}), ToolRisk::kMedium);
+  EXPECT_EQ(risk_of({"something.new"}), ToolRisk::kMedium);
+  EXPECT_EQ(risk_of({"file.read", "file.write"}), ToolRisk::kHigh);
+  EXPECT_EQ(risk_of({"process.exec"}), ToolRisk::kHigh);
+  EXPECT_EQ(risk_of({"computer.mouse"}), ToolRisk::kHigh);
+  EXPECT_EQ(risk_of({"file.*"}), ToolRisk::kHigh);
+  // A family name is matched as a whole segment.
+  EXPECT_EQ(risk_of({"processing.read"}), ToolRisk::kMedium);
+}
+
+TEST(ToolRegistryTest, ListsToolsWithSchemaAndRisk) {
+  ToolRegistry registry;
+  uint64_t before = registry.version();
+  registry.add_module(fs_manifest());
+  EXPECT_GT(registry.version(), before);
+
+  auto list = registry.list();
+  ASSERT_EQ(list->size(), 2u);
+  const ToolEntry& read = *(*list)[0];
+  EXPECT_EQ(read.qualified, "fs.read");
+  EXPECT_EQ(read.model_name, "fs__read");
+  EXPECT_EQ(read.channel, "tool.fs.read");
+  EXPECT_EQ(read.risk, ToolRisk::kLow);
+  ASSERT_NE(read.schema, nullptr);
+  EXPECT_FALSE(read.schema->validate(Json::object()).ok());
+  EXPECT_TRUE(read.schema->validate(Json{{"path", "x"}}).ok());
+  EXPECT_EQ((*list)[1]->risk, ToolRisk::kHigh);  // write: both of the module's permissions
+
+  EXPECT_EQ(registry.find("fs.write"), (*list)[1]);
+  EXPECT_EQ(registry.find("fs__write"), (*list)[1]);
+  EXPECT_EQ(registry.find("fs.delete"), nullptr);
+}
+
+TEST(ToolRegistryTest, ReplacingAndRemovingAModuleUpdatesTheList) {
+  ToolRegistry registry;
+  registry.add_module(fs_manifest());
+  auto old_list = registry.list();
+
+  Manifest smaller = fs_manifest();
+  smaller.tools.pop_back();
+  registry.add_module(smaller);
+  EXPECT_EQ(registry.list()->size(), 1u);
+  EXPECT_EQ(registry.find("fs__write"), nullptr);
+  EXPECT_EQ(old_list->size(), 2u);  // a snapshot handed out earlier stays intact
+
+  uint64_t version = registry.version();
+  EXPECT_TRUE(registry.remove_module("fs"));
+  EXPECT_GT(registry.version(), version);
+  EXPECT_TRUE(registry.list()->empty());
+  EXPECT_FALSE(registry.remove_module("fs"));
+}
+
+TEST(ToolRegistryTest, ABadSchemaIsKeptWithItsReason) {
+  Manifest m = fs_manifest();
+  m.tools[0].parameters = Json{{"type", "object"}, {"required", "path"}};
+  ToolRegistry registry;
+  registry.add_module(m);
+  auto read = registry.find("fs.read");
+  ASSERT_NE(read, nullptr);
+  EXPECT_EQ(read->schema, nullptr);
+  EXPECT_FALSE(read->schema_error.empty());
+}
+
+TEST(ToolPolicyTest, DefaultsFollowRisk) {
+  ToolRegistry registry;
+  registry.add_module(fs_manifest());
+  ToolPolicy policy;
+  EXPECT_EQ(policy.decide(*registry.find("fs.read")).decision, ToolDecision::kAllow);
+  PolicyVerdict write = policy.decide(*registry.find("fs.write"));
+  EXPECT_EQ(write.decision, ToolDecision::kAsk);
+  EXPECT_EQ(write.because, "risk high");
+}
+
+TEST(ToolPolicyTest, TheMostSpecificRuleWins) {
+  ToolRegistry registry;
+  registry.add_module(fs_manifest());
+  auto policy = ToolPolicy::create({{"fs.*", "deny"}, {"*", "ask"}, {"fs.read", "allow"}},
+                                   {{"high", "deny"}});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->decide(*registry.find("fs.read")).decision, ToolDecision::kAllow);
+  PolicyVerdict write = policy->decide(*registry.find("fs.write"));
+  EXPECT_EQ(write.decision, ToolDecision::kDeny);
+  EXPECT_EQ(write.because, "policy \"fs.*\"");
+}
+
+TEST(ToolPolicyTest, RejectsWhatItCannotUnderstand) {
+  auto bad = ToolPolicy::create({{"fs.*", "maybe"}}, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("tools.policy.fs.*"), std::string::npos);
+  EXPECT_FALSE(ToolPolicy::create({}, {{"extreme", "deny"}}).ok());
+}
+
+}  // namespace
+}  // namespace lotus::llm
