@@ -15,10 +15,22 @@ bool is_within(const fs::path& path, const fs::path& dir) {
   return p.size() == d.size() || d.back() == '/' || p[d.size()] == '/';
 }
 
-Result<AllowedRoots> AllowedRoots::from_config(const Json& roots,
+Result<AllowedRoots> AllowedRoots::from_config(const Json& roots, const Json& deny,
                                                std::vector<std::string>* problems) {
   auto list = string_list(roots, "roots");
   if (!list.ok()) return list.status();
+  auto deny_list = string_list(deny, "deny");
+  if (!deny_list.ok()) return deny_list.status();
+  std::vector<fs::path> denied;
+  for (const std::string& text : *deny_list) {
+    auto expanded = expand_home(text, "config deny entry");
+    if (!expanded.ok()) continue;  // no HOME: "~/..." names nothing
+    std::error_code ec;
+    fs::path path = fs::absolute(*expanded, ec).lexically_normal();
+    // Resolved like the paths it is compared with, when it exists.
+    fs::path resolved = fs::canonical(path, ec);
+    denied.push_back(ec ? path : resolved);
+  }
   std::vector<fs::path> resolved;
   for (const std::string& text : *list) {
     auto expanded = expand_home(text, "config roots entry");
@@ -36,9 +48,15 @@ Result<AllowedRoots> AllowedRoots::from_config(const Json& roots,
       problems->push_back(cat("config roots entry \"", text, "\" is left out: not a folder"));
       continue;
     }
+    if (root == "/" && text != "/") {
+      problems->push_back(cat("config roots entry \"", text,
+                              "\" is left out: it is the whole file system (lotus was started "
+                              "in /); name the folders to allow, or write \"/\" to mean it"));
+      continue;
+    }
     resolved.push_back(std::move(root));
   }
-  return AllowedRoots(std::move(resolved));
+  return AllowedRoots(std::move(resolved), std::move(denied));
 }
 
 std::string AllowedRoots::describe() const {
@@ -56,6 +74,13 @@ bool AllowedRoots::contains(const fs::path& canonical) const {
     if (is_within(canonical, root)) return true;
   }
   return false;
+}
+
+const fs::path* AllowedRoots::denied(const fs::path& canonical) const {
+  for (const fs::path& denied : denied_) {
+    if (is_within(canonical, denied)) return &denied;
+  }
+  return nullptr;
 }
 
 Result<fs::path> AllowedRoots::resolve(const Json& value, std::string_view arg) const {
@@ -111,6 +136,10 @@ Result<fs::path> AllowedRoots::resolve_text(std::string_view text, std::string_v
     return absl::PermissionDeniedError(cat(arg, ": \"", text, "\" is outside the allowed folders",
                                            via, "; allowed: ", describe(),
                                            " (module config `roots`)"));
+  }
+  if (const fs::path* deny = denied(resolved)) {
+    return absl::PermissionDeniedError(cat(arg, ": \"", text, "\" is in \"", deny->string(),
+                                           "\", which config `deny` keeps out of reach"));
   }
   return resolved;
 }

@@ -9,6 +9,8 @@
 // link is refused too, since where it leads cannot be checked. The check is
 // made at call time: it keeps a model's arguments inside the roots, it does
 // not defend against another local process swapping folders meanwhile.
+// Folders in config `deny` (keys, credentials) are refused even inside a root,
+// and a root that is "/" only by accident (started from /) is left out.
 #pragma once
 
 #include <filesystem>
@@ -24,11 +26,15 @@ namespace lotus::tools {
 class AllowedRoots {
  public:
   // From config `roots` (a list of folders; relative ones are relative to the
-  // process's working directory, "~/" to HOME). Roots that do not exist or
-  // are not folders are left out and described in `problems`.
-  static Result<AllowedRoots> from_config(const Json& roots, std::vector<std::string>* problems);
-  explicit AllowedRoots(std::vector<std::filesystem::path> canonical_roots)
-      : roots_(std::move(canonical_roots)) {}
+  // process's working directory, "~/" to HOME) and `deny` (folders or files
+  // never reachable). Roots that do not exist or are not folders, and a
+  // relative root that resolves to "/", are left out and described in
+  // `problems`; only "/" written as such allows the whole file system.
+  static Result<AllowedRoots> from_config(const Json& roots, const Json& deny,
+                                          std::vector<std::string>* problems);
+  AllowedRoots(std::vector<std::filesystem::path> canonical_roots,
+               std::vector<std::filesystem::path> denied)
+      : roots_(std::move(canonical_roots)), denied_(std::move(denied)) {}
   AllowedRoots() = default;
 
   // Resolves the path argument `value` (argument name `arg`) as described
@@ -40,12 +46,15 @@ class AllowedRoots {
 
   // `canonical` (already resolved) is one of the roots or inside one.
   bool contains(const std::filesystem::path& canonical) const;
+  // The config `deny` entry that covers `canonical`, or nullptr.
+  const std::filesystem::path* denied(const std::filesystem::path& canonical) const;
   const std::vector<std::filesystem::path>& roots() const { return roots_; }
   // The roots joined with ", ", for messages.
   std::string describe() const;
 
  private:
   std::vector<std::filesystem::path> roots_;
+  std::vector<std::filesystem::path> denied_;
 };
 
 // `path` is `dir` or below it (both normalized, absolute).

@@ -203,6 +203,10 @@ class Walker {
         it.disable_recursion_pending();
         continue;
       }
+      if (settings_.roots.denied(path) != nullptr) {
+        it.disable_recursion_pending();  // config deny: not shown, not entered
+        continue;
+      }
       const bool hidden = !include_hidden_ && name.starts_with(".");
       const bool is_dir = S_ISDIR(info.st_mode);
       if (is_dir && (!recursive_ || hidden || settings_.skip_dirs.contains(name) ||
@@ -362,7 +366,8 @@ class FsModule final : public Module {
   Task<void> initialize() override {
     const Json& c = config();
     std::vector<std::string> problems;
-    auto roots = AllowedRoots::from_config(c.value("roots", Json::array({"."})), &problems);
+    auto roots = AllowedRoots::from_config(c.value("roots", Json::array({"."})),
+                                           c.value("deny", Json::array()), &problems);
     if (!roots.ok()) throw PermanentError(std::string(message_of(roots.status())));
     settings_.roots = std::move(*roots);
     problems_ = std::move(problems);

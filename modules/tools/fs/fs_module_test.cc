@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "../common/allowed_roots.h"
 #include "../common/tool_args.h"
 #include "../common/tool_test_support.h"
 #include "lotus/manifest.h"
@@ -109,6 +110,37 @@ TEST_F(FsModuleTest, RefusesEveryWayOutOfTheRoots) {
 
   // A link that stays inside is fine.
   EXPECT_EQ(read({{"path", "link_in.txt"}})["content"], "fine");
+}
+
+TEST_F(FsModuleTest, DeniedFoldersStayOutOfReachInsideARoot) {
+  write_file(root() / "keys" / "id_rsa", "PRIVATE KEY");
+  write_file(root() / "code.txt", "KEY usage");
+  boot_fs({{"deny", {(root() / "keys").string()}}});
+  EXPECT_THAT(refused("read", {{"path", "keys/id_rsa"}}), HasSubstr("config `deny`"));
+  EXPECT_THAT(refused("list", {{"path", "keys"}}), HasSubstr("config `deny`"));
+  Json found = ok("fs", "search", {{"content", "KEY"}});
+  ASSERT_EQ(found["matches"].size(), 1u) << found.dump();
+  EXPECT_EQ(found["matches"][0]["text"], "KEY usage");
+  Json listed = ok("fs", "list", {{"recursive", true}});
+  ASSERT_EQ(listed["entries"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["entries"][0]["path"], "code.txt");
+}
+
+TEST(AllowedRoots, LeavesOutARelativeRootThatIsTheWholeFileSystem) {
+  const auto previous = fs::current_path();
+  fs::current_path("/");
+  std::vector<std::string> problems;
+  auto roots = AllowedRoots::from_config(Json::array({"."}), Json::array(), &problems);
+  fs::current_path(previous);
+  ASSERT_TRUE(roots.ok());
+  EXPECT_TRUE(roots->roots().empty());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("whole file system"));
+  EXPECT_THAT(std::string(message_of(roots->resolve_text("/etc/passwd", "path").status())),
+              HasSubstr("no folder is allowed"));
+  auto explicit_root = AllowedRoots::from_config(Json::array({"/"}), Json::array(), &problems);
+  ASSERT_TRUE(explicit_root.ok());
+  EXPECT_EQ(explicit_root->roots(), std::vector<fs::path>{"/"});
 }
 
 TEST_F(FsModuleTest, ReadIsCappedAndContinuesFromNextOffset) {

@@ -41,7 +41,8 @@ class ShellModule final : public Module {
   Task<void> initialize() override {
     const Json& c = config();
     std::vector<std::string> problems;
-    auto roots = AllowedRoots::from_config(c.value("roots", Json::array({"."})), &problems);
+    auto roots = AllowedRoots::from_config(c.value("roots", Json::array({"."})),
+                                           c.value("deny", Json::array()), &problems);
     if (!roots.ok()) throw PermanentError(std::string(message_of(roots.status())));
     roots_ = std::move(*roots);
     problems_ = std::move(problems);
