@@ -116,6 +116,8 @@ TEST_F(CliTest, BuiltInModulesBootAndKeepTheirFilesUnderTheDataDir) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("memory"));
   EXPECT_THAT(result.output, HasSubstr("file_watcher"));
+  EXPECT_THAT(result.output, HasSubstr("fs "));
+  EXPECT_THAT(result.output, HasSubstr("shell "));
   EXPECT_THAT(result.output, Not(HasSubstr("failed")));
   EXPECT_TRUE(std::filesystem::exists(data / "modules" / "memory" / "memory.db"));
   EXPECT_TRUE(std::filesystem::exists(data / "state.db"));
