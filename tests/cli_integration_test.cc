@@ -174,3 +174,64 @@ TEST_F(CliTest, SigtermDuringBootShutsDownCleanly) {
 
 }  // namespace
 }  // namespace lotus
+
+namespace lotus {
+namespace {
+
+// `lotus ask` end to end: the real binary, the built-in modules (reasoning,
+// fs, ...), the scripted provider replaying a file of model turns.
+class AskTest : public CliTest {
+ protected:
+  void SetUp() override {
+    testing::write_file(dir_.path() / "work" / "hello.txt", "hi there\n");
+    testing::write_file(dir_.path() / "script.yaml", R"(responses:
+  - text: "Let me look."
+    tool_calls: [{name: fs__read, arguments: {path: hello.txt}}]
+  - tool_calls: [{name: fs__write, arguments: {path: out.txt, content: "written"}}]
+  - text: "The file says hi there."
+)");
+    write_config("{demo: {type: scripted, file: " + (dir_.path() / "script.yaml").string() +
+                 "}}");
+  }
+  void write_config(const std::string& providers) {
+    testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
+                        "llm:\n  providers: " + providers +
+                            "\n  default_model: demo:replay\n"
+                            "modules:\n  fs: {roots: [" +
+                            (dir_.path() / "work").string() + "]}\n");
+  }
+  testing::ProcessResult ask(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--module-path", LOTUS_SOURCE_DIR "/modules", "ask"});
+    return run(std::move(args));
+  }
+};
+
+TEST_F(AskTest, AnswersThroughToolsAndRefusesWhatNobodyApproved) {
+  auto result = ask({"what does hello.txt say?"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("The file says hi there."));
+  EXPECT_THAT(result.output, HasSubstr("fs.read(path=hello.txt)"));
+  EXPECT_THAT(result.output, HasSubstr("hi there"));  // the tool result shown
+  // stdin is not a terminal: the write that needs approval is refused.
+  EXPECT_THAT(result.output, HasSubstr("fs.write needs a person's approval"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "work" / "out.txt"));
+}
+
+TEST_F(AskTest, AllowRunsAToolWithoutAsking) {
+  auto result = ask({"--allow", "fs.write", "what does hello.txt say?"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(testing::read_file(dir_.path() / "work" / "out.txt"), "written");
+  auto json = ask({"--json", "again"});
+  EXPECT_THAT(json.output, HasSubstr("\"ok\": true"));
+  EXPECT_THAT(json.output, HasSubstr("\"tool_calls\": 2"));
+}
+
+TEST_F(AskTest, WithoutAProviderItFailsSayingWhatToSet) {
+  write_config("{}");
+  auto result = ask({"hello?"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("ANTHROPIC_API_KEY"));
+}
+
+}  // namespace
+}  // namespace lotus

@@ -44,9 +44,12 @@ std::string describe_tool_call(const std::string& tool, const Json& arguments) {
   return cat(name, "(", args, ")");
 }
 
-std::string ChatView::paint(std::string_view code, const std::string& text) const {
+std::string ChatView::paint(std::string_view code, const std::string& text, bool for_prompt) const {
   if (!color_) return text;
-  return cat("\033[", code, "m", text, "\033[0m");
+  // \001 ... \002 tell the line editor these bytes take no room on screen.
+  std::string_view open = for_prompt ? "\001" : "";
+  std::string_view close = for_prompt ? "\002" : "";
+  return cat(open, "\033[", code, "m", close, text, open, "\033[0m", close);
 }
 
 std::string ChatView::close_line() {
@@ -88,11 +91,13 @@ std::string ChatView::render(const Event& display) {
   return out;
 }
 
-std::string ChatView::approval_question(const Json& request) const {
+std::string ChatView::approval_question(const Json& request, bool for_prompt) const {
   std::string call =
       describe_tool_call(request.value("tool", "?"), request.value("arguments", Json()));
-  return cat(paint("1;33", cat("Allow ", call, "?")), " (risk ", request.value("risk", "?"), ", ",
-             request.value("because", "policy"), ") [y/N] ");
+  std::string because = request.value("because", "");
+  std::string why = cat("risk ", request.value("risk", "?"));
+  if (!because.empty() && because.rfind("risk ", 0) != 0) why = cat(why, ", ", because);
+  return cat(paint("1;33", cat("Allow ", call, "?"), for_prompt), " (", why, ") [y/N] ");
 }
 
 }  // namespace lotus::cli

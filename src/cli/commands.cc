@@ -319,10 +319,11 @@ bool is_yes(std::string answer) {
   return answer == "y" || answer == "yes";
 }
 
-Status answer_approval(Nucleus& nucleus, const Json& request, bool approved) {
-  Event answer =
-      Event::make("perception.approval_response", "cli",
-                  Json{{"approval_id", request.value("approval_id", "")}, {"approved", approved}});
+Status answer_approval(Nucleus& nucleus, const Json& request, bool approved,
+                       std::string reason = {}) {
+  Json data = {{"approval_id", request.value("approval_id", "")}, {"approved", approved}};
+  if (!reason.empty()) data["reason"] = std::move(reason);
+  Event answer = Event::make("perception.approval_response", "cli", std::move(data));
   answer.metadata.trace_id = request.value("trace_id", "");
   return nucleus.publish(std::move(answer)).status();
 }
@@ -365,6 +366,14 @@ class Session {
       if (fds[0].revents & (POLLIN | POLLHUP)) {
         if (tty_) {
           rl_callback_read_char();
+          if (line_entered_) {
+            // libedit keeps an entered line in its buffer until the next
+            // key, and would draw it again under output that arrives
+            // meanwhile: starting the handler afresh clears it.
+            line_entered_ = false;
+            rl_callback_handler_remove();
+            rl_callback_handler_install(prompt_.c_str(), &Session::on_line);
+          }
         } else {
           char buffer[4096];
           ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
@@ -398,8 +407,10 @@ class Session {
       return;
     }
     if (*line != '\0' && active_->approvals_.empty()) add_history(line);
-    active_->handle(line);
+    std::string text = line;
     free(line);
+    active_->line_entered_ = true;
+    active_->handle(std::move(text));
   }
 
   // Ctrl-C: cancels what this session asked for; with nothing running, a
@@ -436,14 +447,20 @@ class Session {
 
   void ask_next_approval() {
     if (approvals_.empty()) {
-      if (tty_) rl_set_prompt(kPrompt);
+      prompt_ = kPrompt;
+      if (tty_) rl_set_prompt(prompt_.c_str());
       redraw();
       return;
     }
-    std::string question = view_.approval_question(approvals_.front());
+    std::string question = view_.approval_question(approvals_.front(), tty_);
     if (tty_) {
       print(view_.close_line());
-      rl_set_prompt(question.c_str());
+      prompt_ = question;
+      {
+        std::lock_guard lock(output_mutex);
+        std::cout << "\r\033[K" << std::flush;  // the old prompt goes
+      }
+      rl_set_prompt(prompt_.c_str());
       redraw();
     } else {
       std::cout << question << std::endl;
@@ -540,6 +557,8 @@ class Session {
   bool tty_ = false;
   bool done_ = false;
   bool streaming_ = false;
+  bool line_entered_ = false;
+  std::string prompt_ = kPrompt;  // what the line editor shows (kept alive for it)
   std::chrono::steady_clock::time_point last_interrupt_{};
 };
 
@@ -599,7 +618,8 @@ int run_ask(Config config, const AskOptions& options) {
   }
 
   const bool interactive = isatty(STDIN_FILENO) != 0;
-  ChatView view(isatty(STDOUT_FILENO) != 0 && !options.json);
+  const bool stdout_tty = isatty(STDOUT_FILENO) != 0;
+  ChatView view(stdout_tty && !options.json);
   std::vector<Json> approvals;  // the first is being asked
   std::string typed;
   int code = -1;
@@ -617,7 +637,8 @@ int run_ask(Config config, const AskOptions& options) {
               << " needs a person's approval and stdin is not a terminal: denied. Allow it with "
                  "--allow "
               << request.value("tool", "?") << " (or tools.policy in the config).\n";
-    answer_approval(*nucleus, request, false).IgnoreError();
+    answer_approval(*nucleus, request, false, "nobody could be asked: stdin is not a terminal")
+        .IgnoreError();
   };
   while (code < 0 && !nucleus->stop_requested()) {
     pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
@@ -656,15 +677,19 @@ int run_ask(Config config, const AskOptions& options) {
         std::cout << view.close_line() << std::flush;
         code = event->data.value("ok", false) ? 0 : 1;
       } else if (!options.json) {
-        std::string kind = event->data.value("kind", "");
-        std::string text = view.render(*event);
         // The answer goes to stdout; what LOTUS did on the way, to stderr.
-        if (kind == "delta" || kind == "message") {
-          std::cout << text << std::flush;
-        } else {
-          std::cout << std::flush;
-          std::cerr << text << std::flush;
+        // On a terminal the reply streams; into a file or pipe only the
+        // final answer goes, without the text of turns that called tools.
+        std::string kind = event->data.value("kind", "");
+        bool answer_part = kind == "delta" || kind == "message";
+        if (!stdout_tty) {
+          if (kind == "message") std::cout << event->data.value("text", "") << "\n" << std::flush;
+          if (!answer_part) std::cerr << view.render(*event) << std::flush;
+          continue;
         }
+        if (!answer_part) std::cout << view.close_line() << std::flush;
+        std::string text = view.render(*event);
+        (answer_part ? std::cout : std::cerr) << text << std::flush;
       }
     }
   }
