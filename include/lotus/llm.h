@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,10 +65,36 @@ struct ToolSpec {
   Json parameters = Json{{"type", "object"}, {"properties", Json::object()}};
 };
 
+// The tools offered in a request: shared and immutable, so copying a request
+// (for routing, retries, fallbacks) never copies the schemas. Reads like a
+// const vector.
+class ToolSpecs {
+ public:
+  ToolSpecs() = default;
+  ToolSpecs(std::initializer_list<ToolSpec> tools)
+      : tools_(std::make_shared<const std::vector<ToolSpec>>(tools)) {}
+  explicit ToolSpecs(std::vector<ToolSpec> tools)
+      : tools_(std::make_shared<const std::vector<ToolSpec>>(std::move(tools))) {}
+
+  const std::vector<ToolSpec>& items() const { return tools_ ? *tools_ : empty_list(); }
+  auto begin() const { return items().begin(); }
+  auto end() const { return items().end(); }
+  bool empty() const { return items().empty(); }
+  size_t size() const { return items().size(); }
+  const ToolSpec& operator[](size_t i) const { return items()[i]; }
+
+ private:
+  static const std::vector<ToolSpec>& empty_list() {
+    static const std::vector<ToolSpec> kEmpty;
+    return kEmpty;
+  }
+  std::shared_ptr<const std::vector<ToolSpec>> tools_;
+};
+
 struct ChatRequest {
   std::string model;  // an alias for the router, a concrete model id for an adapter
   std::vector<ChatMessage> messages;
-  std::vector<ToolSpec> tools;
+  ToolSpecs tools;
   int max_tokens = 1024;
   std::optional<double> temperature;
   bool stream = false;

@@ -53,8 +53,27 @@ void print_health(const Json& health) {
             << process["cpu_user_seconds"].get<double>() +
                    process["cpu_system_seconds"].get<double>()
             << " s\n";
-  std::cout << pad("MODULE", 22) << pad("STATE", 10) << pad("RESTARTS", 10) << pad("HANDLED", 10)
-            << pad("ERRORS", 8) << pad("MAILBOX", 10) << "LATENCY p50/p99 (us)\n";
+  if (const Json& llm = health["llm"]; llm.is_object()) {
+    std::cout << "llm " << (llm.value("ready", false) ? "ready" : "not ready");
+    if (llm.contains("problem")) std::cout << " (" << llm["problem"].get<std::string>() << ")";
+    Json providers = Json::object();
+    if (llm.contains("usage")) providers = llm["usage"].value("providers", Json::object());
+    for (const auto& [provider, t] : providers.items()) {
+      std::cout << " · " << provider << ": " << t.value("requests", 0) << " requests, "
+                << t.value("input_tokens", 0) << "+" << t.value("output_tokens", 0) << " tokens, $"
+                << std::setprecision(4) << t.value("cost_usd", 0.0);
+    }
+    std::cout << "\n";
+  }
+  if (const Json& tools = health["tools"]; tools.is_object()) {
+    std::cout << "tools " << tools.value("registered", 0) << " registered · "
+              << tools.value("calls", 0) << " calls, " << tools.value("denied", 0) << " denied, "
+              << tools.value("failed", 0) << " failed, " << tools.value("timed_out", 0)
+              << " timed out · " << tools.value("pending_approvals", 0) << " approvals waiting\n";
+  }
+  std::cout << std::setprecision(2) << pad("MODULE", 22) << pad("STATE", 10) << pad("RESTARTS", 10)
+            << pad("HANDLED", 10) << pad("ERRORS", 8) << pad("MAILBOX", 10)
+            << "LATENCY p50/p99 (us)\n";
   for (const auto& [name, m] : health["modules"].items()) {
     if (!m.contains("mailbox")) {
       std::cout << pad(name, 22) << pad(m.value("state", ""), 10) << m.value("last_error", "")

@@ -452,8 +452,9 @@ Task<Result<ChatResponse>> Nucleus::chat(ChatRequest request, StreamCallback on_
             *llm_pool_, [this, request = std::move(request), on_text = std::move(on_text),
                          fallbacks = std::move(fallbacks), resume = std::move(resume)]() mutable {
               Result<ChatResponse> result =
-                  fallbacks.empty() ? llm_->chat(request, on_text)
-                                    : llm_->chat_with_fallbacks(request, on_text, fallbacks);
+                  fallbacks.empty()
+                      ? llm_->route(std::move(request), on_text)
+                      : llm_->chat_with_fallbacks(std::move(request), on_text, fallbacks);
               // Back onto the bus's threads: the caller is a module coroutine.
               boost::asio::post(bus_->executor(),
                                 [resume = std::move(resume), result = std::move(result)]() mutable {

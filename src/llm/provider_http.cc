@@ -272,7 +272,7 @@ Result<ChatResponse> call_with_retries(HttpClient& client, const ProviderCall& c
   }
 }
 
-ToolNameMap::ToolNameMap(const std::vector<ToolSpec>& tools) {
+ToolNameMap::ToolNameMap(const ToolSpecs& tools) {
   std::set<std::string> used;
   for (const ToolSpec& tool : tools) {
     std::string wire;

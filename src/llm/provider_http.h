@@ -110,7 +110,7 @@ std::string error_text(std::string_view body);
 // are dotted (fs.read). Maps each requested name to an accepted one and back.
 class ToolNameMap {
  public:
-  explicit ToolNameMap(const std::vector<ToolSpec>& tools);
+  explicit ToolNameMap(const ToolSpecs& tools);
   std::string to_wire(const std::string& name) const;
   std::string from_wire(const std::string& name) const;
 

@@ -377,15 +377,19 @@ std::vector<std::string> ProviderRouter::describe() const {
 
 Result<ChatResponse> ProviderRouter::chat(const ChatRequest& request,
                                           const StreamCallback& on_text) {
+  return route(request, on_text);
+}
+
+Result<ChatResponse> ProviderRouter::route(ChatRequest request, const StreamCallback& on_text) {
   std::string model = request.model.empty() ? default_model_ : request.model;
   auto it = fallbacks_.find(model);
   static const std::vector<std::string> kNone;
-  return chat_with_fallbacks(request, on_text, it == fallbacks_.end() ? kNone : it->second);
+  return chat_with_fallbacks(std::move(request), on_text,
+                             it == fallbacks_.end() ? kNone : it->second);
 }
 
 Result<ChatResponse> ProviderRouter::chat_with_fallbacks(
-    const ChatRequest& request, const StreamCallback& on_text,
-    const std::vector<std::string>& fallbacks) {
+    ChatRequest request, const StreamCallback& on_text, const std::vector<std::string>& fallbacks) {
   std::vector<std::string> chain = {request.model.empty() ? default_model_ : request.model};
   if (chain.front().empty()) {
     return absl::InvalidArgumentError("no model named and llm.default_model is not set");
@@ -410,9 +414,8 @@ Result<ChatResponse> ProviderRouter::chat_with_fallbacks(
       if (Status r = provider.ready(); !r.ok()) {
         failure = r;
       } else {
-        ChatRequest routed = request;
-        routed.model = route->model;
-        auto result = provider.chat(routed, tracked);
+        request.model = route->model;
+        auto result = provider.chat(request, tracked);
         account(route->provider, request.module, *route, result);
         if (result.ok()) return result;
         failure = result.status();

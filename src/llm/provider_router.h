@@ -87,10 +87,12 @@ class ProviderRouter : public LlmProvider {
   Status ready() const override;
   // Routes request.model (empty: default_model) through its fallback chain.
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
+  // The same for a request the caller hands over, so it is not copied.
+  Result<ChatResponse> route(ChatRequest request, const StreamCallback& on_text);
   // Same, with fallbacks given by the caller (a manifest's providers.fallback)
-  // instead of the configured ones.
-  Result<ChatResponse> chat_with_fallbacks(const ChatRequest& request,
-                                           const StreamCallback& on_text,
+  // instead of the configured ones. Takes the request by value: each model
+  // in the chain gets it with its own model id, without copying it again.
+  Result<ChatResponse> chat_with_fallbacks(ChatRequest request, const StreamCallback& on_text,
                                            const std::vector<std::string>& fallbacks);
 
   // The provider and model id a model reference resolves to.

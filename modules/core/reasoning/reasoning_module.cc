@@ -296,7 +296,7 @@ class ReasoningModule : public Module {
     auto recalling = recall_memories(task);
     std::string memories = co_await std::move(recalling);
     auto listing = tool_specs();
-    std::vector<ToolSpec> tools = co_await std::move(listing);
+    ToolSpecs tools = co_await std::move(listing);
 
     std::string system = s_.system_prompt;
     if (!memories.empty()) system += cat("\n\nWhat you remember that may help:\n", memories);
@@ -463,10 +463,10 @@ class ReasoningModule : public Module {
 
   // The tools as the model sees them, fetched from the broker again only
   // when system.tools_changed said the list changed.
-  Task<std::vector<ToolSpec>> tool_specs() {
+  Task<ToolSpecs> tool_specs() {
     if (!tools_stale_.load()) {
       std::lock_guard lock(mutex_);
-      if (tools_) co_return *tools_;
+      if (tools_ready_) co_return tools_;
     }
     tools_stale_.store(false);
     auto asking = request("cognition.tools", Json::object(), std::chrono::seconds(2));  // NOLINT
@@ -502,11 +502,13 @@ class ReasoningModule : public Module {
                   {{"type", "string"}, {"description", "Everything the other model needs"}}}}},
                {"required", {"kind", "task"}}}});
     }
+    ToolSpecs shared(std::move(specs));
     {
       std::lock_guard lock(mutex_);
-      tools_ = std::make_shared<const std::vector<ToolSpec>>(specs);
+      tools_ = shared;
+      tools_ready_ = true;
     }
-    co_return specs;
+    co_return shared;
   }
 
   // --- learning ---------------------------------------------------------------
@@ -567,7 +569,8 @@ class ReasoningModule : public Module {
   std::mutex mutex_;
   std::map<std::string, ConversationSlot> conversations_;
   std::map<std::string, std::shared_ptr<TaskState>> tasks_;
-  std::shared_ptr<const std::vector<ToolSpec>> tools_;
+  ToolSpecs tools_;  // shared with every request: never copied per turn
+  bool tools_ready_ = false;
   std::atomic<bool> tools_stale_{true};
   std::atomic<int> running_tasks_{0};
   bool shutting_down_ = false;

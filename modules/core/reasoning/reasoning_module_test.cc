@@ -260,7 +260,7 @@ TEST_F(ReasoningTest, AHighRiskToolWaitsForAPersonAndADenialGoesBackToTheModel) 
   EXPECT_EQ(asked->data["risk"], "high");
   EXPECT_EQ(asked->data["arguments"]["path"], "notes.txt");
   EXPECT_EQ(erase_calls.load(), 0);
-  const ChatMessage& result = script(nucleus).requests()[1].messages.back();
+  ChatMessage result = script(nucleus).requests()[1].messages.back();
   EXPECT_TRUE(result.is_error);
   EXPECT_THAT(result.text, HasSubstr("not approved"));
   EXPECT_TRUE(log.on("action_log").empty()) << "nothing was executed";
@@ -295,7 +295,7 @@ TEST_F(ReasoningTest, AToolThatTimesOutIsReportedToTheModel) {
   EventPtr done = completion(log, trace);
   ASSERT_NE(done, nullptr);
   EXPECT_EQ(done->data["ok"], true);
-  const ChatMessage& result = script(nucleus).requests()[1].messages.back();
+  ChatMessage result = script(nucleus).requests()[1].messages.back();
   EXPECT_TRUE(result.is_error);
   EXPECT_THAT(result.text, HasSubstr("did not answer within 300 ms"));
   ASSERT_TRUE(nucleus.shutdown().ok());
@@ -308,7 +308,7 @@ TEST_F(ReasoningTest, AHugeResultIsCutBeforeTheModelSeesIt) {
   testing::EventLog log(nucleus.bus());
   boot(nucleus);
   ASSERT_NE(completion(log, ask(nucleus, "get the big one")), nullptr);
-  const ChatMessage& result = script(nucleus).requests()[1].messages.back();
+  ChatMessage result = script(nucleus).requests()[1].messages.back();
   EXPECT_FALSE(result.is_error);
   EXPECT_LT(result.text.size(), 40'000u);
   EXPECT_THAT(result.text, HasSubstr("more bytes left out"));
