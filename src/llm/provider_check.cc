@@ -109,8 +109,10 @@ Json checks_to_json(const std::vector<ProviderCheck>& checks) {
         {"name", c.name},           {"state", c.state()},          {"network", r.network},
         {"reachable", r.reachable}, {"models", std::move(models)}, {"missing", c.missing}};
     if (!r.status.ok()) entry["message"] = message_without_name(c);
-    if (!r.url.empty()) entry["url"] = r.url;
-    if (r.network) entry["latency_ms"] = r.latency.count();
+    if (r.network) {
+      entry["url"] = r.url;
+      entry["latency_ms"] = r.latency.count();
+    }
     if (r.http_status != 0) entry["http_status"] = r.http_status;
     if (r.models) entry["listed"] = r.models->size();
     providers.push_back(std::move(entry));

@@ -196,7 +196,7 @@ TEST(ProviderProbe, OllamaTagsMatchUntaggedNames) {
 TEST(ProviderProbe, SlowServerTimesOutNamingTheUrl) {
   HttpReplayServer server;
   ReplayResponse slow = ReplayResponse::json(200, kOllamaTags);
-  slow.delay_before_headers = milliseconds(1500);
+  slow.delay_before_headers = milliseconds(800);
   server.enqueue(slow);
   ProbeReport report = ollama(server.base_url()).probe(milliseconds(200));
   EXPECT_TRUE(absl::IsDeadlineExceeded(report.status)) << report.status;

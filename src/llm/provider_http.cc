@@ -288,7 +288,8 @@ std::string connection_failure(const Status& failure, std::string_view base_url,
     constexpr std::string_view kPrefix = "cannot reach the server: ";
     reason = text.rfind(kPrefix, 0) == 0 ? text.substr(kPrefix.size()) : text;
   }
-  if (!reason.empty())
+  // "Connection refused" reads as "connection refused"; "SSL ..." stays.
+  if (reason.size() > 1 && std::islower(static_cast<unsigned char>(reason[1])))
     reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
   return cat("cannot connect to ", base_url, " (", reason, ")");
 }
@@ -317,9 +318,11 @@ ProbeReport probe_model_list(const ModelListProbe& probe, std::chrono::milliseco
       std::chrono::steady_clock::now() - start);
   const std::string& key = **probe.key;
   if (!reply.ok()) {
-    report.status =
-        Status(reply.status().code(),
-               redact(connection_failure(reply.status(), options.base_url, timeout), key));
+    report.status = Status(
+        reply.status().code(),
+        redact(
+            cat(options.name, ": ", connection_failure(reply.status(), options.base_url, timeout)),
+            key));
     return report;
   }
   report.reachable = true;
