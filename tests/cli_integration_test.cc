@@ -2,7 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "lotus/event.h"
 #include "support/test_env.h"
+#include "testing/http_replay_server.h"
 
 namespace lotus {
 namespace {
@@ -129,13 +131,83 @@ TEST_F(CliTest, ProvidersSaysWhatToSet) {
                       "LOTUS_TEST_UNSET_KEY}\n");
   auto result = run({"providers"});
   EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("claude: not ready"));
-  EXPECT_THAT(result.output, HasSubstr("LOTUS_TEST_UNSET_KEY"));
+  EXPECT_THAT(result.output, HasSubstr("claude  not ready: no API key: set LOTUS_TEST_UNSET_KEY"));
+  auto offline = run({"providers", "--offline"});
+  EXPECT_EQ(offline.exit_code, 1) << offline.output;
+  EXPECT_THAT(offline.output, HasSubstr("claude: not ready"));
+  EXPECT_THAT(offline.output, HasSubstr("LOTUS_TEST_UNSET_KEY"));
   testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
                       "llm:\n  providers:\n    claude: {type: nonsense}\n");
   auto bad = run({"providers"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("llm.providers.claude.type"));
+}
+
+// The real binary checks an OpenAI-compatible server and an Ollama server that
+// replay the documented model lists, and a port nothing listens on.
+TEST_F(CliTest, ProvidersChecksEachConnection) {
+  testing::HttpReplayServer compat, local;
+  std::string closed;
+  {
+    testing::HttpReplayServer gone;
+    closed = gone.base_url();
+  }
+  for (int i = 0; i < 2; ++i) {  // the text run, then the JSON one
+    compat.enqueue(testing::ReplayResponse::json(
+        200, R"({"object": "list", "data": [{"id": "qwen2.5-7b-instruct", "object": "model",
+                 "created": 1700000000, "owned_by": "organization_owner"}]})"));
+    local.enqueue(testing::ReplayResponse::json(
+        200, R"({"models": [{"name": "llama3.1:latest", "model": "llama3.1:latest",
+                 "modified_at": "2025-10-03T23:34:03.409490317-07:00", "size": 4920753328,
+                 "digest": "46e0c10c039e", "details": {"format": "gguf", "family": "llama"}}]})"));
+  }
+  testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
+                      "llm:\n  providers:\n"
+                      "    lmstudio: {type: openai, base_url: \"" +
+                          compat.base_url() +
+                          "/v1\"}\n"
+                          "    local: {type: ollama, base_url: \"" +
+                          local.base_url() +
+                          "\"}\n"
+                          "    offline-box: {type: ollama, base_url: \"" +
+                          closed +
+                          "\"}\n"
+                          "  models:\n"
+                          "    qwen: {provider: lmstudio, model: qwen2.5-7b-instruct}\n"
+                          "    old: {provider: lmstudio, model: retired-model}\n"
+                          "  default_model: \"local:llama3.1\"\n");
+  auto result = run({"providers", "--timeout-ms", "3000"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("lmstudio     ok  "));
+  EXPECT_THAT(result.output,
+              HasSubstr("(models: qwen2.5-7b-instruct ✓, retired-model ✗ not on the server)"));
+  EXPECT_THAT(result.output, HasSubstr("local        ok  "));
+  EXPECT_THAT(result.output, HasSubstr("(models: llama3.1 ✓)"));
+  EXPECT_THAT(result.output, HasSubstr("offline-box  unreachable: cannot connect to " + closed +
+                                       " (connection refused)"));
+
+  auto json_run = run({"providers", "--json"});
+  EXPECT_EQ(json_run.exit_code, 0) << json_run.output;
+  Json json = Json::parse(json_run.output, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << json_run.output;
+  EXPECT_EQ(json["ok"], true);
+  ASSERT_EQ(json["providers"].size(), 3u);
+  EXPECT_EQ(json["providers"][0]["name"], "lmstudio");
+  EXPECT_EQ(json["providers"][0]["http_status"], 200);
+  EXPECT_EQ(json["providers"][0]["missing"], Json::array({"retired-model"}));
+  EXPECT_EQ(json["providers"][1]["state"], "ok");
+  EXPECT_EQ(json["providers"][2]["state"], "unreachable");
+  EXPECT_EQ(compat.requests().size(), 2u);
+  EXPECT_EQ(compat.requests()[0].target, "/v1/models");
+  EXPECT_EQ(local.requests()[0].target, "/api/tags");
+
+  // Only the closed port left: nothing usable, exit 1.
+  testing::write_file(
+      dir_.path() / "config" / "lotus" / "config.yaml",
+      "llm:\n  providers:\n    offline-box: {type: ollama, base_url: \"" + closed + "\"}\n");
+  auto down = run({"providers"});
+  EXPECT_EQ(down.exit_code, 1) << down.output;
+  EXPECT_THAT(down.output, HasSubstr("unreachable: cannot connect to " + closed));
 }
 
 TEST_F(CliTest, EventsTailsTheBus) {

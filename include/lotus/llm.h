@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -129,6 +130,20 @@ struct ChatResponse {
 // that runs chat(), before chat() returns.
 using StreamCallback = std::function<void(std::string_view delta)>;
 
+// What a connectivity check found (LlmProvider::probe). Never holds a key.
+struct ProbeReport {
+  // OK when the provider can be used: its server answered the check with a
+  // 2xx, or, for providers without a server, ready(). Else why not.
+  Status status;
+  bool network = false;    // false: nothing was contacted (no server, or no key)
+  bool reachable = false;  // a server answered, whatever the HTTP status
+  std::string url;         // the endpoint asked
+  int http_status = 0;     // 0 when no response arrived
+  std::chrono::milliseconds latency{0};
+  // The model ids the server lists, when it listed them completely.
+  std::optional<std::vector<std::string>> models;
+};
+
 class LlmProvider {
  public:
   virtual ~LlmProvider() = default;
@@ -139,6 +154,11 @@ class LlmProvider {
   // OK when the provider has what it needs to be called (a key, a script);
   // else why not, naming what to set. Does not contact the server.
   virtual Status ready() const { return absl::OkStatus(); }
+
+  // Checks that the server answers and accepts the key, with one cheap
+  // request (a model list) taking at most `timeout`. Providers without a
+  // server report ready(). Safe to call from several threads at once.
+  virtual ProbeReport probe(std::chrono::milliseconds timeout) const;
 
   // One assistant turn. `on_text` (may be empty) sees text deltas when
   // `request.stream` is set; the returned response always holds the whole

@@ -20,6 +20,7 @@
 #include "cli/signals.h"
 #include "core/dependency_graph.h"
 #include "core/nucleus.h"
+#include "llm/provider_check.h"
 #include "llm/provider_router.h"
 #include "lotus/strings.h"
 
@@ -720,13 +721,24 @@ int run_ask(Config config, const AskOptions& options) {
   return cancelling && code != 0 ? 130 : code;
 }
 
-int run_providers(const Config& config, bool json) {
+int run_providers(const Config& config, const ProvidersOptions& options) {
   auto router = make_router(config);
   if (!router.ok()) {
     std::cerr << "lotus providers: " << message_of(router.status()) << "\n";
     return 2;
   }
+  if (!options.offline) {
+    auto checks = llm::check_providers(**router, std::chrono::milliseconds(options.timeout_ms));
+    if (options.json) {
+      std::cout << llm::checks_to_json(checks).dump(2) << "\n";
+    } else {
+      for (const auto& line : llm::format_checks(checks)) std::cout << line << "\n";
+      if (checks.empty()) std::cout << "no LLM provider is configured (llm.providers)\n";
+    }
+    return llm::any_usable(checks) ? 0 : 1;
+  }
   Status ready = (*router)->ready();
+  bool json = options.json;
   if (json) {
     Json out = Json{{"ready", ready.ok()}, {"providers", (*router)->describe()}};
     if (!ready.ok()) out["hint"] = std::string(message_of(ready));

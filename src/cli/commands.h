@@ -26,7 +26,13 @@ int run_modules(const Config& config, bool json);
 int run_health(const Config& config, bool json);
 int run_events(const Config& config, const std::string& pattern, bool json);
 int run_interactive(const Config& config);
-int run_providers(const Config& config, bool json);
+struct ProvidersOptions {
+  bool json = false;
+  bool offline = false;   // only say whether each has what it needs; contact nothing
+  int timeout_ms = 5000;  // per provider check
+};
+// Lists the providers and checks each one's connection; 0 when one is usable.
+int run_providers(const Config& config, const ProvidersOptions& options);
 
 struct AskOptions {
   std::string text;

@@ -100,9 +100,18 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
 
   auto* providers = app.add_subcommand(
-      "providers", "List the configured LLM providers and whether each is ready (key, script)");
-  bool providers_json = false;
-  providers->add_flag("--json", providers_json, "Print JSON");
+      "providers",
+      "List the configured LLM providers and check each one's connection (a model list\n"
+      "request): reachable, key accepted, latency, configured models present. Exit 0 when\n"
+      "at least one is usable, else 1");
+  lotus::cli::ProvidersOptions providers_options;
+  providers->add_flag("--json", providers_options.json, "Print JSON");
+  providers->add_flag("--offline", providers_options.offline,
+                      "Contact nothing: only say whether each has what it needs (key, script)");
+  providers
+      ->add_option("--timeout-ms", providers_options.timeout_ms,
+                   "How long each check may take (default 5000)")
+      ->check(CLI::Range(1, 600'000));
 
   auto* ask = app.add_subcommand(
       "ask",
@@ -140,7 +149,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   setup_logging(*config);
-  if (*providers) return lotus::cli::run_providers(*config, providers_json);
+  if (*providers) return lotus::cli::run_providers(*config, providers_options);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);

@@ -174,6 +174,25 @@ AnthropicProvider::AnthropicProvider(AnthropicOptions options)
     : options_(std::move(options)),
       key_(resolve_api_key(options_.http.name, options_.http.key, options_.http.env)) {}
 
+ProbeReport AnthropicProvider::probe(std::chrono::milliseconds timeout) const {
+  ModelListProbe probe;
+  probe.options = &options_.http;
+  probe.key = &key_;
+  probe.path = "v1/models?limit=1000";  // the largest page the API serves
+  if (key_.ok()) {
+    probe.headers = {{"x-api-key", *key_}, {"anthropic-version", options_.api_version}};
+  }
+  probe.list_models = anthropic_model_ids;
+  return probe_model_list(probe, timeout);
+}
+
+std::optional<std::vector<std::string>> anthropic_model_ids(const Json& reply) {
+  if (reply.value("has_more", false)) return std::nullopt;
+  std::vector<std::string> ids;
+  for (const Json& model : reply.at("data")) ids.push_back(model.at("id").get<std::string>());
+  return ids;
+}
+
 Json anthropic_request_body(const ChatRequest& request, const ToolNameMap& names) {
   Json body = {{"model", request.model}, {"max_tokens", request.max_tokens}};
   std::string system;

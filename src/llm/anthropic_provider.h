@@ -27,6 +27,7 @@ class AnthropicProvider : public LlmProvider {
 
   std::string_view name() const override { return options_.http.name; }
   Status ready() const override { return key_.status(); }
+  ProbeReport probe(std::chrono::milliseconds timeout) const override;
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
 
  private:
@@ -37,6 +38,9 @@ class AnthropicProvider : public LlmProvider {
 
 // The request body for `request` (exposed for tests).
 Json anthropic_request_body(const ChatRequest& request, const ToolNameMap& names);
+// The model ids in a GET /v1/models reply ({"data": [{"id": ...}], "has_more"});
+// nullopt when more pages follow.
+std::optional<std::vector<std::string>> anthropic_model_ids(const Json& reply);
 // A complete (non-streamed) reply.
 Result<ChatResponse> anthropic_parse_reply(const Json& reply, const ToolNameMap& names);
 

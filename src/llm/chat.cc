@@ -121,4 +121,10 @@ Result<ChatMessage> chat_message_from_json(const Json& json) {
   return m;
 }
 
+ProbeReport LlmProvider::probe(std::chrono::milliseconds) const {
+  ProbeReport report;
+  report.status = ready();
+  return report;
+}
+
 }  // namespace lotus

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -194,6 +195,10 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request, const BodyS
     return absl::UnavailableError(
         cat("the connection broke after HTTP ", t.response.status, ": ", what));
   }
+  // The system's reason (connection refused, no route to host) when there is one.
+  long os_error = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_error);
+  if (os_error != 0) what = cat(what, " (", std::strerror(static_cast<int>(os_error)), ")");
   return absl::UnavailableError(cat("cannot reach the server: ", what));
 }
 

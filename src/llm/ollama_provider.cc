@@ -144,6 +144,31 @@ OllamaProvider::OllamaProvider(OllamaOptions options)
     : options_(std::move(options)),
       key_(resolve_api_key(options_.http.name, options_.http.key, options_.http.env)) {}
 
+ProbeReport OllamaProvider::probe(std::chrono::milliseconds timeout) const {
+  ModelListProbe probe;
+  probe.options = &options_.http;
+  probe.key = &key_;
+  probe.path = "api/tags";
+  if (key_.ok() && !key_->empty()) probe.headers = {{"authorization", cat("Bearer ", *key_)}};
+  probe.list_models = ollama_model_ids;
+  return probe_model_list(probe, timeout);
+}
+
+std::optional<std::vector<std::string>> ollama_model_ids(const Json& reply) {
+  std::vector<std::string> ids;
+  constexpr std::string_view kLatest = ":latest";
+  for (const Json& model : reply.at("models")) {
+    std::string name = model.contains("name") ? model.at("name").get<std::string>()
+                                              : model.at("model").get<std::string>();
+    if (name.size() > kLatest.size() &&
+        name.compare(name.size() - kLatest.size(), kLatest.size(), kLatest) == 0) {
+      ids.push_back(name.substr(0, name.size() - kLatest.size()));
+    }
+    ids.push_back(std::move(name));
+  }
+  return ids;
+}
+
 Json ollama_request_body(const ChatRequest& request) {
   Json messages = Json::array();
   for (const ChatMessage& m : request.messages) {

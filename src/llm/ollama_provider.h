@@ -26,6 +26,7 @@ class OllamaProvider : public LlmProvider {
 
   std::string_view name() const override { return options_.http.name; }
   Status ready() const override { return key_.status(); }
+  ProbeReport probe(std::chrono::milliseconds timeout) const override;
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
 
  private:
@@ -34,6 +35,9 @@ class OllamaProvider : public LlmProvider {
   HttpClient client_;
 };
 
+// The model names in a GET /api/tags reply ({"models": [{"name", "model", ...}]}); a
+// name tagged :latest is listed untagged too, as requests may name it.
+std::optional<std::vector<std::string>> ollama_model_ids(const Json& reply);
 Json ollama_request_body(const ChatRequest& request);
 Result<ChatResponse> ollama_parse_reply(std::string_view provider, const Json& reply);
 

@@ -182,6 +182,23 @@ OpenAiProvider::OpenAiProvider(OpenAiOptions options)
     : options_(std::move(options)),
       key_(resolve_api_key(options_.http.name, options_.http.key, options_.http.env)) {}
 
+ProbeReport OpenAiProvider::probe(std::chrono::milliseconds timeout) const {
+  ModelListProbe probe;
+  probe.options = &options_.http;
+  probe.key = &key_;
+  probe.path = "models";
+  // A compatible server without a key is asked without one.
+  if (key_.ok() && !key_->empty()) probe.headers = {{"authorization", cat("Bearer ", *key_)}};
+  probe.list_models = openai_model_ids;
+  return probe_model_list(probe, timeout);
+}
+
+std::optional<std::vector<std::string>> openai_model_ids(const Json& reply) {
+  std::vector<std::string> ids;
+  for (const Json& model : reply.at("data")) ids.push_back(model.at("id").get<std::string>());
+  return ids;
+}
+
 Json openai_request_body(const ChatRequest& request, const ToolNameMap& names,
                          const OpenAiOptions& options) {
   Json messages = Json::array();

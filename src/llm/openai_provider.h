@@ -32,6 +32,7 @@ class OpenAiProvider : public LlmProvider {
 
   std::string_view name() const override { return options_.http.name; }
   Status ready() const override { return key_.status(); }
+  ProbeReport probe(std::chrono::milliseconds timeout) const override;
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
 
  private:
@@ -40,6 +41,8 @@ class OpenAiProvider : public LlmProvider {
   HttpClient client_;
 };
 
+// The model ids in a GET {base_url}/models reply ({"object": "list", "data": [{"id": ...}]}).
+std::optional<std::vector<std::string>> openai_model_ids(const Json& reply);
 Json openai_request_body(const ChatRequest& request, const ToolNameMap& names,
                          const OpenAiOptions& options);
 Result<ChatResponse> openai_parse_reply(const Json& reply, const ToolNameMap& names);

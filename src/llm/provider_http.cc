@@ -272,6 +272,81 @@ Result<ChatResponse> call_with_retries(HttpClient& client, const ProviderCall& c
   }
 }
 
+std::string connection_failure(const Status& failure, std::string_view base_url,
+                               std::chrono::milliseconds timeout) {
+  if (absl::IsDeadlineExceeded(failure)) {
+    return cat("no answer from ", base_url, " within ", timeout.count(), " ms (timed out)");
+  }
+  std::string text(message_of(failure));
+  std::string reason;
+  if (text.find("resolve host") != std::string::npos) {
+    reason = "host name not found";
+  } else if (!text.empty() && text.back() == ')' && text.rfind('(') != std::string::npos) {
+    size_t open = text.rfind('(');
+    reason = text.substr(open + 1, text.size() - open - 2);  // the system's reason
+  } else {
+    constexpr std::string_view kPrefix = "cannot reach the server: ";
+    reason = text.rfind(kPrefix, 0) == 0 ? text.substr(kPrefix.size()) : text;
+  }
+  // "Connection refused" reads as "connection refused"; "SSL ..." stays.
+  if (reason.size() > 1 && std::islower(static_cast<unsigned char>(reason[1])))
+    reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+  return cat("cannot connect to ", base_url, " (", reason, ")");
+}
+
+ProbeReport probe_model_list(const ModelListProbe& probe, std::chrono::milliseconds timeout) {
+  const HttpProviderOptions& options = *probe.options;
+  ProbeReport report;
+  report.url = join_url(options.base_url, probe.path);
+  if (!probe.key->ok()) {
+    report.status = probe.key->status();
+    return report;
+  }
+  report.network = true;
+  HttpRequest request;
+  request.method = "GET";
+  request.url = report.url;
+  request.headers = probe.headers;
+  for (const auto& [k, v] : options.extra_headers) request.headers.emplace_back(k, v);
+  request.connect_timeout = std::min(timeout, options.connect_timeout);
+  request.total_timeout = timeout;
+  request.idle_timeout = std::chrono::milliseconds(0);
+  HttpClient client;
+  auto start = std::chrono::steady_clock::now();
+  auto reply = client.perform(request);
+  report.latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  const std::string& key = **probe.key;
+  if (!reply.ok()) {
+    report.status = Status(
+        reply.status().code(),
+        redact(
+            cat(options.name, ": ", connection_failure(reply.status(), options.base_url, timeout)),
+            key));
+    return report;
+  }
+  report.reachable = true;
+  report.http_status = reply->status;
+  if (reply->status < 200 || reply->status >= 300) {
+    Status failure = http_error_status(options, reply->status, reply->body);
+    report.status = Status(failure.code(), redact(std::string(message_of(failure)), key));
+    return report;
+  }
+  auto doc = parse_json(options.name, cat("the model list from ", report.url), reply->body);
+  if (!doc.ok()) {
+    report.status = doc.status();
+    return report;
+  }
+  try {
+    report.models = probe.list_models(*doc);
+    report.status = absl::OkStatus();
+  } catch (const std::exception& e) {
+    report.status = absl::InternalError(
+        cat(options.name, ": malformed model list from ", report.url, ": ", e.what()));
+  }
+  return report;
+}
+
 ToolNameMap::ToolNameMap(const ToolSpecs& tools) {
   std::set<std::string> used;
   for (const ToolSpec& tool : tools) {

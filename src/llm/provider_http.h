@@ -106,6 +106,24 @@ Status http_error_status(const HttpProviderOptions& options, int status, std::st
 // {"error": "..."} or {"message": ...}; else the body's start.
 std::string error_text(std::string_view body);
 
+// A connectivity check: one GET of a model-list endpoint, at most `timeout`.
+// `list_models` reads the ids from a 2xx body (nullopt when the list is only
+// a part). Without a key nothing is sent and the report says what to set;
+// failures name the base URL and, for 401/403, the key variable or file.
+struct ModelListProbe {
+  const HttpProviderOptions* options = nullptr;
+  const Result<std::string>* key = nullptr;
+  std::string path;  // joined to options->base_url
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::function<std::optional<std::vector<std::string>>(const Json&)> list_models;
+};
+ProbeReport probe_model_list(const ModelListProbe& probe, std::chrono::milliseconds timeout);
+// How a failed HttpClient::perform reads in a probe report: "cannot connect to
+// URL (connection refused | host name not found | ...)", or "no answer from
+// URL within N ms (timed out)".
+std::string connection_failure(const Status& failure, std::string_view base_url,
+                               std::chrono::milliseconds timeout);
+
 // Anthropic and OpenAI accept tool names of [A-Za-z0-9_-]{1,64}; LOTUS tools
 // are dotted (fs.read). Maps each requested name to an accepted one and back.
 class ToolNameMap {

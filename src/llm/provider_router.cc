@@ -375,6 +375,31 @@ std::vector<std::string> ProviderRouter::describe() const {
   return lines;
 }
 
+std::vector<std::string> ProviderRouter::provider_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, provider] : providers_) names.push_back(name);
+  return names;
+}
+
+std::vector<std::string> ProviderRouter::model_ids(const std::string& provider) const {
+  std::set<std::string> ids;
+  for (const auto& [alias, route] : models_) {
+    if (route.provider == provider) ids.insert(route.model);
+  }
+  std::vector<std::string> refs = {default_model_};
+  for (const auto& [alias, chain] : fallbacks_) {
+    refs.push_back(alias);
+    refs.insert(refs.end(), chain.begin(), chain.end());
+  }
+  for (const std::string& ref : refs) {
+    if (ref.empty()) continue;
+    if (auto route = resolve(ref); route.ok() && route->provider == provider) {
+      ids.insert(route->model);
+    }
+  }
+  return {ids.begin(), ids.end()};
+}
+
 Result<ChatResponse> ProviderRouter::chat(const ChatRequest& request,
                                           const StreamCallback& on_text) {
   return route(request, on_text);

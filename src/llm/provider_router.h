@@ -112,6 +112,11 @@ class ProviderRouter : public LlmProvider {
   Json usage_report() const;
   // One line per provider: ready, or why not.
   std::vector<std::string> describe() const;
+  // The configured provider names, sorted.
+  std::vector<std::string> provider_names() const;
+  // The model ids requests may send to `provider`: its aliases' ids, and the
+  // default model and fallbacks that resolve to it. Sorted, no repeats.
+  std::vector<std::string> model_ids(const std::string& provider) const;
 
  private:
   ProviderRouter() = default;
