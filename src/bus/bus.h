@@ -57,7 +57,11 @@ class Bus {
   virtual Result<size_t> reply(const Event& request, std::string source, Json reply_data) = 0;
 
   virtual BusStats stats() const = 0;
+  // Backend-specific figures for health (connection state, buffers, peers).
+  virtual Json backend_health() const { return Json::object(); }
   virtual boost::asio::any_io_executor executor() = 0;
+  // Stops the handler threads after running what is queued; called at shutdown.
+  virtual void stop() = 0;
 };
 
 }  // namespace lotus

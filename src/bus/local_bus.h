@@ -36,8 +36,7 @@ class LocalBus final : public Bus {
   BusStats stats() const override;
   boost::asio::any_io_executor executor() override { return pool_.get_executor(); }
 
-  // Stops the thread pool after running what is queued; called at shutdown.
-  void stop();
+  void stop() override;
 
  private:
   struct Route {

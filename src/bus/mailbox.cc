@@ -66,6 +66,7 @@ bool Mailbox::push(Delivery delivery) {
     DropObserver observer = drop_observer_;
     lock.unlock();
     if (observer) observer(delivery, why);
+    if (delivery.on_done) delivery.on_done(absl::ResourceExhaustedError(std::string(why)));
     return false;
   };
   if (closed_) return refuse(dropped_newest_, "mailbox closed (module shutting down)");
@@ -84,6 +85,17 @@ bool Mailbox::push(Delivery delivery) {
           schedule_locked();
           lock.unlock();
           observer(evicted, "mailbox full (policy drop_oldest): evicted");
+          if (evicted.on_done) {
+            evicted.on_done(absl::ResourceExhaustedError("mailbox full (policy drop_oldest)"));
+          }
+          return true;
+        }
+        if (evicted.on_done) {
+          queue_.push_back(std::move(delivery));
+          enqueued_.fetch_add(1, std::memory_order_relaxed);
+          schedule_locked();
+          lock.unlock();
+          evicted.on_done(absl::ResourceExhaustedError("mailbox full (policy drop_oldest)"));
           return true;
         }
         break;
@@ -152,6 +164,7 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
     // A failed handler is counted here; its owner reports the failure
     // itself (the drop observer is for deliveries never handed over).
     if (!status.ok()) self->failed_.fetch_add(1, std::memory_order_relaxed);
+    if (delivery.on_done) delivery.on_done(status);
   }
 }
 
@@ -227,6 +240,10 @@ Task<size_t> Mailbox::drain_and_close(std::chrono::steady_clock::time_point dead
       for (const auto& delivery : queue_) {
         drop_observer_(delivery, "shutdown deadline passed before the mailbox drained");
       }
+    }
+    for (const auto& delivery : queue_) {
+      if (delivery.on_done)
+        delivery.on_done(absl::CancelledError("mailbox closed before handling"));
     }
     queue_.clear();
   }

@@ -33,9 +33,13 @@ Result<OverflowPolicy> parse_overflow_policy(std::string_view text);
 
 // What a mailbox carries: the event plus which of the owner's handlers
 // (subscription slot) it is for. Slots let one module have several handlers.
+// `on_done`, when set, hears how it ended: the handler's status, or an
+// error when the delivery was dropped; durable (stream) deliveries use it to
+// acknowledge only what a handler finished.
 struct Delivery {
   EventPtr event;
   uint32_t slot = 0;
+  std::function<void(const Status&)> on_done = nullptr;
 };
 
 struct MailboxStats {

@@ -99,7 +99,12 @@ void print_health(const Json& health) {
 // or null after printing why it could not boot.
 std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
                               std::atomic<Nucleus*>& current) {
-  auto nucleus = std::make_unique<Nucleus>(config);
+  auto created = Nucleus::create(config);
+  if (!created.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
+    return nullptr;
+  }
+  std::unique_ptr<Nucleus> nucleus = *std::move(created);
   current.store(nucleus.get());
   Status status = nucleus->boot();
   if (!status.ok()) {
@@ -156,12 +161,7 @@ Status apply_flags(const GlobalOptions& flags, Config& config) {
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (!flags.bus.empty()) config.bus = flags.bus;
   if (flags.threads >= 0) config.threads = static_cast<size_t>(flags.threads);
-  if (Status s = validate(config); !s.ok()) return s;
-  if (config.bus != "local") {
-    return absl::UnimplementedError(
-        cat("bus \"", config.bus, "\": only the embedded bus (local) is available in this build"));
-  }
-  return absl::OkStatus();
+  return validate(config);
 }
 
 int run_check(const Config& config, const std::vector<std::string>& dirs) {
@@ -258,7 +258,12 @@ int run_events(const Config& config, const std::string& pattern, bool json) {
   });
   // Subscribe before boot so system.boot and module_loaded are seen too:
   // boot() is what starts publishing.
-  auto nucleus = std::make_unique<Nucleus>(config);
+  auto created = Nucleus::create(config);
+  if (!created.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
+    return 1;
+  }
+  std::unique_ptr<Nucleus> nucleus = *std::move(created);
   current.store(nucleus.get());
   Subscriber tap;
   tap.tap = [json](const EventPtr& event) {

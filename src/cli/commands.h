@@ -33,6 +33,8 @@ struct ProvidersOptions {
 };
 // Lists the providers and checks each one's connection; 0 when one is usable.
 int run_providers(const Config& config, const ProvidersOptions& options);
+// In streams_command.cc.
+int run_streams(const Config& config, bool json);
 
 struct AskOptions {
   std::string text;

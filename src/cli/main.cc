@@ -6,6 +6,7 @@
 //   lotus health [--json]    health of every module and the process
 //   lotus events [PATTERN]   tail the live bus
 //   lotus ask "..."          one request to the reasoning engine
+//   lotus streams            Redis bus streams: length, groups, pending
 #include <signal.h>
 #include <unistd.h>
 
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", global.data_dir, "Where state and logs live");
   app.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off");
   app.add_option("--threads", global.threads, "Worker threads (0: one per hardware thread)");
-  app.add_option("--bus", global.bus, "Bus backend: local (default)");
+  app.add_option("--bus", global.bus, "Bus backend: local (default) or redis://host[:port][/db]");
 
   auto* check = app.add_subcommand(
       "check", "Validate the manifests in DIR (default: the module folders), print the load order");
@@ -98,6 +99,11 @@ int main(int argc, char** argv) {
   events->add_flag("--json", events_json, "Print each event as one line of JSON");
 
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
+
+  auto* streams = app.add_subcommand(
+      "streams", "List the Redis bus's streams: length, groups, consumers, pending entries");
+  bool streams_json = false;
+  streams->add_flag("--json", streams_json, "Print JSON");
 
   auto* providers = app.add_subcommand(
       "providers",
@@ -150,6 +156,7 @@ int main(int argc, char** argv) {
   }
   setup_logging(*config);
   if (*providers) return lotus::cli::run_providers(*config, providers_options);
+  if (*streams) return lotus::cli::run_streams(*config, streams_json);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);

@@ -34,10 +34,10 @@ constexpr int64_t kMaxMillis = 24LL * 3600 * 1000;  // a day
 constexpr int64_t kMaxSeconds = 24LL * 3600;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kTopLevelKeys = {
-    "bus",         "data_dir",    "disabled", "llm",
-    "log_level",   "module_dirs", "modules",  "shutdown_deadline_ms",
-    "supervision", "threads",     "tools"};
+const std::vector<std::string> kTopLevelKeys = {"bus",         "data_dir",  "disabled",
+                                                "llm",         "log_level", "module_dirs",
+                                                "modules",     "redis",     "shutdown_deadline_ms",
+                                                "supervision", "threads",   "tools"};
 const std::vector<std::string> kToolsKeys = {"approval_timeout_ms", "max_result_bytes", "policy",
                                              "risk", "timeout_ms"};
 constexpr std::string_view kDecisions[] = {"allow", "ask", "deny"};
@@ -208,6 +208,7 @@ class FileReader {
           if (key == "modules") return read_modules(value);
           if (key == "llm") return read_llm(value);
           if (key == "tools") return read_tools(value);
+          if (key == "redis") return read_redis(value);
           return read_disabled(value);
         });
   }
@@ -452,6 +453,17 @@ class FileReader {
     Result<Json> json = to_json(node, "llm");
     if (!json.ok()) return json.status();
     config_.llm = *std::move(json);
+    return absl::OkStatus();
+  }
+
+  Status read_redis(const YAML::Node& node) {
+    if (node.IsNull()) return absl::OkStatus();
+    if (!node.IsMap()) {
+      return error(node, "redis", absl::StrCat("expected a mapping, got ", describe_node(node)));
+    }
+    Result<Json> json = to_json(node, "redis");
+    if (!json.ok()) return json.status();
+    config_.redis = *std::move(json);
     return absl::OkStatus();
   }
 

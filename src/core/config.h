@@ -12,6 +12,11 @@
 //                              # <built-in modules>, $XDG_DATA_HOME/lotus/modules
 //   data_dir: ~/.local/share/lotus   # state, memory and logs live here
 //   bus: local                       # or redis://[user:password@]host[:port][/db]
+//   redis:                           # tunes a redis:// bus (see src/bus/redis_bus.h)
+//     streams: [audit.trail]         # more channels bound to streams
+//     stream_maxlen: 1000000         # retention: XADD MAXLEN ~ (or stream_max_age_ms: MINID ~)
+//     claim_idle_ms: 30000           # reclaim a silent consumer's pending entries after this
+//     fallback_local: false          # Redis unreachable at start: embedded bus, not an error
 //   threads: 0                       # worker threads; 0 = one per hardware thread
 //   log_level: info                  # trace | debug | info | warn | error | off
 //   shutdown_deadline_ms: 5000       # how long modules get to stop
@@ -82,6 +87,8 @@ struct Config {
   // The `llm:` section (providers, model aliases, fallback chains), as
   // given; the provider router validates it.
   Json llm = Json::object();
+  // The `redis:` section, as given; RedisBusOptions::from_config checks it.
+  Json redis = Json::object();
 
   // How tools are called: the permission policy and the limits.
   struct Tools {

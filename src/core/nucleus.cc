@@ -8,6 +8,8 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/strings/str_join.h"
+#include "bus/bus_factory.h"
+#include "bus/local_bus.h"
 #include "core/dependency_graph.h"
 #include "core/metrics.h"
 #include "lotus/strings.h"
@@ -79,9 +81,15 @@ Discovery discover_modules(const std::vector<std::filesystem::path>& dirs) {
   return found;
 }
 
-Nucleus::Nucleus(Config config)
+Result<std::unique_ptr<Nucleus>> Nucleus::create(Config config) {
+  auto bus = make_bus(config);
+  if (!bus.ok()) return bus.status();
+  return std::make_unique<Nucleus>(std::move(config), *std::move(bus));
+}
+
+Nucleus::Nucleus(Config config, std::unique_ptr<Bus> bus)
     : config_(std::move(config)),
-      bus_(std::make_unique<LocalBus>(config_.threads)),
+      bus_(bus ? std::move(bus) : std::make_unique<LocalBus>(config_.threads)),
       started_at_(std::chrono::steady_clock::now()) {}
 
 Nucleus::~Nucleus() { shutdown().IgnoreError(); }
@@ -591,7 +599,8 @@ Json Nucleus::health() const {
         {"cpu_system_seconds", process.cpu_system_seconds},
         {"threads", process.threads}}},
       {"bus",
-       {{"kind", "local"},
+       {{"kind", bus_->backend_health().value("backend", "local")},
+        {"backend", bus_->backend_health()},
         {"published", bus.published},
         {"delivered", bus.delivered},
         {"unrouted", bus.unrouted},

@@ -18,7 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "bus/local_bus.h"
+#include "bus/bus.h"
 #include "core/config.h"
 #include "core/module_host.h"
 #include "core/periodic_timer.h"
@@ -50,7 +50,11 @@ struct ModuleSummary {
 
 class Nucleus {
  public:
-  explicit Nucleus(Config config);
+  // On the bus the config names (see make_bus); the error says why it could
+  // not be set up, e.g. Redis unreachable at the configured URL.
+  static Result<std::unique_ptr<Nucleus>> create(Config config);
+  // On the embedded bus, or on `bus` when given.
+  explicit Nucleus(Config config, std::unique_ptr<Bus> bus = nullptr);
   ~Nucleus();
   Nucleus(const Nucleus&) = delete;
   Nucleus& operator=(const Nucleus&) = delete;
@@ -114,7 +118,7 @@ class Nucleus {
   Json tools_health() const;
 
   Config config_;
-  std::unique_ptr<LocalBus> bus_;
+  std::unique_ptr<Bus> bus_;
   std::unique_ptr<StateStore> state_;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::milliseconds boot_duration_{0};

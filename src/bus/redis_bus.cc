@@ -1,0 +1,670 @@
+#include "bus/redis_bus.h"
+
+#include <unistd.h>
+
+#include <future>
+#include <random>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "bus/redis_streams.h"
+#include "lotus/strings.h"
+
+namespace lotus {
+namespace {
+
+constexpr std::chrono::seconds kCommandWait{5};
+
+bool id_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }
+
+std::string sanitize_id(std::string_view text) {
+  std::string out;
+  for (char c : text) out.push_back(id_char(c) ? c : '-');
+  return out;
+}
+
+std::string default_node_id() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::random_device random;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%06x", random() & 0xffffff);
+  return sanitize_id(cat(host[0] != '\0' ? host : "node", "-", getpid(), "-", suffix));
+}
+
+Result<int64_t> read_ms(const Json& section, const char* key, int64_t min, int64_t max) {
+  const Json& value = section[key];
+  if (!value.is_number_integer() || value.get<int64_t>() < min || value.get<int64_t>() > max) {
+    return absl::InvalidArgumentError(cat("redis.", key, ": expected an integer from ", min, " to ",
+                                          max, ", got ", value.dump()));
+  }
+  return value.get<int64_t>();
+}
+
+}  // namespace
+
+Result<RedisBusOptions> RedisBusOptions::from_config(std::string url, const Json& section) {
+  RedisBusOptions options;
+  options.url = std::move(url);
+  if (section.is_null()) return options;
+  if (!section.is_object()) {
+    return absl::InvalidArgumentError(cat("redis: expected a mapping, got ", section.dump()));
+  }
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  for (const auto& [key, value] : section.items()) {
+    if (key == "prefix" || key == "node_id") {
+      if (!value.is_string() || value.get<std::string>().empty() ||
+          sanitize_id(value.get<std::string>()) != value.get<std::string>()) {
+        return absl::InvalidArgumentError(
+            cat("redis.", key, ": expected letters, digits, '-' or '_', got ", value.dump()));
+      }
+      (key == "prefix" ? options.prefix : options.node_id) = value.get<std::string>();
+    } else if (key == "heartbeat_ms") {
+      auto ms = read_ms(section, "heartbeat_ms", 10, kDay);
+      if (!ms.ok()) return ms.status();
+      options.heartbeat = std::chrono::milliseconds(*ms);
+    } else if (key == "node_timeout_ms") {
+      auto ms = read_ms(section, "node_timeout_ms", 50, kDay);
+      if (!ms.ok()) return ms.status();
+      options.node_timeout = std::chrono::milliseconds(*ms);
+    } else if (key == "connect_timeout_ms") {
+      auto ms = read_ms(section, "connect_timeout_ms", 1, kDay);
+      if (!ms.ok()) return ms.status();
+      options.connect_timeout = std::chrono::milliseconds(*ms);
+    } else if (key == "max_buffered") {
+      auto n = read_ms(section, "max_buffered", 0, 1LL << 32);
+      if (!n.ok()) return n.status();
+      options.max_buffered = static_cast<size_t>(*n);
+    } else if (key == "streams") {
+      if (!value.is_array()) {
+        return absl::InvalidArgumentError(
+            cat("redis.streams: expected a list of channel names, got ", value.dump()));
+      }
+      for (const auto& channel : value) {
+        if (!channel.is_string() || !validate_channel(channel.get<std::string>()).ok()) {
+          return absl::InvalidArgumentError(
+              cat("redis.streams: not a channel name: ", channel.dump()));
+        }
+        options.stream_channels.push_back(channel.get<std::string>());
+      }
+    } else if (key == "stream_maxlen") {
+      auto n = read_ms(section, "stream_maxlen", 0, 1LL << 40);
+      if (!n.ok()) return n.status();
+      options.stream_maxlen = *n;
+    } else if (key == "stream_max_age_ms") {
+      auto ms = read_ms(section, "stream_max_age_ms", 0, 3650 * kDay);
+      if (!ms.ok()) return ms.status();
+      options.stream_max_age = std::chrono::milliseconds(*ms);
+    } else if (key == "claim_idle_ms") {
+      auto ms = read_ms(section, "claim_idle_ms", 10, kDay);
+      if (!ms.ok()) return ms.status();
+      options.claim_idle = std::chrono::milliseconds(*ms);
+    } else if (key == "read_count") {
+      auto n = read_ms(section, "read_count", 1, 100000);
+      if (!n.ok()) return n.status();
+      options.read_count = static_cast<size_t>(*n);
+    } else {
+      return absl::InvalidArgumentError(
+          cat("redis.", key,
+              ": unknown key; expected prefix, node_id, heartbeat_ms, node_timeout_ms, "
+              "connect_timeout_ms, max_buffered, streams, stream_maxlen, stream_max_age_ms, "
+              "claim_idle_ms or read_count"));
+    }
+  }
+  return options;
+}
+
+struct RedisBus::Pending {
+  explicit Pending(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
+  std::atomic<bool> done{false};
+  std::function<void(Result<EventPtr>)> resume;
+  boost::asio::steady_timer timer;
+};
+
+Result<std::unique_ptr<RedisBus>> RedisBus::connect(RedisBusOptions options) {
+  auto address = parse_redis_url(options.url);
+  if (!address.ok()) return address.status();
+  std::unique_ptr<RedisBus> bus(new RedisBus(std::move(options)));
+  if (Status s = bus->start(); !s.ok()) {
+    bus->stop();
+    return s;
+  }
+  return bus;
+}
+
+RedisBus::RedisBus(RedisBusOptions options)
+    : options_(std::move(options)),
+      node_id_(options_.node_id.empty() ? default_node_id() : options_.node_id),
+      pool_(options_.threads > 0 ? options_.threads
+                                 : std::max(2u, std::thread::hardware_concurrency())) {}
+
+RedisBus::~RedisBus() { stop(); }
+
+std::string RedisBus::event_key(std::string_view channel) const {
+  return cat(options_.prefix, ":ev:", channel);
+}
+
+std::string RedisBus::glob_for(std::string_view pattern) const {
+  // The literal segments before the first wildcard, then one Redis '*': a
+  // superset of the pattern's channels. "a.**" also matches "a", hence "a*".
+  std::string glob = event_key("");
+  const auto segments = split_channel(pattern);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const std::string_view segment = segments[i];
+    if (segment == "*") return glob + "*";
+    if (segment == "**") {
+      if (!glob.empty() && glob.back() == '.') glob.pop_back();
+      return glob + "*";
+    }
+    glob.append(segment);
+    if (i + 1 < segments.size()) glob.push_back('.');
+  }
+  return glob;
+}
+
+Status RedisBus::wait_for(RedisConnection& connection, const RedisConnection::Args& args) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  connection.send(args,
+                  [promise](Result<RedisReply> reply) { promise->set_value(reply.status()); });
+  if (future.wait_for(kCommandWait) != std::future_status::ready) {
+    return absl::DeadlineExceededError(cat("redis ", connection.address().display,
+                                           ": no answer to ", args[0], " within ",
+                                           kCommandWait.count(), " s"));
+  }
+  return future.get();
+}
+
+Status RedisBus::start() {
+  const RedisAddress address = *parse_redis_url(options_.url);
+  RedisConnection::Options options;
+  options.address = address;
+  options.connect_timeout = options_.connect_timeout;
+  options.max_buffered = options_.max_buffered;
+  options.client_name = cat("lotus-", node_id_, "-cmd");
+  command_ = RedisConnection::create(command_io_.context(), options);
+  if (Status s = command_->connect(); !s.ok()) return s;
+  streams_ = std::make_unique<RedisStreams>(*this);
+
+  options.client_name = cat("lotus-", node_id_, "-sub");
+  subscriber_ = RedisConnection::create(subscriber_io_.context(), options);
+  subscriber_->set_push_handler([this](RedisReply&& message) { on_push(std::move(message)); });
+  subscriber_->set_connect_hook([this] {
+    std::vector<RedisConnection::Args> commands;
+    commands.push_back({"PSUBSCRIBE", cat(options_.prefix, ":ctl:*")});
+    std::shared_lock lock(routes_mutex_);
+    for (const auto& [glob, count] : globs_) commands.push_back({"PSUBSCRIBE", glob});
+    return commands;
+  });
+  subscriber_->set_state_handler([this](bool connected) {
+    if (connected) announce_soon();
+  });
+  if (Status s = subscriber_->connect(); !s.ok()) return s;
+
+  reply_channel_ = cat("reply.", sanitize_id(EventId::generate().to_string()));
+  Subscriber tap;
+  tap.tap = [this](const EventPtr& event) { on_reply(event); };
+  auto id = subscribe(reply_channel_, SubscriptionFilter(), std::move(tap));
+  if (!id.ok()) return id.status();
+  reply_subscription_ = *id;
+
+  // Learn who is already here, so the first requests know their peers.
+  {
+    auto promise = std::make_shared<std::promise<Result<RedisReply>>>();
+    auto future = promise->get_future();
+    command_->send({"SMEMBERS", cat(options_.prefix, ":nodes")},
+                   [promise](Result<RedisReply> reply) { promise->set_value(std::move(reply)); });
+    if (future.wait_for(kCommandWait) == std::future_status::ready) {
+      auto members = future.get();
+      if (members.ok()) {
+        for (const auto& member : members->elements) {
+          if (member.str == node_id_) continue;
+          auto info = std::make_shared<std::promise<Result<RedisReply>>>();
+          auto got = info->get_future();
+          command_->send({"GET", cat(options_.prefix, ":node:", member.str)},
+                         [info](Result<RedisReply> reply) { info->set_value(std::move(reply)); });
+          if (got.wait_for(kCommandWait) != std::future_status::ready) continue;
+          auto value = got.get();
+          if (value.ok() && value->type == RedisReply::Type::kString) {
+            on_control(value->str);
+          } else {
+            command_->send({"SREM", cat(options_.prefix, ":nodes"), member.str}, nullptr);
+          }
+        }
+      }
+    }
+  }
+  heartbeat();
+  Event joined = Event::make("system.node_joined", "nucleus", announcement("join"));
+  joined.data.erase("op");
+  publish(std::move(joined)).IgnoreError();
+  heartbeat_timer_ =
+      PeriodicTimer::start(pool_.get_executor(), options_.heartbeat, [this] { heartbeat(); });
+  spdlog::info("joined the Redis bus at {} as node {}", address.display, node_id_);
+  return absl::OkStatus();
+}
+
+Json RedisBus::announcement(std::string_view op) const {
+  Json patterns = Json::array();
+  {
+    std::shared_lock lock(routes_mutex_);
+    std::set<std::string> unique;
+    for (const auto& [id, route] : by_id_) unique.insert(route->pattern);
+    for (const auto& p : unique) patterns.push_back(p);
+  }
+  return Json{{"node", node_id_},
+              {"op", op},
+              {"pid", getpid()},
+              {"started", now_seconds()},
+              {"patterns", std::move(patterns)}};
+}
+
+void RedisBus::heartbeat() {
+  if (stopped_) return;
+  const std::string payload = announcement("heartbeat").dump();
+  command_->send({"SET", cat(options_.prefix, ":node:", node_id_), payload, "PX",
+                  std::to_string(options_.node_timeout.count())},
+                 nullptr);
+  command_->send({"SADD", cat(options_.prefix, ":nodes"), node_id_}, nullptr);
+  command_->send({"PUBLISH", cat(options_.prefix, ":ctl:nodes"), payload}, nullptr);
+  // Peers silent for longer than node_timeout are gone.
+  std::vector<std::string> silent;
+  {
+    std::lock_guard lock(peers_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [node, peer] : peers_) {
+      if (now - peer.last_seen > options_.node_timeout) silent.push_back(node);
+    }
+  }
+  for (const auto& node : silent) forget_peer(node, "timeout");
+}
+
+void RedisBus::announce_soon() {
+  if (stopped_ || announce_queued_.exchange(true)) return;
+  boost::asio::post(pool_, [this] {
+    announce_queued_ = false;
+    if (stopped_) return;
+    command_->send({"PUBLISH", cat(options_.prefix, ":ctl:nodes"), announcement("update").dump()},
+                   nullptr);
+  });
+}
+
+void RedisBus::forget_peer(const std::string& node, std::string_view reason) {
+  {
+    std::lock_guard lock(peers_mutex_);
+    if (peers_.erase(node) == 0) return;
+  }
+  spdlog::warn("node {} is gone ({})", node, reason);
+  command_->send({"SREM", cat(options_.prefix, ":nodes"), node}, nullptr);
+  // Every survivor notices; the one that wins this key tells the system.
+  command_->send(
+      {"SET", cat(options_.prefix, ":left:", node), node_id_, "NX", "PX", "60000"},
+      [this, node, why = std::string(reason)](Result<RedisReply> reply) {
+        if (!reply.ok() || reply->is_nil() || stopped_) return;
+        publish(Event::make("system.node_left", "nucleus",
+                            Json{{"node", node}, {"reason", why}, {"noticed_by", node_id_}}))
+            .IgnoreError();
+      });
+}
+
+void RedisBus::on_control(const std::string& payload) {
+  Json message = Json::parse(payload, nullptr, false);
+  if (!message.is_object() || !message["node"].is_string()) {
+    bad_messages_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const std::string node = message["node"].get<std::string>();
+  if (node == node_id_) return;
+  const std::string op = message.value("op", "");
+  std::lock_guard lock(peers_mutex_);
+  if (op == "leave") {
+    peers_.erase(node);
+    return;
+  }
+  Peer& peer = peers_[node];
+  peer.last_seen = std::chrono::steady_clock::now();
+  std::vector<std::string> patterns;
+  if (message["patterns"].is_array()) {
+    for (const auto& p : message["patterns"]) {
+      if (p.is_string() && validate_pattern(p.get<std::string>()).ok()) {
+        patterns.push_back(p.get<std::string>());
+      }
+    }
+  }
+  if (patterns != peer.pattern_list) {
+    peer.patterns = TopicTrie<int>();
+    for (const auto& p : patterns) peer.patterns.insert(p, 0);
+    peer.pattern_list = std::move(patterns);
+  }
+  message.erase("patterns");
+  peer.info = std::move(message);
+}
+
+std::vector<std::string> RedisBus::peers() const {
+  std::lock_guard lock(peers_mutex_);
+  std::vector<std::string> out;
+  for (const auto& [node, peer] : peers_) out.push_back(node);
+  return out;
+}
+
+bool RedisBus::is_stream_channel(std::string_view channel) const {
+  for (const auto& c : options_.stream_channels) {
+    if (c == channel) return true;
+  }
+  return false;
+}
+
+size_t RedisBus::known_receivers(std::string_view channel) const {
+  size_t count = 0;
+  {
+    std::shared_lock lock(routes_mutex_);
+    routes_.match(channel, [&](const std::shared_ptr<const Route>&) { ++count; });
+  }
+  std::lock_guard lock(peers_mutex_);
+  for (const auto& [node, peer] : peers_) {
+    peer.patterns.match(channel, [&](int) { ++count; });
+  }
+  return count;
+}
+
+Result<size_t> RedisBus::publish(Event event) {
+  if (event.id.is_nil()) event.id = EventId::generate();
+  if (event.timestamp == 0.0) event.timestamp = now_seconds();
+  if (Status s = validate_event(event); !s.ok()) return s;
+  published_.fetch_add(1, std::memory_order_relaxed);
+  const size_t receivers = known_receivers(event.channel);
+  if (receivers == 0) unrouted_.fetch_add(1, std::memory_order_relaxed);
+  std::string payload = to_json(event).dump();
+  // A durable channel's modules read its stream; the PUBLISH serves taps.
+  if (is_stream_channel(event.channel)) streams_->add(event, payload);
+  command_->send({"PUBLISH", event_key(event.channel), std::move(payload)},
+                 [this](Result<RedisReply> reply) {
+                   if (!reply.ok()) publish_failed_.fetch_add(1, std::memory_order_relaxed);
+                 });
+  return receivers;
+}
+
+void RedisBus::on_push(RedisReply&& message) {
+  // ["pmessage", glob, channel, payload]
+  if (message.elements.size() != 4) return;
+  const std::string& glob = message.elements[1].str;
+  if (glob.size() > options_.prefix.size() + 5 &&
+      glob.compare(options_.prefix.size(), 5, ":ctl:") == 0) {
+    on_control(message.elements[3].str);
+    return;
+  }
+  deliver(glob, message.elements[3].str);
+}
+
+void RedisBus::deliver(const std::string& glob, const std::string& payload) {
+  if (payload != last_payload_ || !last_event_) {
+    auto parsed = event_from_json_text(payload);
+    if (!parsed.ok()) {
+      bad_messages_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("redis bus: dropping a message that is not an event: {}",
+                   message_of(parsed.status()));
+      return;
+    }
+    last_payload_ = payload;
+    last_event_ = std::make_shared<const Event>(*std::move(parsed));
+  }
+  const EventPtr event = last_event_;
+  std::vector<std::shared_ptr<const Route>> targets;
+  {
+    std::shared_lock lock(routes_mutex_);
+    routes_.match(event->channel, [&](const std::shared_ptr<const Route>& route) {
+      if (route->glob == glob) targets.push_back(route);
+    });
+  }
+  size_t delivered = 0;
+  const bool durable = is_stream_channel(event->channel);
+  for (const auto& route : targets) {
+    if (durable && !route->subscriber.tap) continue;  // its module reads the stream
+    if (!route->filter.empty() && !route->filter.matches(event->data)) {
+      filtered_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const Subscriber& sub = route->subscriber;
+    if (sub.tap) {
+      sub.tap(event);
+      ++delivered;
+    } else if (sub.mailbox->push(Delivery{event, sub.slot})) {
+      ++delivered;
+    } else {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  delivered_.fetch_add(delivered, std::memory_order_relaxed);
+}
+
+Result<SubscriptionId> RedisBus::subscribe(std::string_view pattern, SubscriptionFilter filter,
+                                           Subscriber subscriber) {
+  if (Status s = validate_pattern(pattern); !s.ok()) return s;
+  if (!subscriber.tap && !subscriber.mailbox) {
+    return absl::InvalidArgumentError(
+        cat("subscription to \"", pattern, "\" has neither a mailbox nor a tap"));
+  }
+  std::string glob = glob_for(pattern);
+  auto route = std::make_shared<const Route>(
+      Route{std::move(filter), std::move(subscriber), glob, std::string(pattern)});
+  SubscriptionId id = 0;
+  bool first = false;
+  {
+    std::unique_lock lock(routes_mutex_);
+    id = routes_.insert(pattern, route);
+    by_id_.emplace(id, route);
+    first = ++globs_[glob] == 1;
+  }
+  if (streams_ && route->subscriber.mailbox) {
+    streams_->attach(id, pattern, route->filter, route->subscriber);
+  }
+  if (first && subscriber_) {
+    // Wait for Redis to confirm, so an event published right after this
+    // returns is seen; unless Redis is down (the connect hook subscribes on
+    // reconnect) or this is the delivery thread itself.
+    if (subscriber_->connected() &&
+        !subscriber_io_.context().get_executor().running_in_this_thread()) {
+      if (Status s = wait_for(*subscriber_, {"PSUBSCRIBE", glob}); !s.ok()) {
+        spdlog::warn("subscribing to {}: {}", glob, message_of(s));
+      }
+    } else {
+      subscriber_->send({"PSUBSCRIBE", glob}, nullptr);
+    }
+  }
+  announce_soon();
+  return id;
+}
+
+bool RedisBus::unsubscribe(SubscriptionId id) {
+  std::string glob;
+  bool last = false;
+  {
+    std::unique_lock lock(routes_mutex_);
+    auto found = by_id_.find(id);
+    if (found == by_id_.end() || !routes_.remove(id)) return false;
+    glob = found->second->glob;
+    by_id_.erase(found);
+    auto it = globs_.find(glob);
+    if (it != globs_.end() && --it->second == 0) {
+      globs_.erase(it);
+      last = true;
+    }
+  }
+  if (streams_) streams_->detach(id);
+  if (last && subscriber_) subscriber_->send({"PUNSUBSCRIBE", glob}, nullptr);
+  announce_soon();
+  return true;
+}
+
+Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds timeout) {
+  std::string correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
+  event.metadata.correlation_id = correlation;
+  event.metadata.reply_to = reply_channel_;
+  const std::string channel = event.channel;
+  auto pending = std::make_shared<Pending>(pool_.get_executor());
+  auto awaiter = resume_with<Result<EventPtr>>([this, pending, correlation, channel, timeout,
+                                                event = std::move(event)](auto resume) mutable {
+    pending->resume = resume;
+    {
+      std::lock_guard lock(pending_mutex_);
+      pending_.emplace(correlation, pending);
+    }
+    auto finish = [this, pending, correlation](Result<EventPtr> outcome) {
+      if (pending->done.exchange(true)) return;
+      {
+        std::lock_guard lock(pending_mutex_);
+        pending_.erase(correlation);
+      }
+      pending->timer.cancel();
+      boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
+        pending->resume(std::move(outcome));
+      });
+    };
+    pending->timer.expires_after(timeout);
+    pending->timer.async_wait([finish, channel, timeout](boost::system::error_code ec) {
+      if (ec) return;
+      finish(absl::DeadlineExceededError(
+          cat("no reply to \"", channel, "\" within ", timeout.count(), " ms")));
+    });
+    auto routed = publish(std::move(event));
+    if (!routed.ok()) {
+      finish(routed.status());
+    } else if (*routed == 0) {
+      finish(absl::NotFoundError(cat("no module on any node handles \"", channel, "\"")));
+    }
+  });
+  Result<EventPtr> result = co_await awaiter;
+  co_return result;
+}
+
+void RedisBus::on_reply(const EventPtr& event) {
+  std::shared_ptr<Pending> pending;
+  {
+    std::lock_guard lock(pending_mutex_);
+    auto it = pending_.find(event->metadata.correlation_id);
+    if (it == pending_.end()) return;
+    pending = it->second;
+    pending_.erase(it);
+  }
+  if (pending->done.exchange(true)) return;
+  pending->timer.cancel();
+  boost::asio::post(pool_, [pending, event] { pending->resume(event); });
+}
+
+Result<size_t> RedisBus::reply(const Event& request, std::string source, Json reply_data) {
+  if (request.metadata.reply_to.empty()) {
+    return absl::FailedPreconditionError(
+        cat("event ", request.id.to_string(), " on \"", request.channel, "\" asked for no reply"));
+  }
+  Event response = Event::make(request.metadata.reply_to, std::move(source), std::move(reply_data));
+  response.metadata.correlation_id = request.metadata.correlation_id;
+  response.metadata.trace_id = request.metadata.trace_id;
+  response.metadata.user_id = request.metadata.user_id;
+  return publish(std::move(response));
+}
+
+void RedisBus::stop() {
+  if (stopped_.exchange(true)) return;
+  if (heartbeat_timer_) heartbeat_timer_->stop();
+  if (command_ && command_->connected()) {
+    Json leave = announcement("leave");
+    command_->send({"PUBLISH", cat(options_.prefix, ":ctl:nodes"), leave.dump()}, nullptr);
+    command_->send({"DEL", cat(options_.prefix, ":node:", node_id_)}, nullptr);
+    command_->send({"SREM", cat(options_.prefix, ":nodes"), node_id_}, nullptr);
+    command_->send({"SET", cat(options_.prefix, ":left:", node_id_), node_id_, "PX", "60000"},
+                   nullptr);
+    Event left = Event::make("system.node_left", "nucleus",
+                             Json{{"node", node_id_}, {"reason", "shutdown"}});
+    left.id = EventId::generate();
+    left.timestamp = now_seconds();
+    command_->send({"PUBLISH", event_key(left.channel), to_json(left).dump()}, nullptr);
+    wait_for(*command_, {"PING"}).IgnoreError();
+  }
+  {
+    std::lock_guard lock(pending_mutex_);
+    for (auto& [id, pending] : pending_) {
+      if (!pending->done.exchange(true)) {
+        pending->timer.cancel();
+        auto resume = std::move(pending->resume);
+        boost::asio::post(pool_,
+                          [resume] { resume(absl::CancelledError("the bus is shutting down")); });
+      }
+    }
+    pending_.clear();
+  }
+  if (streams_) streams_->stop();
+  if (subscriber_) subscriber_->close();
+  if (command_) command_->close();
+  pool_.join();
+  subscriber_io_.stop();
+  command_io_.stop();
+}
+
+BusStats RedisBus::stats() const {
+  BusStats s;
+  s.published = published_.load(std::memory_order_relaxed);
+  s.delivered = delivered_.load(std::memory_order_relaxed);
+  s.unrouted = unrouted_.load(std::memory_order_relaxed);
+  s.filtered = filtered_.load(std::memory_order_relaxed);
+  s.refused = refused_.load(std::memory_order_relaxed);
+  {
+    std::shared_lock lock(routes_mutex_);
+    s.subscriptions = routes_.size();
+  }
+  {
+    std::lock_guard lock(pending_mutex_);
+    s.pending_requests = pending_.size();
+  }
+  return s;
+}
+
+RedisBusStats RedisBus::redis_stats() const {
+  RedisBusStats s;
+  s.publish_failed = publish_failed_.load();
+  s.bad_messages = bad_messages_.load();
+  {
+    std::lock_guard lock(peers_mutex_);
+    s.peers = peers_.size();
+  }
+  if (streams_) {
+    const auto& c = streams_->counters();
+    s.stream_added = c.added.load();
+    s.stream_handled = c.handled.load();
+    s.stream_acked = c.acked.load();
+    s.stream_failed = c.failed.load();
+    s.stream_duplicates = c.duplicates.load();
+    s.stream_claimed = c.claimed.load();
+  }
+  if (command_) s.commands = command_->stats();
+  if (subscriber_) s.subscriber = subscriber_->stats();
+  return s;
+}
+
+Json RedisBus::backend_health() const {
+  RedisBusStats s = redis_stats();
+  auto connection = [](const RedisConnectionStats& c) {
+    return Json{{"connected", c.connected}, {"reconnects", c.reconnects},
+                {"buffered", c.buffered},   {"dropped", c.dropped},
+                {"failed", c.failed},       {"in_flight", c.in_flight}};
+  };
+  return Json{{"backend", "redis"},
+              {"url", command_ ? command_->address().display : options_.url},
+              {"node", node_id_},
+              {"peers", peers()},
+              {"publish_failed", s.publish_failed},
+              {"streams",
+               {{"added", s.stream_added},
+                {"handled", s.stream_handled},
+                {"acked", s.stream_acked},
+                {"failed", s.stream_failed},
+                {"duplicates", s.stream_duplicates},
+                {"claimed", s.stream_claimed}}},
+              {"bad_messages", s.bad_messages},
+              {"commands", connection(s.commands)},
+              {"subscriber", connection(s.subscriber)}};
+}
+
+}  // namespace lotus

@@ -1,0 +1,223 @@
+// RedisBus beyond the shared conformance suite: pattern-to-glob mapping,
+// several nodes on one Redis (cross-node delivery, requests to another
+// node's module, announcements, a silent node declared gone), and a clear
+// error when Redis cannot be reached.
+#include "bus/redis_bus.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "lotus/strings.h"
+#include "testing/redis_server.h"
+#include "testing/sync_wait.h"
+
+namespace lotus {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 5s) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+// Events seen by a tap, for assertions.
+struct Seen {
+  std::mutex mutex;
+  std::vector<EventPtr> events;
+  Subscriber tap() {
+    Subscriber s;
+    s.tap = [this](const EventPtr& e) {
+      std::lock_guard lock(mutex);
+      events.push_back(e);
+    };
+    return s;
+  }
+  size_t size() {
+    std::lock_guard lock(mutex);
+    return events.size();
+  }
+  // The first event on `channel` whose data.node is `node`, or null.
+  EventPtr find(std::string_view channel, std::string_view node) {
+    std::lock_guard lock(mutex);
+    for (const auto& e : events) {
+      if (e->channel == channel && e->data.value("node", "") == node) return e;
+    }
+    return nullptr;
+  }
+  EventPtr at(size_t i) {
+    std::lock_guard lock(mutex);
+    return events.at(i);
+  }
+  std::vector<std::string> channels() {
+    std::lock_guard lock(mutex);
+    std::vector<std::string> out;
+    for (const auto& e : events) out.push_back(e->channel);
+    return out;
+  }
+};
+
+class RedisBusTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<RedisBus> node(std::string id, RedisBusOptions options = {}) {
+    options.url = server_.url();
+    options.node_id = std::move(id);
+    options.threads = 2;
+    if (options.heartbeat == RedisBusOptions{}.heartbeat) options.heartbeat = 50ms;
+    if (options.node_timeout == RedisBusOptions{}.node_timeout) options.node_timeout = 400ms;
+    auto bus = RedisBus::connect(options);
+    EXPECT_TRUE(bus.ok()) << bus.status();
+    return bus.ok() ? std::move(*bus) : nullptr;
+  }
+
+  testing::RedisServer server_;
+};
+
+TEST_F(RedisBusTest, DeliversAcrossNodes) {
+  // Declared before the nodes: taps may fire until a node stops.
+  Seen seen;
+  auto a = node("a");
+  auto b = node("b");
+  ASSERT_TRUE(b->subscribe("perception.**", {}, seen.tap()).ok());
+  // a learns of b's pattern from its announcement
+  ASSERT_TRUE(eventually([&] { return a->known_receivers("perception.x") == 1; }));
+  EXPECT_EQ(a->peers(), std::vector<std::string>{"b"});
+  ASSERT_EQ(*a->publish(Event::make("perception.x", "m")), 1u);
+  ASSERT_TRUE(eventually([&] { return seen.size() >= 1; }));
+  EXPECT_EQ(seen.channels()[0], "perception.x");
+  EXPECT_EQ(seen.at(0)->source, "m");
+}
+
+TEST_F(RedisBusTest, OverlappingPatternsDeliverOnceEach) {
+  // Declared before the nodes: taps may fire until a node stops.
+  Seen one;
+  Seen two;
+  Seen three;
+  auto a = node("a");
+  ASSERT_TRUE(a->subscribe("a.b", {}, one.tap()).ok());
+  ASSERT_TRUE(a->subscribe("a.*", {}, two.tap()).ok());
+  ASSERT_TRUE(a->subscribe("**", {}, three.tap()).ok());
+  ASSERT_EQ(*a->publish(Event::make("a.b", "m")), 3u);
+  ASSERT_TRUE(eventually([&] { return three.size() >= 1 && one.size() >= 1 && two.size() >= 1; }));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(one.size(), 1u);
+  EXPECT_EQ(two.size(), 1u);
+  EXPECT_THAT(three.channels(), Contains("a.b"));
+}
+
+// A module on node b answers; node a's request reaches it through Redis and
+// the reply comes back to a alone. This is how a tool on another node is called.
+TEST_F(RedisBusTest, RequestReachesAModuleOnAnotherNode) {
+  auto a = node("a");
+  auto b = node("b");
+  auto mailbox = std::make_shared<Mailbox>(Mailbox::Options{.owner = "math"}, b->executor());
+  RedisBus* responder = b.get();
+  mailbox->set_dispatch([responder](const Delivery& d) -> Task<Status> {
+    co_return responder
+        ->reply(*d.event, "math", Json{{"doubled", 2 * d.event->data["n"].get<int>()}})
+        .status();
+  });
+  ASSERT_TRUE(b->subscribe("tool.math.*", {}, Subscriber{mailbox, 0, nullptr}).ok());
+  ASSERT_TRUE(eventually([&] { return a->known_receivers("tool.math.double") == 1; }));
+  auto reply = testing::sync_wait(
+      a->executor(), a->request(Event::make("tool.math.double", "t", Json{{"n", 21}}), 5s));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ((*reply)->data["doubled"], 42);
+  EXPECT_EQ((*reply)->source, "math");
+  auto missing =
+      testing::sync_wait(a->executor(), a->request(Event::make("tool.nobody.here", "t"), 5s));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(message_of(missing.status())),
+              HasSubstr("no module on any node handles \"tool.nobody.here\""));
+}
+
+TEST_F(RedisBusTest, NodesAnnounceJoiningAndLeaving) {
+  // Declared before the nodes: taps may fire until a node stops.
+  Seen seen;
+  auto a = node("a");
+  ASSERT_TRUE(a->subscribe("system.*", {}, seen.tap()).ok());
+  auto b = node("b");
+  ASSERT_TRUE(eventually([&] { return seen.find("system.node_joined", "b") != nullptr; }));
+  ASSERT_TRUE(eventually([&] { return a->peers().size() == 1; }));
+  b->stop();
+  ASSERT_TRUE(eventually([&] { return seen.find("system.node_left", "b") != nullptr; }));
+  EXPECT_EQ(seen.find("system.node_left", "b")->data["reason"], "shutdown");
+  EXPECT_TRUE(eventually([&] { return a->peers().empty(); }));
+}
+
+TEST_F(RedisBusTest, ASilentNodeIsDeclaredGoneOnce) {
+  // Declared before the nodes: taps may fire until a node stops.
+  Seen seen_a;
+  Seen seen_c;
+  auto a = node("a");
+  auto c = node("c");
+  ASSERT_TRUE(a->subscribe("system.node_left", {}, seen_a.tap()).ok());
+  ASSERT_TRUE(c->subscribe("system.node_left", {}, seen_c.tap()).ok());
+  // A node that joined and then went silent, like a process killed with -9:
+  // its registration is written by hand, and nothing refreshes it.
+  Json ghost = {{"node", "ghost"}, {"op", "heartbeat"}, {"patterns", {"ghost.*"}}};
+  server_.command({"PUBLISH", "lotus:ctl:nodes", ghost.dump()});
+  ASSERT_TRUE(eventually([&] { return a->peers().size() == 2 && c->peers().size() == 2; }));
+  ASSERT_TRUE(eventually([&] { return seen_a.size() >= 1; }, 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(seen_a.size(), 1u) << "one node_left for the ghost, whoever noticed first";
+  EXPECT_EQ(seen_c.size(), 1u);
+  ASSERT_NE(seen_a.find("system.node_left", "ghost"), nullptr);
+  EXPECT_EQ(seen_a.find("system.node_left", "ghost")->data["reason"], "timeout");
+}
+
+TEST_F(RedisBusTest, UsesTheDatabaseFromTheUrl) {
+  RedisBusOptions options;
+  options.url = server_.url(3);
+  options.node_id = "d";
+  auto bus = RedisBus::connect(options);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  EXPECT_TRUE(server_.command({"GET", "lotus:node:d"}).nil);
+  EXPECT_THAT(server_.command({"INFO", "keyspace"}).text, HasSubstr("db3:keys="));
+  (*bus)->stop();
+}
+
+TEST(RedisBusStartTest, UnreachableRedisIsAClearError) {
+  int port = 0;
+  {
+    testing::RedisServer gone;
+    port = gone.port();
+  }
+  RedisBusOptions options;
+  options.url = cat("redis://127.0.0.1:", port);
+  options.connect_timeout = 500ms;
+  auto bus = RedisBus::connect(options);
+  ASSERT_FALSE(bus.ok());
+  EXPECT_THAT(std::string(message_of(bus.status())),
+              HasSubstr(cat("cannot reach Redis at redis://127.0.0.1:", port)));
+}
+
+TEST(RedisBusOptionsTest, ReadsTheConfigSectionAndNamesBadKeys) {
+  auto options = RedisBusOptions::from_config("redis://h", Json{{"streams", {"audit.trail"}},
+                                                                {"claim_idle_ms", 500},
+                                                                {"stream_maxlen", 1000},
+                                                                {"heartbeat_ms", 200}});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->claim_idle, 500ms);
+  EXPECT_EQ(options->stream_maxlen, 1000);
+  EXPECT_THAT(options->stream_channels, Contains("audit.trail"));
+  EXPECT_THAT(options->stream_channels, Contains("memory_updates"));
+  auto bad = RedisBusOptions::from_config("redis://h", Json{{"claim_idle", 5}});
+  EXPECT_THAT(std::string(message_of(bad.status())), HasSubstr("redis.claim_idle: unknown key"));
+  auto wrong = RedisBusOptions::from_config("redis://h", Json{{"heartbeat_ms", "x"}});
+  EXPECT_THAT(std::string(message_of(wrong.status())), HasSubstr("redis.heartbeat_ms"));
+}
+
+}  // namespace
+}  // namespace lotus
