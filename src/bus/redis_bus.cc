@@ -632,6 +632,7 @@ RedisBusStats RedisBus::redis_stats() const {
   if (streams_) {
     const auto& c = streams_->counters();
     s.stream_added = c.added.load();
+    s.stream_add_failed = c.add_failed.load();
     s.stream_handled = c.handled.load();
     s.stream_acked = c.acked.load();
     s.stream_failed = c.failed.load();
@@ -657,6 +658,7 @@ Json RedisBus::backend_health() const {
               {"publish_failed", s.publish_failed},
               {"streams",
                {{"added", s.stream_added},
+                {"add_failed", s.stream_add_failed},
                 {"handled", s.stream_handled},
                 {"acked", s.stream_acked},
                 {"failed", s.stream_failed},

@@ -69,6 +69,7 @@ struct RedisBusStats {
   uint64_t publish_failed = 0;  // PUBLISH/XADD that Redis did not accept
   uint64_t bad_messages = 0;    // payloads that were not a valid event
   uint64_t stream_added = 0;
+  uint64_t stream_add_failed = 0;
   uint64_t stream_handled = 0;
   uint64_t stream_acked = 0;
   uint64_t stream_failed = 0;      // handler failed or delivery refused: left pending

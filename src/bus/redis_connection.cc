@@ -228,7 +228,10 @@ void RedisConnection::on_connected() {
   socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   reader_ = std::make_unique<Reader>();
 
-  // The handshake goes first; the last of its replies says the link is up.
+  // Two phases. First the handshake alone, with sending threads still
+  // buffering; only once it succeeded, and Redis is not still loading its
+  // data set (it answers most commands with LOADING then), do the connect
+  // hook's commands and everything buffered follow.
   std::vector<Args> handshake;
   if (!options_.address.password.empty()) {
     if (options_.address.user.empty()) {
@@ -237,51 +240,55 @@ void RedisConnection::on_connected() {
       handshake.push_back({"AUTH", options_.address.user, options_.address.password});
     }
   }
-  if (options_.address.db != 0)
+  if (options_.address.db != 0) {
     handshake.push_back({"SELECT", std::to_string(options_.address.db)});
+  }
   if (!options_.client_name.empty()) {
     handshake.push_back({"CLIENT", "SETNAME", options_.client_name});
   }
-  if (handshake.empty()) handshake.push_back({"PING"});
-  const size_t checked = handshake.size();
-  if (connect_hook_) {
-    for (auto& args : connect_hook_()) handshake.push_back(std::move(args));
-  }
+  handshake.push_back({"INFO", "persistence"});
 
   auto self = shared_from_this();
   const uint64_t generation = generation_;
   auto failure = std::make_shared<std::string>();
   std::string buffer;
-  std::deque<Callback> callbacks;
   for (size_t i = 0; i < handshake.size(); ++i) {
     append_command(buffer, handshake[i]);
-    if (i < checked) {
-      const bool last = i + 1 == checked;
-      const std::string what = handshake[i][0];
-      callbacks.push_back([self, generation, failure, last, what](Result<RedisReply> reply) {
-        if (generation != self->generation_) return;
-        if (!reply.ok() && failure->empty())
-          failure->assign(cat(what, ": ", message_of(reply.status())));
-        if (!last) return;
-        if (!failure->empty()) {
-          self->fail_link(*failure);
-          return;
-        }
-        self->connect_timer_.cancel();
-        self->backoff_ = std::chrono::milliseconds(0);
-        if (self->ever_connected_) self->reconnects_.fetch_add(1);
-        self->ever_connected_ = true;
-        self->connected_ = true;
-        if (self->state_handler_) self->state_handler_(true);
-        if (self->first_connect_) {
-          auto report = std::move(self->first_connect_);
-          self->first_connect_ = nullptr;
-          report(absl::OkStatus());
-        }
-      });
-    } else {
-      const std::string what =
-          handshake[i].size() > 1 ? cat(handshake[i][0], " ", handshake[i][1]) : handshake[i][0];
+    const bool last = i + 1 == handshake.size();
+    const std::string what = handshake[i][0];
+    in_flight_.push_back([self, generation, failure, last, what](Result<RedisReply> reply) {
+      if (generation != self->generation_) return;
+      if (!reply.ok() && failure->empty()) {
+        failure->assign(cat(what, ": ", message_of(reply.status())));
+      }
+      if (!last) return;
+      if (failure->empty() && reply.ok() && reply->str.find("loading:1") != std::string::npos) {
+        failure->assign("Redis is still loading its data set");
+      }
+      if (!failure->empty()) {
+        self->fail_link(*failure);
+        return;
+      }
+      self->on_handshake_done();
+    });
+  }
+  in_flight_count_.fetch_add(handshake.size());
+  writing_buffer_ = std::move(buffer);
+  boost::asio::async_write(socket_, boost::asio::buffer(writing_buffer_),
+                           [self, generation](boost::system::error_code ec, size_t) {
+                             if (generation != self->generation_) return;
+                             if (ec) self->fail_link(ec.message());
+                           });
+  start_read();
+}
+
+void RedisConnection::on_handshake_done() {
+  std::string buffer;
+  std::deque<Callback> callbacks;
+  if (connect_hook_) {
+    for (auto& args : connect_hook_()) {
+      append_command(buffer, args);
+      const std::string what = args.size() > 1 ? cat(args[0], " ", args[1]) : args[0];
       callbacks.push_back([what, display = options_.address.display](Result<RedisReply> reply) {
         if (!reply.ok()) {
           spdlog::warn("redis {}: {} after connecting failed: {}", display, what,
@@ -294,27 +301,37 @@ void RedisConnection::on_connected() {
     std::lock_guard lock(mutex_);
     if (closed_) return;
     link_up_ = true;
-    // Commands buffered while the link was down follow the handshake.
     buffer += outbox_;
     outbox_.clear();
     for (auto& cb : outbox_callbacks_) callbacks.push_back(std::move(cb));
     outbox_callbacks_.clear();
     writing_ = true;
   }
+  connect_timer_.cancel();
+  backoff_ = std::chrono::milliseconds(0);
+  if (ever_connected_) reconnects_.fetch_add(1);
+  ever_connected_ = true;
+  connected_ = true;
   in_flight_count_.fetch_add(callbacks.size());
   for (auto& cb : callbacks) in_flight_.push_back(std::move(cb));
   writing_buffer_ = std::move(buffer);
-  auto write_self = shared_from_this();
+  auto self = shared_from_this();
+  const uint64_t generation = generation_;
   boost::asio::async_write(socket_, boost::asio::buffer(writing_buffer_),
-                           [write_self, generation](boost::system::error_code ec, size_t) {
-                             if (generation != write_self->generation_) return;
+                           [self, generation](boost::system::error_code ec, size_t) {
+                             if (generation != self->generation_) return;
                              if (ec) {
-                               write_self->fail_link(ec.message());
+                               self->fail_link(ec.message());
                                return;
                              }
-                             write_self->start_write();
+                             self->start_write();
                            });
-  start_read();
+  if (state_handler_) state_handler_(true);
+  if (first_connect_) {
+    auto report = std::move(first_connect_);
+    first_connect_ = nullptr;
+    report(absl::OkStatus());
+  }
 }
 
 void RedisConnection::send(const Args& args, Callback done) {

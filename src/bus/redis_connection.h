@@ -127,6 +127,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   void start_connect();
   void on_connected();
+  void on_handshake_done();
   void start_read();
   void flush_locked();
   void start_write();

@@ -359,6 +359,7 @@ void RedisStreams::add(const Event& event, const std::string& payload) {
     if (reply.ok()) {
       counters->added.fetch_add(1, std::memory_order_relaxed);
     } else {
+      counters->add_failed.fetch_add(1, std::memory_order_relaxed);
       bus->publish_failed_.fetch_add(1, std::memory_order_relaxed);
     }
   });

@@ -38,6 +38,7 @@ class RedisStreams {
  public:
   struct Counters {
     std::atomic<uint64_t> added{0};
+    std::atomic<uint64_t> add_failed{0};  // XADD not acknowledged (link dropped meanwhile)
     std::atomic<uint64_t> handled{0};
     std::atomic<uint64_t> acked{0};
     std::atomic<uint64_t> failed{0};

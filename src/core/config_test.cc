@@ -296,7 +296,7 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
   EXPECT_THAT(message,
               HasSubstr("known keys: bus, data_dir, disabled, llm, log_level, module_dirs, "
-                        "modules, shutdown_deadline_ms, supervision, threads, tools"));
+                        "modules, redis, shutdown_deadline_ms, supervision, threads, tools"));
 
   message = error_for("flux_capacitor: on\n");
   EXPECT_THAT(message, HasSubstr("unknown key 'flux_capacitor'; known keys:"));
