@@ -248,18 +248,27 @@ Status RedisBus::start() {
 }
 
 Json RedisBus::announcement(std::string_view op) const {
+  // Every pattern, and apart the taps': a durable channel is published
+  // (besides its XADD) only when some tap wants it live.
   Json patterns = Json::array();
+  Json taps = Json::array();
   {
     std::shared_lock lock(routes_mutex_);
     std::set<std::string> unique;
-    for (const auto& [id, route] : by_id_) unique.insert(route->pattern);
+    std::set<std::string> unique_taps;
+    for (const auto& [id, route] : by_id_) {
+      unique.insert(route->pattern);
+      if (route->subscriber.tap) unique_taps.insert(route->pattern);
+    }
     for (const auto& p : unique) patterns.push_back(p);
+    for (const auto& p : unique_taps) taps.push_back(p);
   }
   return Json{{"node", node_id_},
               {"op", op},
               {"pid", getpid()},
               {"started", now_seconds()},
-              {"patterns", std::move(patterns)}};
+              {"patterns", std::move(patterns)},
+              {"taps", std::move(taps)}};
 }
 
 void RedisBus::heartbeat() {
@@ -326,20 +335,24 @@ void RedisBus::on_control(const std::string& payload) {
   }
   Peer& peer = peers_[node];
   peer.last_seen = std::chrono::steady_clock::now();
-  std::vector<std::string> patterns;
-  if (message["patterns"].is_array()) {
-    for (const auto& p : message["patterns"]) {
-      if (p.is_string() && validate_pattern(p.get<std::string>()).ok()) {
-        patterns.push_back(p.get<std::string>());
+  auto update = [&](const char* key, TopicTrie<int>& trie, std::vector<std::string>& list) {
+    std::vector<std::string> patterns;
+    if (message[key].is_array()) {
+      for (const auto& p : message[key]) {
+        if (p.is_string() && validate_pattern(p.get<std::string>()).ok()) {
+          patterns.push_back(p.get<std::string>());
+        }
       }
     }
-  }
-  if (patterns != peer.pattern_list) {
-    peer.patterns = TopicTrie<int>();
-    for (const auto& p : patterns) peer.patterns.insert(p, 0);
-    peer.pattern_list = std::move(patterns);
-  }
-  message.erase("patterns");
+    if (patterns != list) {
+      trie = TopicTrie<int>();
+      for (const auto& p : patterns) trie.insert(p, 0);
+      list = std::move(patterns);
+    }
+    message.erase(key);
+  };
+  update("patterns", peer.patterns, peer.pattern_list);
+  update("taps", peer.taps, peer.tap_list);
   peer.info = std::move(message);
 }
 
@@ -370,6 +383,23 @@ size_t RedisBus::known_receivers(std::string_view channel) const {
   return count;
 }
 
+bool RedisBus::tap_wants(std::string_view channel) const {
+  bool wanted = false;
+  {
+    std::shared_lock lock(routes_mutex_);
+    routes_.match(channel, [&](const std::shared_ptr<const Route>& route) {
+      if (route->subscriber.tap) wanted = true;
+    });
+  }
+  if (wanted) return true;
+  std::lock_guard lock(peers_mutex_);
+  for (const auto& [node, peer] : peers_) {
+    peer.taps.match(channel, [&](int) { wanted = true; });
+    if (wanted) return true;
+  }
+  return false;
+}
+
 Result<size_t> RedisBus::publish(Event event) {
   if (event.id.is_nil()) event.id = EventId::generate();
   if (event.timestamp == 0.0) event.timestamp = now_seconds();
@@ -378,8 +408,15 @@ Result<size_t> RedisBus::publish(Event event) {
   const size_t receivers = known_receivers(event.channel);
   if (receivers == 0) unrouted_.fetch_add(1, std::memory_order_relaxed);
   std::string payload = to_json(event).dump();
-  // A durable channel's modules read its stream; the PUBLISH serves taps.
-  if (is_stream_channel(event.channel)) streams_->add(event, payload);
+  // A durable channel's modules read its stream; a PUBLISH would only serve
+  // taps (live tails), so it is sent only when one wants the channel.
+  if (is_stream_channel(event.channel)) {
+    if (!tap_wants(event.channel)) {
+      streams_->add(event, std::move(payload));
+      return receivers;
+    }
+    streams_->add(event, payload);
+  }
   command_->send({"PUBLISH", event_key(event.channel), std::move(payload)},
                  [this](Result<RedisReply> reply) {
                    if (!reply.ok()) publish_failed_.fetch_add(1, std::memory_order_relaxed);

@@ -118,6 +118,8 @@ class RedisBus final : public Bus {
   struct Peer {
     TopicTrie<int> patterns;
     std::vector<std::string> pattern_list;
+    TopicTrie<int> taps;  // patterns of its taps (live tails), a subset
+    std::vector<std::string> tap_list;
     std::chrono::steady_clock::time_point last_seen;
     Json info;
   };
@@ -128,6 +130,8 @@ class RedisBus final : public Bus {
   std::string glob_for(std::string_view pattern) const;
   std::string event_key(std::string_view channel) const;
   void on_push(RedisReply&& message);
+  // Whether a tap here or on a peer matches `channel`.
+  bool tap_wants(std::string_view channel) const;
   void deliver(const std::string& glob, const std::string& payload);
   void on_reply(const EventPtr& event);
   void on_control(const std::string& payload);

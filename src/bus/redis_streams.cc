@@ -343,7 +343,7 @@ std::string RedisStreams::stream_key(std::string_view channel) const {
   return cat(bus_.options_.prefix, ":stream:", channel);
 }
 
-void RedisStreams::add(const Event& event, const std::string& payload) {
+void RedisStreams::add(const Event& event, std::string payload) {
   RedisConnection::Args args = {"XADD", stream_key(event.channel)};
   if (bus_.options_.stream_max_age.count() > 0) {
     const auto cutoff =
@@ -352,7 +352,9 @@ void RedisStreams::add(const Event& event, const std::string& payload) {
   } else if (bus_.options_.stream_maxlen > 0) {
     args.insert(args.end(), {"MAXLEN", "~", std::to_string(bus_.options_.stream_maxlen)});
   }
-  args.insert(args.end(), {"*", "event", payload});
+  args.push_back("*");
+  args.push_back("event");
+  args.push_back(std::move(payload));
   RedisBus* bus = &bus_;
   Counters* counters = &counters_;
   bus_.command_->send(args, [bus, counters](Result<RedisReply> reply) {
