@@ -41,7 +41,19 @@ class RedisServer {
   };
 
   RedisServer() : RedisServer(Options{}) {}
-  explicit RedisServer(Options options) : options_(options), port_(free_port()) { start(); }
+  explicit RedisServer(Options options) : options_(options), port_(free_port()) {
+    // Tests run in parallel: another may take the port between free_port()
+    // and the server's bind, so a server that exits at start gets a new one.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        start();
+        return;
+      } catch (const std::runtime_error&) {
+        if (attempt == 4) throw;
+        port_ = free_port();
+      }
+    }
+  }
   ~RedisServer() { kill_now(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
