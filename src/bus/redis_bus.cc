@@ -456,7 +456,8 @@ void RedisBus::deliver(const std::string& glob, const std::string& payload) {
       if (route->glob == glob) targets.push_back(route);
     });
   }
-  size_t delivered = 0;
+  // Counted before each hand-over: whoever a tap or handler wakes may read
+  // the stats at once.
   const bool durable = is_stream_channel(event->channel);
   for (const auto& route : targets) {
     if (durable && !route->subscriber.tap) continue;  // its module reads the stream
@@ -466,15 +467,16 @@ void RedisBus::deliver(const std::string& glob, const std::string& payload) {
     }
     const Subscriber& sub = route->subscriber;
     if (sub.tap) {
+      delivered_.fetch_add(1, std::memory_order_relaxed);
       sub.tap(event);
-      ++delivered;
-    } else if (sub.mailbox->push(Delivery{event, sub.slot})) {
-      ++delivered;
-    } else {
+      continue;
+    }
+    delivered_.fetch_add(1, std::memory_order_relaxed);
+    if (!sub.mailbox->push(Delivery{event, sub.slot})) {
+      delivered_.fetch_sub(1, std::memory_order_relaxed);
       refused_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  delivered_.fetch_add(delivered, std::memory_order_relaxed);
 }
 
 Result<SubscriptionId> RedisBus::subscribe(std::string_view pattern, SubscriptionFilter filter,
