@@ -93,12 +93,13 @@ TEST_F(RedisNodesTest, EventsCrossProcessesAndToolsAreCallableFromAnotherNode) {
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ((*reply)->data["ok"], true) << (*reply)->data.dump();
   EXPECT_EQ((*reply)->data["result"]["handled"], 3);
-  // The worker saw the watcher join.
-  EXPECT_TRUE(worker->wait_for_output("system.node_joined", 5s)) << worker->output();
-  worker->signal(SIGTERM);
+  // The watcher leaves; the worker, subscribed to system.**, sees it go.
   watcher->signal(SIGTERM);
-  EXPECT_EQ(worker->wait(20s).exit_code, 0);
   EXPECT_EQ(watcher->wait(20s).exit_code, 0);
+  EXPECT_TRUE(worker->wait_for_output("system.node_left", 10s)) << worker->output();
+  EXPECT_THAT(worker->output(), HasSubstr("\"reason\":\"shutdown\""));
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s).exit_code, 0);
 }
 
 TEST_F(RedisNodesTest, UnreachableRedisAtStartNamesTheUrl) {
