@@ -262,8 +262,7 @@ class AskTest : public CliTest {
   - tool_calls: [{name: fs__write, arguments: {path: out.txt, content: "written"}}]
   - text: "The file says hi there."
 )");
-    write_config("{demo: {type: scripted, file: " + (dir_.path() / "script.yaml").string() +
-                 "}}");
+    write_config("{demo: {type: scripted, file: " + (dir_.path() / "script.yaml").string() + "}}");
   }
   void write_config(const std::string& providers) {
     testing::write_file(dir_.path() / "config" / "lotus" / "config.yaml",
