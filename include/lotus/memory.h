@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lotus/event.h"
@@ -118,6 +119,19 @@ class Embedder {
   virtual size_t dimension() const = 0;
   // An L2-normalized vector of dimension() floats.
   virtual Result<std::vector<float>> embed(std::string_view text) = 0;
+  // One vector per text, in order. Provider embedders send them in batched
+  // requests; the default embeds them one by one.
+  virtual Result<std::vector<std::vector<float>>> embed_batch(
+      const std::vector<std::string>& texts) {
+    std::vector<std::vector<float>> out;
+    out.reserve(texts.size());
+    for (const std::string& text : texts) {
+      auto v = embed(text);
+      if (!v.ok()) return v.status();
+      out.push_back(std::move(*v));
+    }
+    return out;
+  }
 };
 
 // Ranking: score = w_relevance * relevance + w_importance * importance +

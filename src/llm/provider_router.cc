@@ -49,11 +49,11 @@ std::string resolve_path(const std::string& path, const ProviderContext& context
   return (context.base_dir / path).string();
 }
 
-// Fills the settings every HTTP adapter shares from `config`.
-Status read_http_options(const std::string& name, const Json& config,
+}  // namespace
+
+Status read_http_options(const std::string& where, const std::string& name, const Json& config,
                          const ProviderContext& context, const std::set<std::string>& extra,
                          HttpProviderOptions& options) {
-  std::string where = cat("llm.providers.", name);
   std::set<std::string> known = {"type",
                                  "base_url",
                                  "api_key_env",
@@ -111,6 +111,15 @@ Status read_http_options(const std::string& name, const Json& config,
     }
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// Fills the settings every HTTP adapter shares from `config`.
+Status read_http_options(const std::string& name, const Json& config,
+                         const ProviderContext& context, const std::set<std::string>& extra,
+                         HttpProviderOptions& options) {
+  return read_http_options(cat("llm.providers.", name), name, config, context, extra, options);
 }
 
 Result<std::unique_ptr<LlmProvider>> make_anthropic(const std::string& name, const Json& config,

@@ -30,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,14 @@ struct ProviderContext {
   std::filesystem::path base_dir;  // relative files (scripts, keys) resolve here
   Sleeper sleep = cancellable_sleep;
 };
+
+// Fills the settings every HTTP client of a provider shares (base_url,
+// api_key_env, api_key_file, timeout_ms, connect_timeout_ms, idle_timeout_ms,
+// max_attempts, backoff_initial_ms, backoff_max_ms, headers) from `config`;
+// any other key but "type" and `extra` is an error naming `where`.
+Status read_http_options(const std::string& where, const std::string& name, const Json& config,
+                         const ProviderContext& context, const std::set<std::string>& extra,
+                         HttpProviderOptions& options);
 
 using ProviderFactory = std::function<Result<std::unique_ptr<LlmProvider>>(
     const std::string& name, const Json& config, const ProviderContext& context)>;

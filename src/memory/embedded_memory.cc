@@ -4,9 +4,11 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 #include <system_error>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -19,7 +21,7 @@
 namespace lotus::memory {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: term_stats
 constexpr int kJournalAdd = 1;
 constexpr int kJournalDelete = 0;
 
@@ -147,19 +149,35 @@ void bind_all(Statement& stmt, const std::vector<std::pair<bool, std::string>>& 
   }
 }
 
-// An FTS5 query matching any of the words of `text`, each quoted so that no
-// user input is read as query syntax.
-std::string fts_query(std::string_view text) {
-  std::string out;
+// The distinct words of `text` keyword search counts and looks for:
+// stopwords match nearly every row and say nothing, so they are left out.
+std::vector<std::string> terms_of(std::string_view text) {
+  std::vector<std::string> out;
   std::set<std::string> seen;
-  for (const std::string& word : HashingEmbedder::words(text)) {
-    // Stopwords match nearly every row, and ranking every match is what
-    // costs in FTS5.
+  for (std::string& word : HashingEmbedder::words(text)) {
     if (is_stopword(word) || !seen.insert(word).second) continue;
-    if (!out.empty()) out += " OR ";
-    out += "\"" + word + "\"";
+    out.push_back(std::move(word));
   }
   return out;
+}
+
+// Adds `sign` to the document count of each term of each text. Runs inside
+// the caller's transaction.
+bool count_terms(sqlite3* db, const std::vector<std::string_view>& texts, int64_t sign) {
+  std::map<std::string, int64_t> delta;
+  for (std::string_view text : texts) {
+    for (std::string& term : terms_of(text)) delta[std::move(term)] += sign;
+  }
+  Statement upsert(db,
+                   "INSERT INTO term_stats (term, docs) VALUES (?1, ?2) "
+                   "ON CONFLICT (term) DO UPDATE SET docs = docs + excluded.docs");
+  for (const auto& [term, n] : delta) {
+    upsert.bind(1, std::string_view(term));
+    upsert.bind(2, n);
+    if (upsert.step() != SQLITE_DONE) return false;
+    upsert.reset();
+  }
+  return true;
 }
 
 }  // namespace
@@ -185,7 +203,14 @@ Result<std::unique_ptr<EmbeddedMemory>> EmbeddedMemory::open(EmbeddedMemoryOptio
   std::unique_ptr<EmbeddedMemory> store(new EmbeddedMemory(std::move(options)));
   if (Status s = store->open_database(); !s.ok()) return s;
   if (store->options_.reindex) {
-    if (Status s = store->reembed_all(); !s.ok()) return s;
+    const auto [name, dimension] = store->stored_embedder();
+    const bool same = name == store->options_.embedder->name() &&
+                      dimension == std::to_string(store->options_.embedder->dimension());
+    if (Status s =
+            same && !store->options_.reembed ? store->check_embedder() : store->reembed_all();
+        !s.ok()) {
+      return s;
+    }
   } else if (Status s = store->check_embedder(); !s.ok()) {
     return s;
   }
@@ -247,7 +272,7 @@ Status EmbeddedMemory::open_database() {
     return absl::FailedPreconditionError(cat("memory: ", file, " has schema version ", version,
                                              " from a newer LOTUS; upgrade lotus"));
   }
-  return exec(
+  Status s = exec(
       "BEGIN IMMEDIATE;"
       "CREATE TABLE IF NOT EXISTS memories ("
       "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -273,19 +298,49 @@ Status EmbeddedMemory::open_database() {
       "CREATE TABLE IF NOT EXISTS index_journal ("
       "  n INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, op INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-      "PRAGMA user_version=1;"
+      "CREATE TABLE IF NOT EXISTS term_stats ("
+      "  term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;"
       "COMMIT;");
+  if (s.ok() && version < 2) s = count_all_terms();
+  return s;
+}
+
+Status EmbeddedMemory::count_all_terms() {
+  // Schema 1 had no term counts: count what is there once.
+  Transaction tx(db_);
+  if (!tx.ok()) return sqlite_error("upgrade");
+  if (Status s = exec("DELETE FROM term_stats"); !s.ok()) return s;
+  Statement stmt(db_, "SELECT content FROM memories");
+  std::vector<std::string> batch;
+  auto flush = [&] {
+    std::vector<std::string_view> texts(batch.begin(), batch.end());
+    const bool ok = count_terms(db_, texts, 1);
+    batch.clear();
+    return ok;
+  };
+  while (stmt.step() == SQLITE_ROW) {
+    batch.push_back(stmt.text(0));
+    if (batch.size() == 1000 && !flush()) return sqlite_error("upgrade");
+  }
+  if (!flush()) return sqlite_error("upgrade");
+  if (Status s = exec("PRAGMA user_version=2"); !s.ok()) return s;
+  if (!tx.commit()) return sqlite_error("upgrade");
+  return absl::OkStatus();
+}
+
+std::pair<std::string, std::string> EmbeddedMemory::stored_embedder() {
+  std::map<std::string, std::string> meta;
+  Statement stmt(db_, "SELECT key, value FROM meta");
+  while (stmt.step() == SQLITE_ROW) meta[stmt.text(0)] = stmt.text(1);
+  return {meta["embedder"], meta["dimension"]};
 }
 
 Status EmbeddedMemory::check_embedder() {
   std::map<std::string, std::string> meta;
-  {
-    Statement stmt(db_, "SELECT key, value FROM meta");
-    while (stmt.step() == SQLITE_ROW) meta[stmt.text(0)] = stmt.text(1);
-  }
+  std::tie(meta["embedder"], meta["dimension"]) = stored_embedder();
   const std::string name = options_.embedder->name();
   const std::string dimension = std::to_string(options_.embedder->dimension());
-  if (meta.count("embedder") == 0) {
+  if (meta["embedder"].empty()) {
     Statement stmt(db_,
                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1), "
                    "('dimension', ?2)");
@@ -311,19 +366,37 @@ Status EmbeddedMemory::reembed_all() {
     Statement stmt(db_, "SELECT seq, content FROM memories ORDER BY seq");
     while (stmt.step() == SQLITE_ROW) rows.emplace_back(stmt.integer(0), stmt.text(1));
   }
+  // One transaction: a failure half way (a server gone) leaves every memory
+  // as it was, with the old embedder still recorded.
   Transaction tx(db_);
   if (!tx.ok()) return sqlite_error("reindex");
   Statement update(db_, "UPDATE memories SET embedding = ?1 WHERE seq = ?2");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto vector = options_.embedder->embed(rows[i].second);
-    if (!vector.ok()) return vector.status();
-    update.bind_blob(1, *vector);
-    update.bind(2, rows[i].first);
-    if (update.step() != SQLITE_DONE) return sqlite_error("reindex");
-    update.reset();
-    if (options_.progress && (i % 1000 == 999 || i + 1 == rows.size())) {
-      options_.progress("re-embedding memories", i + 1, rows.size());
+  constexpr size_t kChunk = 256;
+  const size_t dimension = options_.embedder->dimension();
+  if (options_.progress) options_.progress("re-embedding memories", 0, rows.size());
+  for (size_t start = 0; start < rows.size(); start += kChunk) {
+    const size_t end = std::min(rows.size(), start + kChunk);
+    std::vector<std::string> texts;
+    for (size_t i = start; i < end; ++i) texts.push_back(std::move(rows[i].second));
+    auto vectors = options_.embedder->embed_batch(texts);
+    if (!vectors.ok()) return vectors.status();
+    if (vectors->size() != texts.size()) {
+      return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(),
+                                     "\" returned ", vectors->size(), " vectors for ", texts.size(),
+                                     " texts"));
     }
+    for (size_t i = start; i < end; ++i) {
+      const std::vector<float>& v = (*vectors)[i - start];
+      if (v.size() != dimension) {
+        return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(),
+                                       "\" returned ", v.size(), " numbers, expected ", dimension));
+      }
+      update.bind_blob(1, v);
+      update.bind(2, rows[i].first);
+      if (update.step() != SQLITE_DONE) return sqlite_error("reindex");
+      update.reset();
+    }
+    if (options_.progress) options_.progress("re-embedding memories", end, rows.size());
   }
   Statement meta(db_,
                  "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1), "
@@ -340,6 +413,11 @@ Status EmbeddedMemory::reembed_all() {
 }
 
 Status EmbeddedMemory::load_or_rebuild_index() {
+  if (options_.reindex) {
+    // Whatever the file holds, the index is built anew from the database.
+    rebuild_reason_ = "reindex requested";
+    return rebuild_index();
+  }
   int64_t position = 0;
   auto loaded = VectorIndex::load(index_file(), options_.embedder->name(),
                                   options_.embedder->dimension(), options_.index, &position);
@@ -436,78 +514,116 @@ Status EmbeddedMemory::save_index_locked() {
 }
 
 Result<MemoryRecord> EmbeddedMemory::remember(MemoryInput input) {
-  if (input.content.empty()) return absl::InvalidArgumentError("memory: content is empty");
-  if (input.metadata.is_null()) input.metadata = Json::object();
-  if (!input.metadata.is_object()) {
-    return absl::InvalidArgumentError("memory: metadata must be an object");
-  }
-  if (input.importance && !(*input.importance >= 0.0 && *input.importance <= 1.0)) {
-    return absl::InvalidArgumentError(
-        cat("memory: importance must be between 0 and 1, got ", *input.importance));
-  }
-  std::string metadata_text;
-  try {
-    metadata_text = input.metadata.dump();
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(cat("memory: metadata: ", e.what()));
-  }
-  auto vector = options_.embedder->embed(input.content);
-  if (!vector.ok()) return vector.status();
-  if (vector->size() != options_.embedder->dimension()) {
-    return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(), "\" returned ",
-                                   vector->size(), " numbers, expected ",
-                                   options_.embedder->dimension()));
-  }
+  std::vector<MemoryInput> inputs;
+  inputs.push_back(std::move(input));
+  auto records = remember_all(std::move(inputs));
+  if (!records.ok()) return records.status();
+  return std::move(records->front());
+}
 
-  MemoryRecord record;
-  record.id = EventId::generate().to_string();
-  record.content = std::move(input.content);
-  record.type = input.type;
-  record.metadata = std::move(input.metadata);
-  record.importance =
-      input.importance.value_or(score_importance(record.content, record.type, record.metadata));
-  record.module = std::move(input.module);
-  record.collection = std::move(input.collection);
-  record.tier = record.importance >= options_.long_term_threshold ? MemoryTier::kLongTerm
-                                                                  : MemoryTier::kShortTerm;
+Result<std::vector<MemoryRecord>> EmbeddedMemory::remember_all(std::vector<MemoryInput> inputs) {
+  std::vector<MemoryRecord> records;
+  std::vector<std::string> metadata_texts;
+  std::vector<std::string> contents;
+  records.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    MemoryInput& input = inputs[i];
+    // Which input was wrong, when there are several.
+    const std::string which = inputs.size() > 1 ? cat("memory ", i + 1, ": ") : std::string();
+    if (input.content.empty())
+      return absl::InvalidArgumentError(cat("memory: ", which, "content is empty"));
+    if (input.metadata.is_null()) input.metadata = Json::object();
+    if (!input.metadata.is_object()) {
+      return absl::InvalidArgumentError(cat("memory: ", which, "metadata must be an object"));
+    }
+    if (input.importance && !(*input.importance >= 0.0 && *input.importance <= 1.0)) {
+      return absl::InvalidArgumentError(
+          cat("memory: ", which, "importance must be between 0 and 1, got ", *input.importance));
+    }
+    try {
+      metadata_texts.push_back(input.metadata.dump());
+    } catch (const Json::exception& e) {
+      return absl::InvalidArgumentError(cat("memory: ", which, "metadata: ", e.what()));
+    }
+    MemoryRecord record;
+    record.id = EventId::generate().to_string();
+    record.content = std::move(input.content);
+    record.type = input.type;
+    record.metadata = std::move(input.metadata);
+    record.importance =
+        input.importance.value_or(score_importance(record.content, record.type, record.metadata));
+    record.module = std::move(input.module);
+    record.collection = std::move(input.collection);
+    record.tier = record.importance >= options_.long_term_threshold ? MemoryTier::kLongTerm
+                                                                    : MemoryTier::kShortTerm;
+    contents.push_back(record.content);
+    records.push_back(std::move(record));
+  }
+  if (records.empty()) return records;
+  auto vectors = options_.embedder->embed_batch(contents);
+  if (!vectors.ok()) return vectors.status();
+  if (vectors->size() != records.size()) {
+    return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(), "\" returned ",
+                                   vectors->size(), " vectors for ", records.size(), " texts"));
+  }
+  for (const std::vector<float>& v : *vectors) {
+    if (v.size() != options_.embedder->dimension()) {
+      return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(),
+                                     "\" returned ", v.size(), " numbers, expected ",
+                                     options_.embedder->dimension()));
+    }
+  }
 
   std::lock_guard lock(mutex_);
-  record.created_at = now();
+  const double t = now();
+  std::vector<int64_t> seqs;
+  seqs.reserve(records.size());
   Transaction tx(db_);
   if (!tx.ok()) return sqlite_error("store in");
   Statement insert(db_,
                    "INSERT INTO memories (id, content, type, metadata, importance, created_at, "
                    "module, collection, tier, embedding) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
-  insert.bind(1, std::string_view(record.id));
-  insert.bind(2, std::string_view(record.content));
-  insert.bind(3, to_string(record.type));
-  insert.bind(4, std::string_view(metadata_text));
-  insert.bind(5, record.importance);
-  insert.bind(6, record.created_at);
-  insert.bind(7, std::string_view(record.module));
-  insert.bind(8, std::string_view(record.collection));
-  insert.bind(9, to_string(record.tier));
-  insert.bind_blob(10, *vector);
-  if (insert.step() != SQLITE_DONE) return sqlite_error("store in");
-  const int64_t seq = sqlite3_last_insert_rowid(db_);
-  if (record.tier == MemoryTier::kLongTerm) {
-    Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
-    journal.bind(1, seq);
-    journal.bind(2, int64_t{kJournalAdd});
-    if (journal.step() != SQLITE_DONE) return sqlite_error("store in");
+  Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
+  for (size_t i = 0; i < records.size(); ++i) {
+    MemoryRecord& record = records[i];
+    record.created_at = t;
+    insert.bind(1, std::string_view(record.id));
+    insert.bind(2, std::string_view(record.content));
+    insert.bind(3, to_string(record.type));
+    insert.bind(4, std::string_view(metadata_texts[i]));
+    insert.bind(5, record.importance);
+    insert.bind(6, record.created_at);
+    insert.bind(7, std::string_view(record.module));
+    insert.bind(8, std::string_view(record.collection));
+    insert.bind(9, to_string(record.tier));
+    insert.bind_blob(10, (*vectors)[i]);
+    if (insert.step() != SQLITE_DONE) return sqlite_error("store in");
+    insert.reset();
+    const int64_t seq = sqlite3_last_insert_rowid(db_);
+    seqs.push_back(seq);
+    if (record.tier == MemoryTier::kLongTerm) {
+      journal.bind(1, seq);
+      journal.bind(2, int64_t{kJournalAdd});
+      if (journal.step() != SQLITE_DONE) return sqlite_error("store in");
+      journal.reset();
+    }
   }
+  if (!count_terms(db_, {contents.begin(), contents.end()}, 1)) return sqlite_error("store in");
   if (!tx.commit()) return sqlite_error("store in");
 
-  if (record.tier == MemoryTier::kLongTerm) {
-    // Committed: a failure here only leaves the index behind the journal,
-    // which the next open replays.
-    index_->add(static_cast<uint64_t>(seq), vector->data()).IgnoreError();
-    index_dirty_ = true;
-  } else {
-    short_term_[seq] = *vector;
+  for (size_t i = 0; i < records.size(); ++i) {
+    std::vector<float>& v = (*vectors)[i];
+    if (records[i].tier == MemoryTier::kLongTerm) {
+      // Committed: a failure here only leaves the index behind the journal,
+      // which the next open replays.
+      index_->add(static_cast<uint64_t>(seqs[i]), v.data()).IgnoreError();
+      index_dirty_ = true;
+    } else {
+      short_term_[seqs[i]] = v;
+    }
+    working_.put(records[i], std::move(v), t);
   }
-  working_.put(record, std::move(*vector), record.created_at);
-  return record;
+  return records;
 }
 
 Result<std::vector<EmbeddedMemory::Row>> EmbeddedMemory::fetch_rows(
@@ -550,7 +666,40 @@ Result<std::vector<EmbeddedMemory::Row>> EmbeddedMemory::fetch_rows(
 Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view query, size_t k,
                                                             const MemoryFilter& filter) {
   std::vector<int64_t> seqs;
-  const std::string match = fts_query(query);
+  const std::vector<std::string> terms = terms_of(query);
+  if (terms.empty()) return seqs;
+  // The rarest words first, as many as the postings budget allows; words in
+  // no memory are left out too (they cannot match).
+  std::vector<std::pair<int64_t, const std::string*>> by_count;
+  {
+    std::string sql = "SELECT term, docs FROM term_stats WHERE term IN (";
+    for (size_t i = 0; i < terms.size(); ++i) sql += i == 0 ? "?" : ",?";
+    sql += ")";
+    Statement stmt(db_, sql);
+    if (!stmt.ok()) return sqlite_error("search");
+    for (size_t i = 0; i < terms.size(); ++i) {
+      stmt.bind(static_cast<int>(i) + 1, std::string_view(terms[i]));
+    }
+    std::map<std::string, int64_t> docs;
+    int rc;
+    while ((rc = stmt.step()) == SQLITE_ROW) docs[stmt.text(0)] = stmt.integer(1);
+    if (rc != SQLITE_DONE) return sqlite_error("search");
+    for (const std::string& term : terms) {
+      // A word only stemming relates to stored ones (restarting ~ restarts)
+      // has no count of its own: it is taken as rare.
+      by_count.emplace_back(docs.count(term) != 0 ? docs[term] : 1, &term);
+    }
+  }
+  std::sort(by_count.begin(), by_count.end());
+  std::string match;
+  int64_t postings = 0;
+  for (const auto& [count, term] : by_count) {
+    if (count <= 0) continue;
+    postings += count;
+    if (postings > static_cast<int64_t>(options_.keyword_max_postings)) break;
+    if (!match.empty()) match += " OR ";
+    match += "\"" + *term + "\"";
+  }
   if (match.empty()) return seqs;
   // FTS5 ranks fastest when `ORDER BY rank LIMIT` is on the FTS table alone
   // (a join makes it rank every match: 5-10x slower), so the best matches are
@@ -702,6 +851,27 @@ Result<std::vector<int64_t>> EmbeddedMemory::matching_seqs(const MemoryFilter& f
   return seqs;
 }
 
+Result<size_t> EmbeddedMemory::count(const MemoryFilter& filter) {
+  std::lock_guard lock(mutex_);
+  auto seqs = matching_seqs(filter);
+  if (!seqs.ok()) return seqs.status();
+  return seqs->size();
+}
+
+Result<std::vector<MemoryRecord>> EmbeddedMemory::list(const MemoryFilter& filter, size_t limit) {
+  std::lock_guard lock(mutex_);
+  auto seqs = matching_seqs(filter);
+  if (!seqs.ok()) return seqs.status();
+  std::sort(seqs->begin(), seqs->end(), std::greater<>());
+  if (seqs->size() > limit) seqs->resize(limit);
+  auto rows = fetch_rows(*seqs, MemoryFilter(), false);
+  if (!rows.ok()) return rows.status();
+  std::sort(rows->begin(), rows->end(), [](const Row& a, const Row& b) { return a.seq > b.seq; });
+  std::vector<MemoryRecord> out;
+  for (Row& row : *rows) out.push_back(std::move(row.record));
+  return out;
+}
+
 Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return size_t{0};
   auto rows = fetch_rows(seqs, MemoryFilter(), false);
@@ -721,6 +891,9 @@ Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
       journal.reset();
     }
   }
+  std::vector<std::string_view> texts;
+  for (const Row& row : *rows) texts.push_back(row.record.content);
+  if (!count_terms(db_, texts, -1)) return sqlite_error("forget in");
   if (!tx.commit()) return sqlite_error("forget in");
   for (const Row& row : *rows) {
     if (row.record.tier == MemoryTier::kLongTerm) {
@@ -899,6 +1072,7 @@ Result<ConsolidationReport> EmbeddedMemory::consolidate() {
     insert.bind_blob(9, summary_vector);
     if (insert.step() != SQLITE_DONE) return sqlite_error("consolidate");
     summary_seq = sqlite3_last_insert_rowid(db_);
+    if (!count_terms(db_, {summary.content}, 1)) return sqlite_error("consolidate");
     journal.bind(1, summary_seq);
     journal.bind(2, int64_t{kJournalAdd});
     if (journal.step() != SQLITE_DONE) return sqlite_error("consolidate");

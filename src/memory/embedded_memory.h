@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lotus/memory.h"
@@ -58,13 +59,21 @@ struct EmbeddedMemoryOptions {
   double recency_half_life_seconds = 7 * 24 * 3600.0;
   double min_similarity = 0.15;  // vector candidates below this are not relevant
   double rrf_k = 10;             // reciprocal rank fusion constant
+  // Keyword search looks for the query's rarest words whose document counts
+  // add up to at most this: ranking every row a common word matches is what
+  // makes full-text search slow, and such words say little about relevance
+  // (the vector side still sees them). A query of only common words skips
+  // keyword search.
+  size_t keyword_max_postings = 10000;
 
   // consolidate() saves the index file once this many index changes wait in
   // the journal (the store saves it on close regardless).
   size_t index_save_min_changes = 1000;
 
-  // Re-embed every record with `embedder` and rebuild the index at open.
+  // Rebuild the index from the stored vectors at open, re-embedding every
+  // record first when they were made by another embedder (or `reembed`).
   bool reindex = false;
+  bool reembed = false;
   // Seconds since the epoch; tests inject time.
   std::function<double()> clock;
   // Called while the index is rebuilt or records are re-embedded.
@@ -80,6 +89,9 @@ class EmbeddedMemory final : public MemoryStore {
 
   using MemoryStore::remember;
   Result<MemoryRecord> remember(MemoryInput input) override;
+  // Stores many at once: one embedding batch, one transaction (a bulk
+  // import). All or none are stored.
+  Result<std::vector<MemoryRecord>> remember_all(std::vector<MemoryInput> inputs);
   Result<std::vector<RecallHit>> recall(std::string_view query, size_t limit,
                                         const MemoryFilter& filter) override;
   Result<MemoryRecord> get(std::string_view id) override;
@@ -87,6 +99,11 @@ class EmbeddedMemory final : public MemoryStore {
   Result<size_t> forget(const MemoryFilter& filter) override;
   Result<ConsolidationReport> consolidate() override;
   Result<Json> stats() override;
+
+  // How many memories `filter` matches (an empty filter: all of them), and up
+  // to `limit` of them, newest first: what a forget would remove.
+  Result<size_t> count(const MemoryFilter& filter);
+  Result<std::vector<MemoryRecord>> list(const MemoryFilter& filter, size_t limit);
 
   // Writes the index file if it lags the journal.
   Status save_index();
@@ -102,7 +119,10 @@ class EmbeddedMemory final : public MemoryStore {
   explicit EmbeddedMemory(EmbeddedMemoryOptions options);
 
   Status open_database();
+  Status count_all_terms();
   Status check_embedder();
+  // The embedder name and dimension memory.db records ("" when new).
+  std::pair<std::string, std::string> stored_embedder();
   Status reembed_all();
   Status load_or_rebuild_index();
   Status rebuild_index();

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <sqlite3.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -30,6 +32,12 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 using testing::TempDir;
+
+MemoryInput input_of(std::string content) {
+  MemoryInput input;
+  input.content = std::move(content);
+  return input;
+}
 
 float cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return dot(a.data(), b.data(), a.size());
@@ -423,6 +431,59 @@ TEST_F(EmbeddedMemoryTest, ConsolidationPromotesArchivesAndSummarizes) {
   EXPECT_EQ(stats["tiers"]["archived"], 3);
   EXPECT_EQ(stats["index"]["vectors"], 3);
   EXPECT_THAT(top(again->recall("which port does the API gateway use", 1, {})), HasSubstr("8080"));
+}
+
+TEST_F(EmbeddedMemoryTest, KeywordSearchSkipsWordsThatMatchTooMuch) {
+  auto o = options();
+  o.keyword_max_postings = 10;
+  auto store = open(o);
+  std::vector<MemoryInput> inputs;
+  for (int i = 0; i < 30; ++i) inputs.push_back(input_of(cat("alpha report number ", i)));
+  inputs.push_back(input_of("alpha zyzzyva sighting"));
+  ASSERT_TRUE(store->remember_all(std::move(inputs)).ok());
+  auto keyword_matches = [&](const std::string& query) {
+    std::vector<std::string> out;
+    auto hits = store->recall(query, 50, {});
+    EXPECT_TRUE(hits.ok()) << hits.status();
+    for (const auto& h : *hits) {
+      if (h.keyword_match) out.push_back(h.record.content);
+    }
+    return out;
+  };
+  // "alpha" is in 31 memories, past the budget of 10: only zyzzyva is looked for.
+  EXPECT_EQ(keyword_matches("alpha zyzzyva"), std::vector<std::string>{"alpha zyzzyva sighting"});
+  EXPECT_TRUE(keyword_matches("alpha").empty()) << "nothing selective: no keyword search";
+  EXPECT_EQ(top(store->recall("alpha", 1, {})).substr(0, 5), "alpha") << "meaning still finds it";
+
+  // Counts follow forgetting, and survive reopening.
+  MemoryFilter reports;
+  reports.until = clock_ + 1;
+  ASSERT_EQ(*store->forget(reports), 31u);
+  ASSERT_TRUE(store->remember("alpha centauri is the nearest star system").ok());
+  store.reset();
+  store = open(o);
+  EXPECT_EQ(keyword_matches("alpha"),
+            std::vector<std::string>{"alpha centauri is the nearest star system"});
+}
+
+TEST_F(EmbeddedMemoryTest, ADatabaseWithoutTermCountsGetsThemAtOpen) {
+  {
+    auto store = open();
+    store_corpus(*store);
+  }
+  // What schema 1 looked like: no counts.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() / "memory" / "memory.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "DROP TABLE term_stats; PRAGMA user_version=1;", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto hits = store->recall("zanzibar", 1, {});
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits->size(), 1u);
+  EXPECT_TRUE(hits->front().keyword_match);
 }
 
 }  // namespace

@@ -17,21 +17,11 @@
 #include "lotus/module.h"
 #include "lotus/strings.h"
 #include "memory/embedded_memory.h"
+#include "memory/memory_config.h"
 #include "runtime/module_factory.h"
 
 namespace lotus {
 namespace {
-
-// `data_dir` from config, "~/" meaning the home folder; when it is not set,
-// the module's own folder under the LOTUS data folder (`--data-dir`).
-std::filesystem::path memory_dir(const Json& config, ModuleContext& context) {
-  std::string dir = config.value("data_dir", std::string());
-  if (dir.empty()) return context.data_dir();
-  const char* home = std::getenv("HOME");
-  if (dir.rfind("~/", 0) == 0 && home != nullptr)
-    return std::filesystem::path(home) / dir.substr(2);
-  return dir;
-}
 
 template <typename T>
 T number(const Json& config, const char* key, T fallback) {
@@ -75,18 +65,11 @@ Result<MemoryInput> input_from_json(const Json& data, std::string module) {
 class MemoryModule final : public Module {
  public:
   Task<void> initialize() override {
-    memory::EmbeddedMemoryOptions options;
     const Json& c = config();
-    options.dir = memory_dir(c, context());
-    options.working_capacity = number<size_t>(c, "working_capacity", 256);
-    options.working_ttl_seconds = number<double>(c, "working_ttl_seconds", 600);
-    options.short_term_seconds = number<double>(c, "short_term_seconds", 3600);
-    options.short_term_max = number<size_t>(c, "short_term_max", 5000);
-    options.long_term_threshold = number<double>(c, "long_term_threshold", 0.7);
-    options.promote_threshold = number<double>(c, "promote_threshold", 0.5);
-    options.index.m = number<size_t>(c, "hnsw_m", 16);
-    options.index.ef_construction = number<size_t>(c, "hnsw_ef_construction", 200);
-    options.index.ef_search = number<size_t>(c, "hnsw_ef_search", 400);
+    auto configured = memory::embedded_memory_options(c, context().data_dir());
+    // Thrown, not returned: the supervisor reports it as the module's error.
+    if (!configured.ok()) throw std::runtime_error(std::string(message_of(configured.status())));
+    memory::EmbeddedMemoryOptions options = std::move(*configured);
     recall_limit_ = number<size_t>(c, "recall_limit", 10);
     options.progress = [this](std::string_view what, size_t done, size_t total) {
       log(LogLevel::kInfo, cat(what, ": ", done, "/", total));
