@@ -7,6 +7,7 @@
 //   lotus events [PATTERN]   tail the live bus
 //   lotus ask "..."          one request to the reasoning engine
 //   lotus streams            Redis bus streams: length, groups, pending
+//   lotus memory ...         add, search, forget, stats, reindex (cli/memory_command.h)
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/memory_command.h"
 #include "core/config.h"
 #include "lotus/strings.h"
 
@@ -134,6 +136,8 @@ int main(int argc, char** argv) {
   ask->add_flag("--json", ask_options.json,
                 "Print the outcome (answer, tool calls, error) as JSON");
 
+  lotus::cli::MemoryCommand memory(app);
+
   CLI11_PARSE(app, argc, argv);
 
   lotus::ConfigSources sources;
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
   setup_logging(*config);
   if (*providers) return lotus::cli::run_providers(*config, providers_options);
   if (*streams) return lotus::cli::run_streams(*config, streams_json);
+  if (memory.selected()) return memory.run(*config);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);
