@@ -7,6 +7,7 @@
 
 #include "lotus/event.h"
 #include "support/test_env.h"
+#include "testing/http_replay_server.h"
 
 namespace lotus {
 namespace {
@@ -222,6 +223,37 @@ TEST_F(MemoryCliTest, AnotherEmbedderIsRefusedUntilReindexed) {
   auto bad = run({"memory", "stats"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.output, HasSubstr("modules.memory.embedder.type"));
+}
+
+TEST_F(MemoryCliTest, AProviderEmbedderFromConfigEmbedsThroughItsServer) {
+  testing::HttpReplayServer ollama;
+  configure(
+      "{embedder: {type: ollama, model: all-minilm, dimensions: 3, max_attempts: 1, base_url: " +
+      ollama.base_url() + "}}");
+  auto reply = [](const std::string& vectors) {
+    return testing::ReplayResponse::json(
+        200, R"({"model":"all-minilm","embeddings":)" + vectors +
+                 R"(,"total_duration":14143917,"load_duration":1019500,"prompt_eval_count":8})");
+  };
+  ollama.enqueue(reply("[[1,0,0]]"));
+  auto added = run({"memory", "add", "red apples", "--importance", "0.9"});
+  EXPECT_EQ(added.exit_code, 0) << added.output;
+  ollama.enqueue(reply("[[0.9,0.1,0]]"));
+  auto found = run({"memory", "search", "something fruity", "--json"});
+  EXPECT_EQ(contents(found), std::vector<std::string>{"red apples"});
+  auto requests = ollama.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].target, "/api/embed");
+  EXPECT_EQ(Json::parse(requests[1].body)["input"], Json::array({"something fruity"}));
+  EXPECT_EQ(Json::parse(run({"memory", "stats", "--json"}).output)["embedder"]["name"],
+            "ollama:all-minilm");
+
+  ollama.enqueue(
+      testing::ReplayResponse::json(404, R"({"error":"model \"all-minilm\" not found"})"));
+  auto failed = run({"memory", "add", "green pears"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.output, HasSubstr("embedder ollama: not found"));
+  EXPECT_THAT(failed.output, HasSubstr("model \"all-minilm\" not found"));
 }
 
 }  // namespace
