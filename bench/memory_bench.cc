@@ -13,7 +13,8 @@
 //     store's index, on the same vectors with the same parameters;
 //   - the overhead ratios against plain hnswlib.
 //
-//   memory_bench [--sizes 10000,100000] [--queries 1000] [--ef 128] [--m 16] [--dir /tmp/x]
+//   memory_bench [--sizes 10000,100000] [--queries 1000] [--ef 128] [--m 16]
+//                [--postings N (keyword_max_postings)] [--dir /tmp/x]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -181,13 +182,13 @@ double recall_at(const std::vector<uint64_t>& truth, const std::vector<uint64_t>
 }
 
 void run(size_t size, size_t queries, const std::filesystem::path& base,
-         const lotus::memory::VectorIndexOptions& params) {
+         const lotus::memory::VectorIndexOptions& params, size_t postings) {
   constexpr size_t kK = 10;
   constexpr size_t kDim = HashingEmbedder::kDefaultDimension;
   std::printf(
       "\n== %zu memories, dimension %zu, %zu queries (M=%zu, ef_construction=%zu, "
-      "ef_search=%zu)\n",
-      size, kDim, queries, params.m, params.ef_construction, params.ef_search);
+      "ef_search=%zu, keyword_max_postings=%zu)\n",
+      size, kDim, queries, params.m, params.ef_construction, params.ef_search, postings);
   auto t0 = Clock::now();
   Corpus corpus = make_corpus(size, queries, static_cast<uint32_t>(size));
   std::printf("corpus generated and embedded in %.1f s\n", micros_since(t0) / 1e6);
@@ -208,6 +209,7 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   options.dir = dir;
   options.embedder = std::make_shared<LookupEmbedder>(&corpus.vectors);
   options.index = params;
+  options.keyword_max_postings = postings;
   auto opened = lotus::memory::EmbeddedMemory::open(options);
   if (!opened.ok()) {
     std::fprintf(stderr, "cannot open store: %s\n",
@@ -293,6 +295,7 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes = {10000, 100000};
   size_t queries = 1000;
   lotus::memory::VectorIndexOptions params;  // the store's defaults unless flags say otherwise
+  size_t postings = lotus::memory::EmbeddedMemoryOptions().keyword_max_postings;
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "lotus-memory-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -310,17 +313,21 @@ int main(int argc, char** argv) {
       params.ef_search = std::stoul(value);
     } else if (flag == "--m") {
       params.m = std::stoul(value);
+    } else if (flag == "--postings") {
+      postings = std::stoul(value);
     } else if (flag == "--queries") {
       queries = std::stoul(value);
     } else if (flag == "--dir") {
       dir = value;
     } else {
       std::fprintf(
-          stderr, "usage: memory_bench [--sizes N,N] [--queries N] [--ef N] [--m N] [--dir DIR]\n");
+          stderr,
+          "usage: memory_bench [--sizes N,N] [--queries N] [--ef N] [--m N] [--postings N] "
+          "[--dir DIR]\n");
       return 2;
     }
   }
-  for (size_t size : sizes) run(size, queries, dir, params);
+  for (size_t size : sizes) run(size, queries, dir, params, postings);
   if (std::getenv("LOTUS_BENCH_KEEP") == nullptr) std::filesystem::remove_all(dir);
   return 0;
 }

@@ -663,14 +663,11 @@ Result<std::vector<EmbeddedMemory::Row>> EmbeddedMemory::fetch_rows(
   return rows;
 }
 
-Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view query, size_t k,
-                                                            const MemoryFilter& filter) {
+Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view query, size_t k) {
   std::vector<int64_t> seqs;
   const std::vector<std::string> terms = terms_of(query);
   if (terms.empty()) return seqs;
-  // The rarest words first, as many as the postings budget allows; words in
-  // no memory are left out too (they cannot match).
-  std::vector<std::pair<int64_t, const std::string*>> by_count;
+  std::map<std::string, int64_t> docs;
   {
     std::string sql = "SELECT term, docs FROM term_stats WHERE term IN (";
     for (size_t i = 0; i < terms.size(); ++i) sql += i == 0 ? "?" : ",?";
@@ -680,46 +677,53 @@ Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view que
     for (size_t i = 0; i < terms.size(); ++i) {
       stmt.bind(static_cast<int>(i) + 1, std::string_view(terms[i]));
     }
-    std::map<std::string, int64_t> docs;
     int rc;
     while ((rc = stmt.step()) == SQLITE_ROW) docs[stmt.text(0)] = stmt.integer(1);
     if (rc != SQLITE_DONE) return sqlite_error("search");
-    for (const std::string& term : terms) {
-      // A word only stemming relates to stored ones (restarting ~ restarts)
-      // has no count of its own: it is taken as rare.
-      by_count.emplace_back(docs.count(term) != 0 ? docs[term] : 1, &term);
-    }
+  }
+  // The rarest words first, as many as the postings budget allows. A word
+  // with no count of its own (one only stemming relates to stored words:
+  // restarting ~ restarts) is taken as rare; one in no memory is left out.
+  std::vector<std::pair<int64_t, const std::string*>> by_count;
+  for (const std::string& term : terms) {
+    const auto it = docs.find(term);
+    const int64_t count = it != docs.end() ? it->second : 1;
+    if (count > 0) by_count.emplace_back(count, &term);
   }
   std::sort(by_count.begin(), by_count.end());
-  std::string match;
+  int64_t total = 1;
+  {
+    Statement stmt(db_, "SELECT coalesce(max(seq), 1) FROM memories");
+    if (stmt.step() == SQLITE_ROW) total = std::max<int64_t>(1, stmt.integer(0));
+  }
+  // Each word's matches read straight off its FTS5 doclist (no bm25: that
+  // looks up every matching row's length, which is what made keyword search
+  // slow), scored by the inverse document frequency of the words they hold.
+  std::unordered_map<int64_t, double> score;
+  Statement stmt(db_, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1");
+  if (!stmt.ok()) return sqlite_error("search");
   int64_t postings = 0;
   for (const auto& [count, term] : by_count) {
-    if (count <= 0) continue;
     postings += count;
     if (postings > static_cast<int64_t>(options_.keyword_max_postings)) break;
-    if (!match.empty()) match += " OR ";
-    match += "\"" + *term + "\"";
+    const double n = static_cast<double>(count);
+    const double idf = std::log(1.0 + (static_cast<double>(total) - n + 0.5) / (n + 0.5));
+    stmt.bind(1, std::string_view(cat("\"", *term, "\"")));
+    int rc;
+    while ((rc = stmt.step()) == SQLITE_ROW) score[stmt.integer(0)] += idf;
+    if (rc != SQLITE_DONE) return sqlite_error("search");
+    stmt.reset();
   }
-  if (match.empty()) return seqs;
-  // FTS5 ranks fastest when `ORDER BY rank LIMIT` is on the FTS table alone
-  // (a join makes it rank every match: 5-10x slower), so the best matches are
-  // taken first and the filter, if any, applied to a wider cut of them.
-  const size_t cut = filter.empty() ? k : k * 20;
-  std::string sql =
-      cat("SELECT m.seq FROM (SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ? "
-          "ORDER BY rank LIMIT ",
-          cut, ") f JOIN memories m ON m.seq = f.rowid WHERE 1");
-  std::vector<std::pair<bool, std::string>> binds;
-  append_filter(filter, sql, binds);
-  sql += " ORDER BY f.rank LIMIT ?";
-  Statement stmt(db_, sql);
-  if (!stmt.ok()) return sqlite_error("search");
-  stmt.bind(1, std::string_view(match));
-  bind_all(stmt, binds, 2);
-  stmt.bind(static_cast<int>(binds.size()) + 2, static_cast<int64_t>(k));
-  int rc;
-  while ((rc = stmt.step()) == SQLITE_ROW) seqs.push_back(stmt.integer(0));
-  if (rc != SQLITE_DONE) return sqlite_error("search");
+  std::vector<std::pair<double, int64_t>> ranked;
+  ranked.reserve(score.size());
+  for (const auto& [seq, s] : score) ranked.emplace_back(s, seq);
+  const size_t n = std::min(k, ranked.size());
+  // Best first; among equals the newer memory.
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(n), ranked.end(),
+                    [](const auto& a, const auto& b) {
+                      return a.first != b.first ? a.first > b.first : a.second > b.second;
+                    });
+  for (size_t i = 0; i < n; ++i) seqs.push_back(ranked[i].second);
   return seqs;
 }
 
@@ -731,7 +735,7 @@ Result<std::vector<RecallHit>> EmbeddedMemory::recall(std::string_view query, si
   if (!query_vector.ok()) return query_vector.status();
   const std::vector<float>& q = *query_vector;
   // A filter can reject most nearest neighbours, so look further for one.
-  const size_t candidates = std::max<size_t>(limit * 4, 40) * (filter.empty() ? 1 : 10);
+  const size_t candidates = std::max<size_t>(limit * 2, 20) * (filter.empty() ? 1 : 10);
 
   std::lock_guard lock(mutex_);
   const double t = now();
@@ -750,8 +754,8 @@ Result<std::vector<RecallHit>> EmbeddedMemory::recall(std::string_view query, si
             [](const auto& a, const auto& b) { return a.first > b.first; });
   if (by_meaning.size() > candidates) by_meaning.resize(candidates);
 
-  // Words: FTS5 (bm25) over every tier, filters applied in SQL.
-  auto by_words = keyword_search(query, candidates, filter);
+  // Words: FTS5 over every tier; the filter is applied with the rows below.
+  auto by_words = keyword_search(query, candidates);
   if (!by_words.ok()) return by_words.status();
 
   std::vector<int64_t> seqs;

@@ -135,8 +135,8 @@ class EmbeddedMemory final : public MemoryStore {
   // Rows by seq, filtered; the SQL and binding of `filter` live here.
   Result<std::vector<Row>> fetch_rows(const std::vector<int64_t>& seqs, const MemoryFilter& filter,
                                       bool with_vectors);
-  Result<std::vector<int64_t>> keyword_search(std::string_view query, size_t k,
-                                              const MemoryFilter& filter);
+  // Seqs of up to `k` memories holding the query's rarest words, best first.
+  Result<std::vector<int64_t>> keyword_search(std::string_view query, size_t k);
   Result<std::vector<int64_t>> matching_seqs(const MemoryFilter& filter);
   Result<size_t> forget_seqs(const std::vector<int64_t>& seqs);
   Status save_index_locked();

@@ -113,6 +113,7 @@ Result<EmbeddedMemoryOptions> embedded_memory_options(const Json& config,
            Field{"hnsw_m", nullptr, &options.index.m},
            Field{"hnsw_ef_construction", nullptr, &options.index.ef_construction},
            Field{"hnsw_ef_search", nullptr, &options.index.ef_search},
+           Field{"keyword_max_postings", nullptr, &options.keyword_max_postings},
        }) {
     if (f.real != nullptr) {
       auto v = number<double>(c, where, f.key, *f.real);
