@@ -95,27 +95,6 @@ void print_health(const Json& health) {
   }
 }
 
-// Boots a nucleus with signals routed to request_stop(); returns it booted,
-// or null after printing why it could not boot.
-std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
-                              std::atomic<Nucleus*>& current) {
-  auto created = Nucleus::create(config);
-  if (!created.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
-    return nullptr;
-  }
-  std::unique_ptr<Nucleus> nucleus = *std::move(created);
-  current.store(nucleus.get());
-  Status status = nucleus->boot();
-  if (!status.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(status) << "\n";
-    current.store(nullptr);
-    return nullptr;
-  }
-  (void)signals;
-  return nucleus;
-}
-
 std::string describe_event(const Event& event) {
   std::string data = event.data.dump();
   if (data.size() > 200) data = data.substr(0, 197) + "...";
@@ -149,6 +128,27 @@ std::string llm_status_line(const Config& config) {
 }
 
 }  // namespace
+
+// Boots a nucleus with signals routed to request_stop(); returns it booted,
+// or null after printing why it could not boot.
+std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
+                              std::atomic<Nucleus*>& current) {
+  auto created = Nucleus::create(config);
+  if (!created.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
+    return nullptr;
+  }
+  std::unique_ptr<Nucleus> nucleus = *std::move(created);
+  current.store(nucleus.get());
+  Status status = nucleus->boot();
+  if (!status.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(status) << "\n";
+    current.store(nullptr);
+    return nullptr;
+  }
+  (void)signals;
+  return nucleus;
+}
 
 Status apply_flags(const GlobalOptions& flags, Config& config) {
   if (!flags.module_dirs.empty()) {

@@ -2,12 +2,20 @@
 // one small function.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
 
+namespace lotus {
+class Nucleus;
+}
+
 namespace lotus::cli {
+
+class SignalWatcher;
 
 // Flags that override the config file and environment.
 struct GlobalOptions {
@@ -20,6 +28,12 @@ struct GlobalOptions {
 };
 
 Status apply_flags(const GlobalOptions& flags, Config& config);
+
+// Boots a nucleus with signals routed to request_stop(); returns it booted,
+// or null after printing why it could not boot. `current` points at it while
+// it boots, for signal handlers.
+std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
+                              std::atomic<Nucleus*>& current);
 
 int run_check(const Config& config, const std::vector<std::string>& dirs);
 int run_modules(const Config& config, bool json);
@@ -35,6 +49,14 @@ struct ProvidersOptions {
 int run_providers(const Config& config, const ProvidersOptions& options);
 // In streams_command.cc.
 int run_streams(const Config& config, bool json);
+
+struct ServeOptions {
+  std::string host;  // "" = api.host
+  int port = -1;     // -1 = api.port
+};
+// In serve_command.cc: runs the daemon (HTTP API, event stream, web UI)
+// until SIGINT or SIGTERM.
+int run_serve(Config config, const ServeOptions& options);
 
 struct AskOptions {
   std::string text;

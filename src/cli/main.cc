@@ -6,6 +6,7 @@
 //   lotus health [--json]    health of every module and the process
 //   lotus events [PATTERN]   tail the live bus
 //   lotus ask "..."          one request to the reasoning engine
+//   lotus serve              the daemon: HTTP API, live events, web UI
 //   lotus streams            Redis bus streams: length, groups, pending
 //   lotus memory ...         add, search, forget, stats, reindex (cli/memory_command.h)
 #include <signal.h>
@@ -136,6 +137,18 @@ int main(int argc, char** argv) {
   ask->add_flag("--json", ask_options.json,
                 "Print the outcome (answer, tool calls, error) as JSON");
 
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Run LOTUS as a daemon: the HTTP API, the live event stream (WebSocket) and the web UI,\n"
+      "on loopback by default (config api: host, port). Prints the UI's address with the\n"
+      "access token; the token is kept in the config folder (api-token, mode 0600). Runs\n"
+      "until Ctrl-C or SIGTERM");
+  lotus::cli::ServeOptions serve_options;
+  serve->add_option("--host", serve_options.host,
+                    "Address to listen on (default api.host, 127.0.0.1)");
+  serve->add_option("--port", serve_options.port, "Port (default api.port, 7777; 0 = any free)")
+      ->check(CLI::Range(0, 65535));
+
   lotus::cli::MemoryCommand memory(app);
 
   CLI11_PARSE(app, argc, argv);
@@ -165,6 +178,7 @@ int main(int argc, char** argv) {
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);
+  if (*serve) return lotus::cli::run_serve(*config, serve_options);
   if (*ask) {
     for (const std::string& word : ask_words) {
       ask_options.text += (ask_options.text.empty() ? "" : " ") + word;

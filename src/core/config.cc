@@ -34,10 +34,10 @@ constexpr int64_t kMaxMillis = 24LL * 3600 * 1000;  // a day
 constexpr int64_t kMaxSeconds = 24LL * 3600;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kTopLevelKeys = {"bus",         "data_dir",  "disabled",
-                                                "llm",         "log_level", "module_dirs",
-                                                "modules",     "redis",     "shutdown_deadline_ms",
-                                                "supervision", "threads",   "tools"};
+const std::vector<std::string> kTopLevelKeys = {
+    "api",         "bus",         "data_dir", "disabled", "llm",
+    "log_level",   "module_dirs", "modules",  "redis",    "shutdown_deadline_ms",
+    "supervision", "threads",     "tools"};
 const std::vector<std::string> kToolsKeys = {"approval_timeout_ms", "max_result_bytes", "policy",
                                              "risk", "timeout_ms"};
 constexpr std::string_view kDecisions[] = {"allow", "ask", "deny"};
@@ -209,6 +209,7 @@ class FileReader {
           if (key == "llm") return read_llm(value);
           if (key == "tools") return read_tools(value);
           if (key == "redis") return read_redis(value);
+          if (key == "api") return read_section(value, "api", config_.api);
           return read_disabled(value);
         });
   }
@@ -453,6 +454,18 @@ class FileReader {
     Result<Json> json = to_json(node, "llm");
     if (!json.ok()) return json.status();
     config_.llm = *std::move(json);
+    return absl::OkStatus();
+  }
+
+  // A mapping kept as JSON; the part of LOTUS that uses it checks its keys.
+  Status read_section(const YAML::Node& node, const char* key, Json& out) {
+    if (node.IsNull()) return absl::OkStatus();
+    if (!node.IsMap()) {
+      return error(node, key, absl::StrCat("expected a mapping, got ", describe_node(node)));
+    }
+    Result<Json> json = to_json(node, key);
+    if (!json.ok()) return json.status();
+    out = *std::move(json);
     return absl::OkStatus();
   }
 
@@ -807,10 +820,20 @@ Result<Config> load_config(const ConfigSources& sources) {
     config.module_dirs.push_back(*data_home / "lotus" / "modules");
     config.data_dir = *data_home / "lotus";
   }
+  if (std::optional<fs::path> config_home =
+          xdg_dir(sources.env, "XDG_CONFIG_HOME", home, ".config")) {
+    config.config_dir = *config_home / "lotus";
+  }
 
   if (Status status = apply_file(sources, home, config); !status.ok()) return status;
   if (Status status = apply_env(sources, home, config); !status.ok()) return status;
   if (Status status = validate(config); !status.ok()) return status;
+  // An explicit --config file keeps its secrets beside it; with no HOME the
+  // data folder is the only place there is.
+  if (!config.config_file.empty() && sources.config_file) {
+    config.config_dir = config.config_file.parent_path();
+  }
+  if (config.config_dir.empty()) config.config_dir = config.data_dir;
   return config;
 }
 

@@ -89,6 +89,8 @@ struct Config {
   Json llm = Json::object();
   // The `redis:` section, as given; RedisBusOptions::from_config checks it.
   Json redis = Json::object();
+  // The `api:` section of the daemon, as given; api::ApiOptions checks it.
+  Json api = Json::object();
 
   // How tools are called: the permission policy and the limits.
   struct Tools {
@@ -104,6 +106,9 @@ struct Config {
 
   // The file the settings were read from; empty if none was.
   std::filesystem::path config_file;
+  // Where LOTUS keeps its own secrets (the API token): the folder of an
+  // explicit --config file, else $XDG_CONFIG_HOME/lotus.
+  std::filesystem::path config_dir;
 
   // threads with 0 resolved to the hardware thread count (at least 1).
   size_t effective_threads() const;

@@ -640,15 +640,23 @@ std::vector<ModuleSummary> Nucleus::modules() const {
   std::lock_guard lock(mutex_);
   for (const auto& host : hosts_) {
     const Manifest& m = host->manifest();
-    out.push_back(ModuleSummary{m.name, m.version.to_string(), std::string(to_string(m.type)),
-                                std::string(to_string(host->state())), host->last_error()});
+    ModuleSummary summary{m.name,
+                          m.version.to_string(),
+                          std::string(to_string(m.type)),
+                          std::string(to_string(host->state())),
+                          host->last_error(),
+                          {}};
+    for (const auto& requirement : m.dependencies.modules) {
+      summary.dependencies.push_back(requirement.name);
+    }
+    out.push_back(std::move(summary));
   }
   for (const auto& [name, problem] : problems_) {
     bool loaded = false;
     for (const auto& s : out) loaded = loaded || s.name == name;
     if (!loaded)
       out.push_back(
-          ModuleSummary{name, problem.version, problem.type, problem.state, problem.error});
+          ModuleSummary{name, problem.version, problem.type, problem.state, problem.error, {}});
   }
   return out;
 }

@@ -45,7 +45,8 @@ struct ModuleSummary {
   std::string version;
   std::string type;
   std::string state;
-  std::string error;  // why it failed or was skipped
+  std::string error;                      // why it failed or was skipped
+  std::vector<std::string> dependencies;  // modules it needs (loaded before it)
 };
 
 class Nucleus {

@@ -93,6 +93,7 @@ class ReasoningModule : public Module {
     on("on_user_input", &ReasoningModule::on_user_input);
     on("on_cancel", &ReasoningModule::on_cancel);
     on("on_tools_changed", &ReasoningModule::on_tools_changed);
+    on("on_history", &ReasoningModule::on_history);
     co_return;
   }
 
@@ -194,6 +195,25 @@ class ReasoningModule : public Module {
       if (!task->cancel.exchange(true)) emit_display(*task, "cancelled", "Cancelled.");
     }
     co_return;
+  }
+
+  // cognition.history {conversation_id}: the conversation as last kept (read
+  // from the state store, so a task still running is never touched).
+  Task<void> on_history(const Event& event) {
+    const std::string id = event.data.value("conversation_id", "");
+    if (id.empty()) {
+      (void)reply(event, Json{{"ok", false}, {"error", "conversation_id: required, a string"}});
+      co_return;
+    }
+    Conversation conversation(id, s_.keep_messages);
+    if (Status loaded = conversation.load(context()); !loaded.ok()) {
+      (void)reply(event, Json{{"ok", false}, {"error", std::string(message_of(loaded))}});
+      co_return;
+    }
+    Json messages = Json::array();
+    for (const ChatMessage& message : conversation.messages()) messages.push_back(to_json(message));
+    (void)reply(event,
+                Json{{"ok", true}, {"conversation_id", id}, {"messages", std::move(messages)}});
   }
 
   Task<void> on_tools_changed(const Event&) {

@@ -1,0 +1,352 @@
+#include "api/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "lotus/strings.h"
+
+namespace lotus::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kRequestTimeout = std::chrono::seconds(60);
+constexpr size_t kHeaderLimit = 16 * 1024;
+constexpr std::string_view kTokenProtocolPrefix = "lotus.token.";
+
+// Browsers cannot set headers on a WebSocket, so the page offers its token
+// as a subprotocol "lotus.token.<token>" beside "lotus.events".
+std::string token_from_protocols(std::string_view offered) {
+  while (!offered.empty()) {
+    size_t comma = offered.find(',');
+    std::string_view item = offered.substr(0, comma);
+    offered = comma == std::string_view::npos ? std::string_view() : offered.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.starts_with(kTokenProtocolPrefix)) {
+      return std::string(item.substr(kTokenProtocolPrefix.size()));
+    }
+  }
+  return {};
+}
+
+bool is_client_gone(const beast::error_code& ec) {
+  return ec == beast::http::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == beast::error::timeout || ec == asio::error::broken_pipe;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(ApiOptions options, std::string token, Router router, Bus& bus)
+    : options_(std::move(options)),
+      guard_(std::move(token), options_.host, options_.port, options_.allowed_hosts,
+             options_.allowed_origins),
+      router_(std::move(router)),
+      bus_(bus),
+      acceptor_(io_) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Status HttpServer::start(size_t threads) {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options_.host, ec);
+  if (ec)
+    return absl::InvalidArgumentError(cat("api.host \"", options_.host, "\": ", ec.message()));
+  tcp::endpoint endpoint(address, options_.port);
+  const std::string where = cat(options_.host, ":", options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (ec == asio::error::address_in_use) {
+    return absl::UnavailableError(cat("cannot listen on ", where,
+                                      ": the port is in use (is another lotus serve running? "
+                                      "choose another with api.port or --port)"));
+  }
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return absl::UnavailableError(cat("cannot listen on ", where, ": ", ec.message()));
+  port_ = acceptor_.local_endpoint().port();
+  guard_.set_port(port_);
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
+    threads_.emplace_back([this] { io_.run(); });
+  }
+  return absl::OkStatus();
+}
+
+void HttpServer::stop() {
+  if (stopping_.exchange(true)) return;
+  asio::post(io_, [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  {
+    std::lock_guard lock(sockets_mutex_);
+    for (auto& weak : sockets_) {
+      if (auto socket = weak.lock()) socket->stop();
+    }
+  }
+  // Give open event streams a moment to send their close frames.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (socket_stats_.connected.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  io_.stop();
+  for (auto& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+  threads_.clear();
+}
+
+std::string HttpServer::url() const {
+  const bool v6 = options_.host.find(':') != std::string::npos;
+  return cat("http://", v6 ? "[" : "", options_.host, v6 ? "]" : "", ":", port_);
+}
+
+asio::awaitable<void> HttpServer::accept_loop() {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (stopping_.load() || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("api: accept failed: {}", ec.message());
+      continue;
+    }
+    stats_.connections.fetch_add(1, std::memory_order_relaxed);
+    socket.set_option(tcp::no_delay(true), ec);
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, serve(beast::tcp_stream(std::move(socket))), asio::detached);
+  }
+}
+
+void HttpServer::count(const HttpResponse& response) {
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  const unsigned code = response.result_int();
+  if (code == 401) stats_.unauthorized.fetch_add(1, std::memory_order_relaxed);
+  if (code == 403) stats_.forbidden.fetch_add(1, std::memory_order_relaxed);
+  if (code >= 400 && code < 500) stats_.client_errors.fetch_add(1, std::memory_order_relaxed);
+  if (code >= 500) stats_.server_errors.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::optional<HttpResponse> HttpServer::refuse(const HttpRequest& request, bool needs_token) const {
+  if (auto why = guard_.check_host(request[http::field::host])) {
+    return error_response(http::status::forbidden, *why);
+  }
+  if (auto why = guard_.check_origin(request[http::field::origin])) {
+    return error_response(http::status::forbidden, *why);
+  }
+  if (!needs_token) return std::nullopt;
+  bool authorized = guard_.check_authorization(request[http::field::authorization]);
+  if (!authorized && beast::websocket::is_upgrade(request)) {
+    authorized =
+        guard_.check_token(token_from_protocols(request[http::field::sec_websocket_protocol]));
+  }
+  if (authorized) return std::nullopt;
+  HttpResponse response = error_response(
+      http::status::unauthorized,
+      request[http::field::authorization].empty()
+          ? "this endpoint needs the API token: send \"Authorization: Bearer <token>\" (the token "
+            "is in the api-token file of the LOTUS config folder)"
+          : "the API token does not match (see the api-token file of the LOTUS config folder)");
+  response.set(http::field::www_authenticate, "Bearer realm=\"lotus\"");
+  return response;
+}
+
+asio::awaitable<HttpResponse> HttpServer::answer(const HttpRequest& request) {
+  auto target = parse_target(request.target());
+  if (!target.ok()) co_return error_response(target.status());
+  Router::Match match = router_.find(request.method(), target->path);
+  if (match.route == nullptr) {
+    if (auto refusal = refuse(request, false)) co_return *refusal;
+    if (match.status == http::status::method_not_allowed) {
+      HttpResponse response = error_response(
+          match.status, cat(std::string(request.method_string()), " is not allowed on ",
+                            target->path, "; allowed: ", match.allow));
+      response.set(http::field::allow, match.allow);
+      co_return response;
+    }
+    co_return error_response(
+        http::status::not_found,
+        cat("no such endpoint: ", target->path, " (the API is described at /api/openapi.json)"));
+  }
+  if (auto refusal = refuse(request, match.route->spec.needs_token)) co_return *refusal;
+  RequestContext context{request, std::move(match.params), std::move(target->query), Json()};
+  if (match.route->body_schema) {
+    auto body = json_object_body(request);
+    if (!body.ok()) co_return error_response(body.status());
+    if (Status valid = match.route->body_schema->validate(*body); !valid.ok()) {
+      co_return error_response(http::status::bad_request,
+                               cat("invalid request body: ", message_of(valid)));
+    }
+    context.body = *std::move(body);
+  }
+  std::string failure;
+  try {
+    auto handling = match.route->handler(context);
+    HttpResponse response = co_await std::move(handling);
+    co_return response;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  spdlog::error("api: {} {} failed: {}", std::string(request.method_string()),
+                std::string(request.target()), failure);
+  co_return error_response(http::status::internal_server_error, cat("internal error: ", failure));
+}
+
+asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(options_.max_body_bytes);
+    stream.expires_after(kRequestTimeout);
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (!is_client_gone(ec) && ec != http::error::end_of_stream) {
+        // A Content-Length above the body limit already fails the header.
+        HttpResponse response =
+            ec == http::error::body_limit
+                ? error_response(http::status::payload_too_large,
+                                 cat("the request body is larger than ", options_.max_body_bytes,
+                                     " bytes (api.max_body_bytes)"))
+                : error_response(ec == http::error::header_limit
+                                     ? http::status::request_header_fields_too_large
+                                     : http::status::bad_request,
+                                 cat("cannot read the request: ", ec.message()));
+        response.keep_alive(false);
+        count(response);
+        co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      }
+      break;
+    }
+    auto& header = parser.get();
+    if (auto length = parser.content_length(); length && *length > options_.max_body_bytes) {
+      HttpResponse response =
+          error_response(http::status::payload_too_large,
+                         cat("the request body has ", *length, " bytes; at most ",
+                             options_.max_body_bytes, " are accepted (api.max_body_bytes)"));
+      response.keep_alive(false);
+      count(response);
+      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    if (beast::iequals(header[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> go_on{http::status::continue_, header.version()};
+      co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (is_client_gone(ec)) break;
+      HttpResponse response =
+          error_response(ec == http::error::body_limit ? http::status::payload_too_large
+                                                       : http::status::bad_request,
+                         ec == http::error::body_limit
+                             ? cat("the request body is larger than ", options_.max_body_bytes,
+                                   " bytes (api.max_body_bytes)")
+                             : cat("cannot read the request: ", ec.message()));
+      response.keep_alive(false);
+      count(response);
+      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    HttpRequest request = parser.release();
+    if (beast::websocket::is_upgrade(request)) {
+      auto streaming = serve_event_socket(std::move(stream), std::move(request));
+      co_await std::move(streaming);
+      co_return;
+    }
+    auto answering = answer(request);
+    HttpResponse response = co_await std::move(answering);
+    response.set(http::field::server, "lotus");
+    response.set("x-content-type-options", "nosniff");
+    response.keep_alive(request.keep_alive() && !stopping_.load());
+    if (request.method() == http::verb::head) response.body().clear();
+    count(response);
+    const bool keep_alive = response.keep_alive();
+    stream.expires_after(kRequestTimeout);
+    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !keep_alive) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+asio::awaitable<void> HttpServer::serve_event_socket(beast::tcp_stream stream,
+                                                     HttpRequest request) {
+  beast::error_code ec;
+  auto fail = [&](HttpResponse response) {
+    response.keep_alive(false);
+    count(response);
+    return response;
+  };
+  auto target = parse_target(request.target());
+  std::optional<HttpResponse> refusal;
+  if (!target.ok()) {
+    refusal = error_response(target.status());
+  } else if (target->path != kEventStreamPath) {
+    refusal = error_response(http::status::not_found,
+                             cat("WebSocket upgrades are offered on ", kEventStreamPath,
+                                 " only, not on ", target->path));
+  } else {
+    refusal = refuse(request, true);
+  }
+  EventSocket::Options options;
+  options.queue_limit = options_.socket_queue;
+  if (!refusal) {
+    if (auto it = target->query.find("pattern"); it != target->query.end() && !it->second.empty()) {
+      options.pattern = it->second;
+    }
+    if (Status s = validate_pattern(options.pattern); !s.ok()) {
+      refusal = error_response(http::status::bad_request, cat("pattern: ", message_of(s)));
+    }
+  }
+  if (!refusal) {
+    if (auto it = target->query.find("filter"); it != target->query.end() && !it->second.empty()) {
+      Json spec = Json::parse(it->second, nullptr, false);
+      auto filter = spec.is_discarded()
+                        ? Result<SubscriptionFilter>(absl::InvalidArgumentError("not valid JSON"))
+                        : SubscriptionFilter::parse(spec);
+      if (!filter.ok()) {
+        refusal =
+            error_response(http::status::bad_request, cat("filter: ", message_of(filter.status())));
+      } else {
+        options.filter = *std::move(filter);
+      }
+    }
+  }
+  if (refusal) {
+    HttpResponse response = fail(*std::move(refusal));
+    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    co_return;
+  }
+  const std::string offered(request[http::field::sec_websocket_protocol]);
+  if (offered.find("lotus.events") != std::string::npos) options.subprotocol = "lotus.events";
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  auto socket =
+      std::make_shared<EventSocket>(std::move(stream), bus_, std::move(options), socket_stats_);
+  {
+    std::lock_guard lock(sockets_mutex_);
+    sockets_.remove_if([](const std::weak_ptr<EventSocket>& w) { return w.expired(); });
+    sockets_.push_back(socket);
+  }
+  if (stopping_.load()) socket->stop();
+  auto running = socket->run(std::move(request));
+  co_await std::move(running);
+}
+
+}  // namespace lotus::api
