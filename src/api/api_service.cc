@@ -1,5 +1,6 @@
 #include "api/api_service.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -287,7 +288,12 @@ ApiService::Awaitable ApiService::answer_approval(const RequestContext& c) {
 
 ApiService::Awaitable ApiService::send_message(const RequestContext& c) {
   const std::string& conversation = c.param("id");
-  if (Status s = validate_channel(conversation); !s.ok()) {
+  const bool plain =
+      !conversation.empty() && conversation.size() <= 128 &&
+      std::all_of(conversation.begin(), conversation.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+      });
+  if (!plain) {
     co_return error_response(
         http::status::bad_request,
         cat("conversation id \"", conversation, "\" may hold only letters, digits, '_' and '-'"));

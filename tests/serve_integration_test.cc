@@ -1,0 +1,115 @@
+// `lotus serve` as a user runs it: the daemon starts, says where it listens
+// and how to get in, keeps its token private, answers over HTTP, and stops
+// cleanly on SIGTERM.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <regex>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/api_client.h"
+#include "lotus/event.h"
+#include "support/test_env.h"
+
+namespace lotus {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+class ServeTest : public ::testing::Test {
+ protected:
+  std::map<std::string, std::string> env() const {
+    return {{"HOME", (dir_.path() / "home").string()},
+            {"XDG_CONFIG_HOME", (dir_.path() / "config").string()},
+            {"XDG_DATA_HOME", (dir_.path() / "data").string()},
+            {"LOTUS_MODULE_PATH", (dir_.path() / "modules").string()}};
+  }
+  std::unique_ptr<testing::Child> serve(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {LOTUS_BINARY, "serve", "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<testing::Child>(
+        args, env(), dir_.path() / ("serve" + std::to_string(runs_++) + ".txt"));
+  }
+  // The port the daemon printed.
+  static uint16_t port_of(const std::string& output) {
+    std::smatch match;
+    std::regex pattern("serving on http://127\\.0\\.0\\.1:([0-9]+)");
+    if (!std::regex_search(output, match, pattern)) return 0;
+    return static_cast<uint16_t>(std::stoi(match[1]));
+  }
+
+  testing::TempDir dir_;
+  int runs_ = 0;
+};
+
+TEST_F(ServeTest, StartsAnswersAndStopsCleanly) {
+  auto daemon = serve();
+  ASSERT_TRUE(daemon->wait_for_output("Ctrl-C stops", 30s)) << daemon->output();
+  const std::string output = daemon->output();
+  const uint16_t port = port_of(output);
+  ASSERT_NE(port, 0) << output;
+
+  const fs::path token_file = dir_.path() / "config/lotus/api-token";
+  const std::string token = testing::read_file(token_file).substr(0, 64);
+  ASSERT_EQ(token.size(), 64u);
+  struct stat info {};
+  ASSERT_EQ(::stat(token_file.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600);
+  // The UI link carries the token; the file's place is said too.
+  EXPECT_THAT(output, HasSubstr("/#token=" + token));
+  EXPECT_THAT(output, HasSubstr(token_file.string()));
+
+  const fs::path daemon_file = dir_.path() / "data/lotus/daemon.json";
+  Json info_json = Json::parse(testing::read_file(daemon_file), nullptr, false);
+  EXPECT_EQ(info_json.value("url", ""), "http://127.0.0.1:" + std::to_string(port));
+
+  api::ApiClient client("127.0.0.1", port);
+  EXPECT_EQ(client.get("/health").status, 200);
+  EXPECT_EQ(client.get("/api/modules").status, 401);
+  client.set_token(token);
+  auto modules = client.get("/api/modules");
+  EXPECT_EQ(modules.status, 200) << modules.body;
+
+  daemon->signal(SIGTERM);
+  auto result = daemon->wait(30s);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_FALSE(fs::exists(daemon_file));
+  EXPECT_FALSE(client.get("/health").error.empty());  // nobody listens any more
+
+  // A second start keeps the same token, so clients keep working.
+  auto again = serve();
+  ASSERT_TRUE(again->wait_for_output("Ctrl-C stops", 30s)) << again->output();
+  EXPECT_THAT(again->output(), HasSubstr("/#token=" + token));
+  again->signal(SIGINT);
+  EXPECT_EQ(again->wait(30s).exit_code, 0);
+}
+
+TEST_F(ServeTest, ATakenPortOrABadConfigIsAClearError) {
+  auto first = serve();
+  ASSERT_TRUE(first->wait_for_output("Ctrl-C stops", 30s)) << first->output();
+  const uint16_t port = port_of(first->output());
+  ASSERT_NE(port, 0);
+
+  auto second = std::make_unique<testing::Child>(
+      std::vector<std::string>{LOTUS_BINARY, "serve", "--port", std::to_string(port)}, env(),
+      dir_.path() / "second.txt");
+  auto taken = second->wait(30s);
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_THAT(taken.output, HasSubstr("port is in use"));
+  EXPECT_THAT(taken.output, HasSubstr(std::to_string(port)));
+  first->signal(SIGTERM);
+  EXPECT_EQ(first->wait(30s).exit_code, 0);
+
+  testing::write_file(dir_.path() / "config/lotus/config.yaml", "api:\n  prot: 80\n");
+  auto typo = serve();
+  auto refused = typo->wait(30s);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.output, HasSubstr("api: unknown key \"prot\""));
+}
+
+}  // namespace
+}  // namespace lotus
