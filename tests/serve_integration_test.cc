@@ -22,11 +22,12 @@ namespace fs = std::filesystem;
 
 class ServeTest : public ::testing::Test {
  protected:
+  // The built-in modules (reasoning, memory, fs, shell, file_watcher) load
+  // from the source tree, as for a user.
   std::map<std::string, std::string> env() const {
     return {{"HOME", (dir_.path() / "home").string()},
             {"XDG_CONFIG_HOME", (dir_.path() / "config").string()},
-            {"XDG_DATA_HOME", (dir_.path() / "data").string()},
-            {"LOTUS_MODULE_PATH", (dir_.path() / "modules").string()}};
+            {"XDG_DATA_HOME", (dir_.path() / "data").string()}};
   }
   std::unique_ptr<testing::Child> serve(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {LOTUS_BINARY, "serve", "--port", "0"};
@@ -109,6 +110,67 @@ TEST_F(ServeTest, ATakenPortOrABadConfigIsAClearError) {
   auto refused = typo->wait(30s);
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.output, HasSubstr("api: unknown key \"prot\""));
+}
+
+TEST_F(ServeTest, TheCliTalksToARunningDaemon) {
+  testing::write_file(dir_.path() / "config/lotus/config.yaml", R"(llm:
+  providers:
+    script:
+      type: scripted
+      script:
+        - {text: "Adding it.", tool_calls: [{id: c1, name: shell__run, arguments: {command: "echo 40"}}]}
+        - {text: "The daemon answered."}
+  default_model: script:replay
+)");
+  auto daemon = serve();
+  ASSERT_TRUE(daemon->wait_for_output("Ctrl-C stops", 30s)) << daemon->output();
+  const uint16_t port = port_of(daemon->output());
+  api::ApiClient client("127.0.0.1", port);
+  client.set_token(testing::read_file(dir_.path() / "config/lotus/api-token").substr(0, 64));
+
+  auto run = [&](std::vector<std::string> args, std::chrono::seconds limit = 60s) {
+    args.insert(args.begin(), LOTUS_BINARY);
+    testing::Child child(args, env(), dir_.path() / ("cli" + std::to_string(runs_++) + ".txt"));
+    child.close_input();
+    return child.wait(limit);
+  };
+
+  // A module unloaded in the daemon is gone from `lotus modules`: it asked
+  // the daemon, it did not boot modules of its own.
+  ASSERT_EQ(client.post("/api/modules/file_watcher/unload").status, 200);
+  auto modules = run({"modules"});
+  EXPECT_EQ(modules.exit_code, 0) << modules.output;
+  EXPECT_THAT(modules.output, HasSubstr("reasoning"));
+  EXPECT_THAT(modules.output, ::testing::Not(HasSubstr("file_watcher")));
+  auto standalone = run({"--standalone", "modules"});
+  EXPECT_THAT(standalone.output, HasSubstr("file_watcher"));
+
+  auto health = run({"health", "--json"});
+  Json parsed = Json::parse(health.output.substr(health.output.find('{')), nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << health.output;
+  EXPECT_FALSE(parsed["modules"].contains("file_watcher"));
+
+  // lotus events follows the daemon's bus.
+  testing::Child events({LOTUS_BINARY, "events", "test.*"}, env(), dir_.path() / "events.txt");
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    client.post("/api/events", Json{{"channel", "test.ping"}, {"data", {{"n", i}}}});
+    seen = events.wait_for_output("test.ping", 100ms);
+  }
+  EXPECT_TRUE(seen) << events.output();
+  events.signal(SIGINT);
+  EXPECT_EQ(events.wait(30s).exit_code, 0);
+
+  // lotus ask runs the task in the daemon; --allow answers its approval.
+  auto ask = run({"ask", "--allow", "shell.run", "--conversation", "through-daemon", "add it"});
+  EXPECT_EQ(ask.exit_code, 0) << ask.output;
+  EXPECT_THAT(ask.output, HasSubstr("The daemon answered."));
+  auto history = client.get("/api/conversations/through-daemon");
+  EXPECT_EQ(history.status, 200) << history.body;
+  EXPECT_THAT(history.body, HasSubstr("The daemon answered."));
+
+  daemon->signal(SIGTERM);
+  EXPECT_EQ(daemon->wait(30s).exit_code, 0);
 }
 
 }  // namespace

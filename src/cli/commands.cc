@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_join.h"
 #include "cli/chat_view.h"
+#include "cli/daemon_link.h"
 #include "cli/signals.h"
 #include "core/dependency_graph.h"
 #include "core/nucleus.h"
@@ -206,13 +207,33 @@ int run_check(const Config& config, const std::vector<std::string>& dirs) {
 }
 
 int run_modules(const Config& config, bool json) {
+  std::vector<ModuleSummary> modules;
+  std::unique_ptr<Nucleus> nucleus;
   std::atomic<Nucleus*> current{nullptr};
   SignalWatcher signals([&current](int) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
-  auto nucleus = boot(config, signals, current);
-  if (!nucleus) return 1;
-  auto modules = nucleus->modules();
+  if (auto daemon = find_running_daemon(config)) {
+    auto reply = daemon->client().get("/api/modules");
+    if (reply.status != 200) {
+      std::cerr << "lotus modules: the daemon at " << daemon->url
+                << " did not answer: " << reply.error_message() << "\n";
+      return 1;
+    }
+    const Json listed = reply.json();
+    for (const Json& m : listed.value("modules", Json::array())) {
+      modules.push_back(ModuleSummary{m.value("name", ""),
+                                      m.value("version", ""),
+                                      m.value("type", ""),
+                                      m.value("state", ""),
+                                      m.value("error", ""),
+                                      {}});
+    }
+  } else {
+    nucleus = boot(config, signals, current);
+    if (!nucleus) return 1;
+    modules = nucleus->modules();
+  }
   if (json) {
     Json out = Json::array();
     for (const auto& m : modules) {
@@ -226,24 +247,36 @@ int run_modules(const Config& config, bool json) {
   } else {
     print_module_table(modules);
   }
-  nucleus->shutdown().IgnoreError();
+  if (nucleus) nucleus->shutdown().IgnoreError();
   return 0;
 }
 
 int run_health(const Config& config, bool json) {
+  Json health;
+  std::unique_ptr<Nucleus> nucleus;
   std::atomic<Nucleus*> current{nullptr};
   SignalWatcher signals([&current](int) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
-  auto nucleus = boot(config, signals, current);
-  if (!nucleus) return 1;
-  Json health = nucleus->health();
+  if (auto daemon = find_running_daemon(config)) {
+    auto reply = daemon->client().get("/health");
+    if (reply.status != 200) {
+      std::cerr << "lotus health: the daemon at " << daemon->url
+                << " did not answer: " << reply.error_message() << "\n";
+      return 1;
+    }
+    health = reply.json();
+  } else {
+    nucleus = boot(config, signals, current);
+    if (!nucleus) return 1;
+    health = nucleus->health();
+  }
   if (json) {
     std::cout << health.dump(2) << "\n";
   } else {
     print_health(health);
   }
-  nucleus->shutdown().IgnoreError();
+  if (nucleus) nucleus->shutdown().IgnoreError();
   return health["status"] == "healthy" ? 0 : 1;
 }
 
@@ -251,6 +284,29 @@ int run_events(const Config& config, const std::string& pattern, bool json) {
   if (Status s = validate_pattern(pattern); !s.ok()) {
     std::cerr << "lotus events: " << message_of(s) << "\n";
     return 2;
+  }
+  if (auto daemon = find_running_daemon(config)) {
+    SignalWatcher signals;
+    DaemonEventReader reader(*daemon, pattern, [json](EventPtr event) {
+      std::lock_guard lock(output_mutex);
+      std::cout << (json ? to_json(*event).dump() : describe_event(*event)) << std::endl;
+    });
+    if (!reader.open()) {
+      std::cerr << "lotus events: cannot follow the daemon at " << daemon->url << ": "
+                << reader.error() << "\n";
+      return 1;
+    }
+    pollfd fds[1] = {{signals.fd(), POLLIN, 0}};
+    while (!reader.ended()) {
+      if (poll(fds, 1, 200) > 0 && signals.take() != 0) break;
+    }
+    const bool dropped = reader.ended();
+    reader.stop();
+    if (dropped) {
+      std::cerr << "lotus events: the daemon ended the stream: " << reader.end_reason() << "\n";
+      return 1;
+    }
+    return 0;
   }
   std::atomic<Nucleus*> current{nullptr};
   SignalWatcher signals([&current](int) {
@@ -606,11 +662,170 @@ int run_interactive(const Config& config) {
   return code;
 }
 
+namespace {
+
+// What following a task needs from whoever runs it: the nucleus of this
+// process, or a running daemon reached over its API.
+struct TaskRunner {
+  std::function<void(const Json& approval, bool approved, std::string reason)> answer;
+  std::function<void()> cancel;
+  std::function<bool()> stopped;
+};
+
+// Shows the task's events as they arrive in `inbox`, asks for approvals on
+// the terminal, cancels on Ctrl-C; returns 0 answered, 1 failed, 130
+// cancelled.
+int follow_task(Inbox& inbox, SignalWatcher& signals, const std::string& task,
+                const AskOptions& options, const TaskRunner& runner) {
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  const bool stdout_tty = isatty(STDOUT_FILENO) != 0;
+  ChatView view(stdout_tty && !options.json);
+  std::vector<Json> approvals;  // the first is being asked
+  std::string typed;
+  int code = -1;
+  bool cancelling = false;
+  auto allowed = [&](const Json& request) {
+    const std::string tool = request.value("tool", "");
+    for (const std::string& pattern : options.allow) {
+      if (glob_matches(pattern, tool)) return true;
+    }
+    return false;
+  };
+  auto ask_next = [&] {
+    while (!approvals.empty() && allowed(approvals.front())) {
+      runner.answer(approvals.front(), true, "allowed with --allow");
+      approvals.erase(approvals.begin());
+    }
+    if (approvals.empty()) return;
+    if (interactive) {
+      std::cout << view.close_line() << std::flush;
+      std::cerr << view.approval_question(approvals.front()) << std::flush;
+      return;
+    }
+    const Json request = approvals.front();
+    approvals.erase(approvals.begin());
+    std::cerr << "lotus ask: " << request.value("tool", "?")
+              << " needs a person's approval and stdin is not a terminal: denied. Allow it with "
+                 "--allow "
+              << request.value("tool", "?") << " (or tools.policy in the config).\n";
+    runner.answer(request, false, "nobody could be asked: stdin is not a terminal");
+  };
+  while (code < 0 && !runner.stopped()) {
+    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
+                     {signals.fd(), POLLIN, 0},
+                     {approvals.empty() || !interactive ? -1 : STDIN_FILENO, POLLIN, 0}};
+    if (poll(fds, 3, 200) < 0) continue;
+    if (fds[1].revents & POLLIN) {
+      int sig = signals.take();
+      if (sig == SIGINT && !cancelling) {
+        cancelling = true;
+        runner.cancel();
+      } else if (sig != 0 && sig != SIGINT) {
+        break;
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      char buffer[256];
+      ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
+      if (n > 0) typed.append(buffer, static_cast<size_t>(n));
+      size_t eol = typed.find('\n');
+      if (n <= 0 || eol != std::string::npos) {
+        bool yes = n > 0 && is_yes(typed.substr(0, eol));
+        typed.clear();
+        runner.answer(approvals.front(), yes, {});
+        approvals.erase(approvals.begin());
+        ask_next();
+      }
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
+    for (const EventPtr& event : inbox.take()) {
+      if (event->metadata.trace_id != task) continue;
+      if (event->channel == "action.approval_request") {
+        approvals.push_back(event->data);
+        if (approvals.size() == 1) ask_next();
+      } else if (event->channel == "cognition.task_complete") {
+        if (options.json) std::cout << event->data.dump(2) << "\n";
+        std::cout << view.close_line() << std::flush;
+        code = event->data.value("ok", false) ? 0 : 1;
+      } else if (event->channel == "action.display" && !options.json) {
+        // The answer goes to stdout; what LOTUS did on the way, to stderr.
+        // On a terminal the reply streams; into a file or pipe only the
+        // final answer goes, without the text of turns that called tools.
+        std::string kind = event->data.value("kind", "");
+        bool answer_part = kind == "delta" || kind == "message";
+        if (!stdout_tty) {
+          if (kind == "message") std::cout << event->data.value("text", "") << "\n" << std::flush;
+          if (!answer_part) std::cerr << view.render(*event) << std::flush;
+          continue;
+        }
+        if (!answer_part) std::cout << view.close_line() << std::flush;
+        std::string text = view.render(*event);
+        (answer_part ? std::cout : std::cerr) << text << std::flush;
+      }
+    }
+  }
+  for (const Json& request : approvals) runner.answer(request, false, {});
+  if (code < 0) return 1;
+  return cancelling && code != 0 ? 130 : code;
+}
+
+// `lotus ask` through a running daemon: its event stream carries the task,
+// its API takes the request, the approvals and the cancel.
+int ask_daemon(const DaemonLink& daemon, const AskOptions& options) {
+  SignalWatcher signals;
+  Inbox inbox;
+  // The stream is open before the request goes, so no event of the task is missed.
+  DaemonEventReader reader(daemon, "**", [&inbox](EventPtr event) {
+    const std::string& channel = event->channel;
+    if (channel == "action.display" || channel == "action.approval_request" ||
+        channel == "cognition.task_complete") {
+      inbox.push(std::move(event));
+    }
+  });
+  if (!reader.open()) {
+    std::cerr << "lotus ask: cannot follow the daemon at " << daemon.url << ": " << reader.error()
+              << "\n";
+    return 1;
+  }
+  api::ApiClient client = daemon.client();
+  const std::string conversation = options.conversation.empty()
+                                       ? cat("ask-", EventId::generate().to_string())
+                                       : options.conversation;
+  auto accepted = client.post(cat("/api/conversations/", conversation, "/messages"),
+                              Json{{"text", options.text}, {"wait", false}});
+  if (accepted.status != 202) {
+    std::cerr << "lotus ask: the daemon at " << daemon.url
+              << " did not take the request: " << accepted.error_message() << "\n";
+    return 1;
+  }
+  const std::string task = accepted.json().value("trace_id", "");
+  TaskRunner runner;
+  runner.answer = [&client](const Json& approval, bool approved, std::string reason) {
+    Json body = {{"approved", approved}};
+    if (!reason.empty()) body["reason"] = std::move(reason);
+    client.post(cat("/api/approvals/", approval.value("approval_id", "")), body);
+  };
+  runner.cancel = [&client, &task] {
+    client.post("/api/events",
+                Json{{"channel", "cognition.cancel"}, {"data", {{"task_id", task}}}});
+  };
+  runner.stopped = [&reader] { return reader.ended(); };
+  int code = follow_task(inbox, signals, task, options, runner);
+  if (reader.ended()) {
+    std::cerr << "lotus ask: the daemon ended the event stream: " << reader.end_reason() << "\n";
+  }
+  reader.stop();
+  return code;
+}
+
+}  // namespace
+
 int run_ask(Config config, const AskOptions& options) {
   if (options.text.empty()) {
     std::cerr << "lotus ask: nothing to ask; give the request as an argument\n";
     return 2;
   }
+  if (auto daemon = find_running_daemon(config)) return ask_daemon(*daemon, options);
   for (const std::string& pattern : options.allow)
     config.tools.policy.emplace_back(pattern, "allow");
   std::atomic<Nucleus*> current{nullptr};
@@ -641,89 +856,21 @@ int run_ask(Config config, const AskOptions& options) {
     nucleus->shutdown().IgnoreError();
     return 1;
   }
-
-  const bool interactive = isatty(STDIN_FILENO) != 0;
-  const bool stdout_tty = isatty(STDOUT_FILENO) != 0;
-  ChatView view(stdout_tty && !options.json);
-  std::vector<Json> approvals;  // the first is being asked
-  std::string typed;
-  int code = -1;
-  bool cancelling = false;
-  auto ask_next = [&] {
-    if (approvals.empty()) return;
-    if (interactive) {
-      std::cout << view.close_line() << std::flush;
-      std::cerr << view.approval_question(approvals.front()) << std::flush;
-      return;
-    }
-    const Json request = approvals.front();
-    approvals.erase(approvals.begin());
-    std::cerr << "lotus ask: " << request.value("tool", "?")
-              << " needs a person's approval and stdin is not a terminal: denied. Allow it with "
-                 "--allow "
-              << request.value("tool", "?") << " (or tools.policy in the config).\n";
-    answer_approval(*nucleus, request, false, "nobody could be asked: stdin is not a terminal")
-        .IgnoreError();
+  TaskRunner runner;
+  runner.answer = [&nucleus](const Json& approval, bool approved, std::string reason) {
+    answer_approval(*nucleus, approval, approved, std::move(reason)).IgnoreError();
   };
-  while (code < 0 && !nucleus->stop_requested()) {
-    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
-                     {signals.fd(), POLLIN, 0},
-                     {approvals.empty() || !interactive ? -1 : STDIN_FILENO, POLLIN, 0}};
-    if (poll(fds, 3, -1) < 0) continue;
-    if (fds[1].revents & POLLIN) {
-      if (signals.take() == SIGINT && !cancelling) {
-        cancelling = true;
-        Event cancel = Event::make("cognition.cancel", "cli", Json{{"task_id", task}});
-        cancel.metadata.trace_id = task;
-        nucleus->publish(std::move(cancel)).IgnoreError();
-      }
-    }
-    if (fds[2].revents & (POLLIN | POLLHUP)) {
-      char buffer[256];
-      ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
-      if (n > 0) typed.append(buffer, static_cast<size_t>(n));
-      size_t eol = typed.find('\n');
-      if (n <= 0 || eol != std::string::npos) {
-        bool yes = n > 0 && is_yes(typed.substr(0, eol));
-        typed.clear();
-        answer_approval(*nucleus, approvals.front(), yes).IgnoreError();
-        approvals.erase(approvals.begin());
-        ask_next();
-      }
-    }
-    if (!(fds[0].revents & POLLIN)) continue;
-    for (const EventPtr& event : inbox.take()) {
-      if (event->metadata.trace_id != task) continue;
-      if (event->channel == "action.approval_request") {
-        approvals.push_back(event->data);
-        if (approvals.size() == 1) ask_next();
-      } else if (event->channel == "cognition.task_complete") {
-        if (options.json) std::cout << event->data.dump(2) << "\n";
-        std::cout << view.close_line() << std::flush;
-        code = event->data.value("ok", false) ? 0 : 1;
-      } else if (!options.json) {
-        // The answer goes to stdout; what LOTUS did on the way, to stderr.
-        // On a terminal the reply streams; into a file or pipe only the
-        // final answer goes, without the text of turns that called tools.
-        std::string kind = event->data.value("kind", "");
-        bool answer_part = kind == "delta" || kind == "message";
-        if (!stdout_tty) {
-          if (kind == "message") std::cout << event->data.value("text", "") << "\n" << std::flush;
-          if (!answer_part) std::cerr << view.render(*event) << std::flush;
-          continue;
-        }
-        if (!answer_part) std::cout << view.close_line() << std::flush;
-        std::string text = view.render(*event);
-        (answer_part ? std::cout : std::cerr) << text << std::flush;
-      }
-    }
-  }
+  runner.cancel = [&nucleus, &task] {
+    Event cancel = Event::make("cognition.cancel", "cli", Json{{"task_id", task}});
+    cancel.metadata.trace_id = task;
+    nucleus->publish(std::move(cancel)).IgnoreError();
+  };
+  runner.stopped = [&nucleus] { return nucleus->stop_requested(); };
+  int code = follow_task(inbox, signals, task, options, runner);
   for (SubscriptionId id : subscriptions) nucleus->bus().unsubscribe(id);
-  for (const Json& request : approvals) answer_approval(*nucleus, request, false).IgnoreError();
   Status status = nucleus->shutdown();
   if (!status.ok()) std::cerr << "lotus: shutdown: " << message_of(status) << "\n";
-  if (code < 0) return 1;
-  return cancelling && code != 0 ? 130 : code;
+  return code;
 }
 
 int run_providers(const Config& config, const ProvidersOptions& options) {

@@ -80,6 +80,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off");
   app.add_option("--threads", global.threads, "Worker threads (0: one per hardware thread)");
   app.add_option("--bus", global.bus, "Bus backend: local (default) or redis://host[:port][/db]");
+  bool standalone = false;
+  app.add_flag("--standalone", standalone,
+               "health, modules, events and ask boot their own nucleus even when a lotus serve "
+               "daemon is running (they use the daemon by default)");
 
   auto* check = app.add_subcommand(
       "check", "Validate the manifests in DIR (default: the module folders), print the load order");
@@ -152,6 +156,7 @@ int main(int argc, char** argv) {
   lotus::cli::MemoryCommand memory(app);
 
   CLI11_PARSE(app, argc, argv);
+  if (standalone) setenv("LOTUS_STANDALONE", "1", 1);
 
   lotus::ConfigSources sources;
   if (!global.config_file.empty()) sources.config_file = global.config_file;
