@@ -41,6 +41,7 @@ void EventSocket::push(const EventPtr& event) {
     if (queue_.size() >= options_.queue_limit) {
       overflowed_ = true;
       queue_.clear();
+      stats_.dropped_clients.fetch_add(1);
       start_drop_deadline();
     } else {
       queue_.push_back(event);
@@ -141,7 +142,6 @@ asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
     if (overflowed) {
       bus_.unsubscribe(*subscription_);
       subscription_.reset();
-      stats_.dropped_clients.fetch_add(1);
       spdlog::warn("event stream client dropped: it read too slowly ({} events were waiting)",
                    options_.queue_limit);
       auto closing = close_with(websocket::close_code::policy_error,

@@ -5,8 +5,10 @@
 // JSON. The bus hands events over on its own threads through a tap that only
 // appends to this client's bounded queue, so a client never slows the bus or
 // the others: when a client reads so slowly that its queue fills, it is
-// unsubscribed at once and closed with a notice (close code 1008, reason
-// "slow consumer ..."), and the queue is freed.
+// unsubscribed and closed with a notice (close code 1008, reason "slow
+// consumer ...") as soon as the frame being written goes out, and the queue
+// is freed; if even that frame is not taken within 5 s, the connection is
+// cut.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
 #include "cli/chat_view.h"
 
+#include "llm/tool_call_text.h"
 #include "lotus/strings.h"
 
 namespace lotus::cli {
@@ -20,29 +21,7 @@ std::string first_lines(const std::string& text, size_t max_lines, size_t max_ch
   return out;
 }
 
-std::string cut(const std::string& text, size_t limit) {
-  return text.size() <= limit ? text : text.substr(0, limit) + "...";
-}
-
 }  // namespace
-
-std::string describe_tool_call(const std::string& tool, const Json& arguments) {
-  std::string args;
-  if (arguments.is_object()) {
-    for (const auto& [key, value] : arguments.items()) {
-      if (!args.empty()) args += ", ";
-      args += cat(key, "=", cut(value.is_string() ? value.get<std::string>() : value.dump(), 60));
-    }
-  } else if (!arguments.is_null()) {
-    args = cut(arguments.dump(), 60);
-  }
-  // Models see "fs__read"; people read "fs.read".
-  std::string_view name = tool;
-  if (auto sep = name.find("__"); sep != std::string_view::npos) {
-    return cat(name.substr(0, sep), ".", name.substr(sep + 2), "(", args, ")");
-  }
-  return cat(name, "(", args, ")");
-}
 
 std::string ChatView::paint(std::string_view code, const std::string& text, bool for_prompt) const {
   if (!color_) return text;
@@ -74,8 +53,8 @@ std::string ChatView::render(const Event& display) {
   } else if (kind == "thought") {
     out += paint("2", text) + "\n";
   } else if (kind == "tool_call") {
-    out += paint("36", cat("  -> ",
-                           describe_tool_call(d.value("tool", ""), d.value("arguments", Json())))) +
+    out += paint("36", cat("  -> ", llm::describe_tool_call(d.value("tool", ""),
+                                                            d.value("arguments", Json())))) +
            "\n";
   } else if (kind == "tool_result") {
     bool ok = d.value("ok", false);
@@ -93,7 +72,7 @@ std::string ChatView::render(const Event& display) {
 
 std::string ChatView::approval_question(const Json& request, bool for_prompt) const {
   std::string call =
-      describe_tool_call(request.value("tool", "?"), request.value("arguments", Json()));
+      llm::describe_tool_call(request.value("tool", "?"), request.value("arguments", Json()));
   std::string because = request.value("because", "");
   std::string why = cat("risk ", request.value("risk", "?"));
   if (!because.empty() && because.rfind("risk ", 0) != 0) why = cat(why, ", ", because);

@@ -34,7 +34,4 @@ class ChatView {
   bool mid_line_ = false;
 };
 
-// "fs.read(path=README.md, limit=10)": a call as people read it, values cut.
-std::string describe_tool_call(const std::string& tool, const Json& arguments);
-
 }  // namespace lotus::cli

@@ -214,14 +214,12 @@ int run_modules(const Config& config, bool json) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
   if (auto daemon = find_running_daemon(config)) {
-    auto reply = daemon->client().get("/api/modules");
-    if (reply.status != 200) {
-      std::cerr << "lotus modules: the daemon at " << daemon->url
-                << " did not answer: " << reply.error_message() << "\n";
+    auto listed = daemon->get_json("/api/modules");
+    if (!listed.ok()) {
+      std::cerr << "lotus modules: " << message_of(listed.status()) << "\n";
       return 1;
     }
-    const Json listed = reply.json();
-    for (const Json& m : listed.value("modules", Json::array())) {
+    for (const Json& m : listed->value("modules", Json::array())) {
       modules.push_back(ModuleSummary{m.value("name", ""),
                                       m.value("version", ""),
                                       m.value("type", ""),
@@ -259,13 +257,12 @@ int run_health(const Config& config, bool json) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
   if (auto daemon = find_running_daemon(config)) {
-    auto reply = daemon->client().get("/health");
-    if (reply.status != 200) {
-      std::cerr << "lotus health: the daemon at " << daemon->url
-                << " did not answer: " << reply.error_message() << "\n";
+    auto answered = daemon->get_json("/health");
+    if (!answered.ok()) {
+      std::cerr << "lotus health: " << message_of(answered.status()) << "\n";
       return 1;
     }
-    health = reply.json();
+    health = *std::move(answered);
   } else {
     nucleus = boot(config, signals, current);
     if (!nucleus) return 1;

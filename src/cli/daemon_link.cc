@@ -16,6 +16,19 @@ api::ApiClient DaemonLink::client() const {
   return client;
 }
 
+Result<Json> DaemonLink::get_json(const std::string& target) const {
+  auto reply = client().get(target);
+  if (reply.status != 200) {
+    return absl::UnavailableError(
+        cat("the daemon at ", url, " did not answer ", target, ": ", reply.error_message()));
+  }
+  Json parsed = reply.json();
+  if (parsed.is_discarded()) {
+    return absl::InternalError(cat("the daemon at ", url, " answered ", target, " with no JSON"));
+  }
+  return parsed;
+}
+
 std::optional<DaemonLink> find_running_daemon(const Config& config) {
   if (const char* standalone = std::getenv("LOTUS_STANDALONE");
       standalone != nullptr && *standalone != '\0' && std::string_view(standalone) != "0") {

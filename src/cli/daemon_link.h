@@ -23,6 +23,8 @@ struct DaemonLink {
   std::string token;
 
   api::ApiClient client() const;
+  // GET `target` as JSON; the error names the daemon and what went wrong.
+  Result<Json> get_json(const std::string& target) const;
 };
 
 // The daemon named by <data_dir>/daemon.json when it answers /health within

@@ -295,7 +295,7 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   EXPECT_THAT(message, StartsWith("~/.config/lotus/config.yaml:2:1: unknown key 'thread'"));
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
   EXPECT_THAT(message,
-              HasSubstr("known keys: bus, data_dir, disabled, llm, log_level, module_dirs, "
+              HasSubstr("known keys: api, bus, data_dir, disabled, llm, log_level, module_dirs, "
                         "modules, redis, shutdown_deadline_ms, supervision, threads, tools"));
 
   message = error_for("flux_capacitor: on\n");

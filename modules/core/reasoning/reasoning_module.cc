@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "conversation.h"
+#include "llm/tool_call_text.h"
 #include "lotus/module.h"
 #include "lotus/strings.h"
 #include "runtime/module_factory.h"
@@ -72,18 +73,6 @@ struct ToolOutcome {
 std::string short_text(const std::string& text, size_t limit) {
   if (text.size() <= limit) return text;
   return text.substr(0, limit) + "...";
-}
-
-std::string describe_call(const std::string& tool, const Json& arguments) {
-  std::string args;
-  if (arguments.is_object()) {
-    for (const auto& [key, value] : arguments.items()) {
-      if (!args.empty()) args += ", ";
-      args += cat(key, "=",
-                  short_text(value.is_string() ? value.get<std::string>() : value.dump(), 60));
-    }
-  }
-  return cat(tool, "(", args, ")");
 }
 
 class ReasoningModule : public Module {
@@ -389,7 +378,7 @@ class ReasoningModule : public Module {
   Task<ToolOutcome> act(std::shared_ptr<TaskState> task, ToolCall call) {
     ToolOutcome outcome;
     outcome.call = call;
-    emit_display(*task, "tool_call", describe_call(call.name, call.arguments),
+    emit_display(*task, "tool_call", llm::describe_tool_call(call.name, call.arguments),
                  Json{{"tool", call.name}, {"arguments", call.arguments}, {"call_id", call.id}});
     if (call.name == kMissingCapabilityTool) {
       emit(*task, "cognition.capability_missing",
@@ -421,7 +410,8 @@ class ReasoningModule : public Module {
           const Json& result = data.contains("result") ? data["result"] : Json();
           outcome.text = result.is_string() ? result.get<std::string>() : result.dump();
           outcome.shown = result;
-          task->worked.push_back(describe_call(data.value("tool", call.name), call.arguments));
+          task->worked.push_back(
+              llm::describe_tool_call(data.value("tool", call.name), call.arguments));
         } else {
           outcome.text = data.value("error", std::string("the tool failed"));
         }
