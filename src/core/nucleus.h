@@ -82,6 +82,9 @@ class Nucleus {
   Result<size_t> publish(Event event);
   Bus& bus() { return *bus_; }
   const Config& config() const { return config_; }
+  // Every module's persistent state (null before boot and after shutdown);
+  // interfaces read it, e.g. MCP serves conversations from it.
+  StateStore* state_store() { return state_.get(); }
 
   // Every tool of every running module, and what carries out calls to them.
   const llm::ToolRegistry& tools() const { return tools_; }
