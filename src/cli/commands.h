@@ -75,5 +75,7 @@ struct McpOptions {
 // In mcp_command.cc: serves MCP on stdin/stdout until stdin closes or a
 // signal; logs go to stderr (and the log file), never stdout.
 int run_mcp(Config config, const McpOptions& options);
+// Boots, waits for the configured MCP servers to start, lists them.
+int run_mcp_servers(const Config& config, bool json);
 
 }  // namespace lotus::cli

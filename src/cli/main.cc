@@ -9,6 +9,7 @@
 //   lotus serve              the daemon: HTTP API, live events, web UI
 //   lotus streams            Redis bus streams: length, groups, pending
 //   lotus mcp                MCP server on stdin/stdout
+//   lotus mcp servers        the external MCP servers LOTUS mounts
 //   lotus memory ...         add, search, forget, stats, reindex (cli/memory_command.h)
 #include <signal.h>
 #include <unistd.h>
@@ -165,6 +166,12 @@ int main(int argc, char** argv) {
   mcp->add_option("--max-message-bytes", mcp_options.max_message_bytes,
                   "Refuse larger messages (default 4 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  auto* mcp_servers = mcp->add_subcommand(
+      "servers",
+      "Boot, start the external MCP servers config names (mcp: servers:) and list each one's\n"
+      "state and the tools it mounted (as mcp_<server>.<tool>). Exit 1 when one failed");
+  bool mcp_servers_json = false;
+  mcp_servers->add_flag("--json", mcp_servers_json, "Print JSON");
 
   lotus::cli::MemoryCommand memory(app);
 
@@ -193,6 +200,7 @@ int main(int argc, char** argv) {
   if (*providers) return lotus::cli::run_providers(*config, providers_options);
   if (*streams) return lotus::cli::run_streams(*config, streams_json);
   if (memory.selected()) return memory.run(*config);
+  if (*mcp_servers) return lotus::cli::run_mcp_servers(*config, mcp_servers_json);
   if (*mcp) return lotus::cli::run_mcp(*config, mcp_options);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);

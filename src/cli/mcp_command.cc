@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <thread>
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include "cli/commands.h"
 #include "cli/signals.h"
@@ -70,6 +72,26 @@ class McpLogSink : public spdlog::sinks::base_sink<std::mutex> {
   std::mutex server_mutex_;
   std::weak_ptr<mcp::McpServer> server_;
 };
+
+Task<void> request_into(Bus* bus, Event event, std::chrono::milliseconds timeout,
+                        std::promise<Result<EventPtr>>* out) {
+  auto pending = bus->request(std::move(event), timeout);
+  Result<EventPtr> reply = co_await std::move(pending);
+  out->set_value(std::move(reply));
+}
+
+// A bus request from the main thread, waiting for its reply's data.
+Result<Json> sync_request(Nucleus& nucleus, Event event) {
+  std::promise<Result<EventPtr>> done;
+  auto future = done.get_future();
+  auto task = std::make_shared<Task<void>>(
+      request_into(&nucleus.bus(), std::move(event), std::chrono::seconds(40), &done));
+  boost::asio::post(nucleus.bus().executor(),
+                    [task] { start_detached(std::move(*task), [](std::exception_ptr) {}); });
+  Result<EventPtr> reply = future.get();
+  if (!reply.ok()) return reply.status();
+  return (*reply)->data;
+}
 
 }  // namespace
 
@@ -155,6 +177,61 @@ int run_mcp(Config config, const McpOptions& options) {
     return 1;
   }
   return end == mcp::ReadEnd::kError ? 1 : 0;
+}
+
+int run_mcp_servers(const Config& config, bool json) {
+  std::atomic<Nucleus*> current{nullptr};
+  SignalWatcher signals([&current](int) {
+    if (Nucleus* n = current.load()) n->request_stop();
+  });
+  auto created = Nucleus::create(config);
+  if (!created.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
+    return 1;
+  }
+  std::unique_ptr<Nucleus> nucleus = *std::move(created);
+  current.store(nucleus.get());
+  if (Status booted = nucleus->boot(); !booted.ok()) {
+    std::cerr << "lotus: cannot boot: " << message_of(booted) << "\n";
+    return 1;
+  }
+  Event request = Event::make("mcp.servers", "cli", Json{{"wait_ms", 30000}});
+  auto reply = sync_request(*nucleus, std::move(request));
+  int code = 0;
+  if (!reply.ok()) {
+    std::cerr << "lotus mcp servers: the mcp module does not answer (" << message_of(reply.status())
+              << "); is it disabled or failed? see lotus modules\n";
+    code = 1;
+  } else {
+    const Json servers = reply->value("servers", Json::array());
+    for (const Json& s : servers) {
+      if (s.value("state", "") == "failed") code = 1;
+    }
+    if (json) {
+      std::cout << servers.dump(2) << "\n";
+    } else if (servers.empty()) {
+      std::cout << "no MCP servers configured (add them under mcp: servers: in the config)\n";
+    } else {
+      for (const Json& s : servers) {
+        std::cout << s.value("name", "") << "  " << s.value("state", "") << "  "
+                  << s.value("command", s.value("url", "")) << "\n";
+        if (!s.value("error", "").empty()) std::cout << "    " << s.value("error", "") << "\n";
+        if (s.contains("server")) {
+          std::cout << "    server " << s["server"].value("name", "?") << " "
+                    << s["server"].value("version", "") << ", protocol "
+                    << s.value("protocol_version", "") << ", restarts " << s.value("restarts", 0)
+                    << "\n";
+        }
+        const Json tools = s.value("tools", Json::array());
+        std::cout << "    " << tools.size() << " tools as " << s.value("namespace", "") << ".*";
+        for (const Json& t : tools) std::cout << " " << t.get<std::string>();
+        std::cout << "\n";
+      }
+    }
+  }
+  (void)nucleus->shutdown();
+  current.store(nullptr);
+  return code;
 }
 
 }  // namespace lotus::cli
