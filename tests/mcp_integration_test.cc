@@ -173,3 +173,134 @@ TEST_F(McpStdioTest, ACancelledCallIsNotAnswered) {
 
 }  // namespace
 }  // namespace lotus
+
+namespace lotus {
+namespace {
+
+// LOTUS as an MCP client: the reference servers from npm (server-everything,
+// server-filesystem, run by the Node 22 that tests/interop installs) mounted
+// into the tool registry and called through the tool broker, by the
+// reasoning engine and by LOTUS's own MCP server.
+class McpClientInteropTest : public McpStdioTest {
+ protected:
+  void SetUp() override {
+    testing::write_file(dir_.path() / "work" / "hello.txt", "hi there\n");
+    const std::string modules = LOTUS_INTEROP_DIR "/node_modules/@modelcontextprotocol/";
+    testing::write_file(
+        dir_.path() / "script.yaml",
+        "responses:\n"
+        "  - tool_calls:\n"
+        "      - {name: mcp_everything__echo, arguments: {message: ping from lotus}}\n"
+        "      - {name: mcp_files__read_text_file, arguments: {path: " +
+            (dir_.path() / "work" / "hello.txt").string() +
+            "}}\n"
+            "  - text: \"Both servers answered.\"\n");
+    testing::write_file(
+        dir_.path() / "config" / "lotus" / "config.yaml",
+        "llm:\n  providers: {demo: {type: scripted, file: " +
+            (dir_.path() / "script.yaml").string() +
+            "}}\n  default_model: demo:replay\n"
+            "tools:\n  policy: {\"mcp_everything.*\": allow}\n  approval_timeout_ms: 60000\n"
+            "mcp:\n  servers:\n"
+            "    everything: {command: " LOTUS_NODE ", args: [" +
+            modules + "server-everything/dist/index.js, stdio], backoff_initial_ms: 200}\n" +
+            "  mcpServers:\n    files: {command: " LOTUS_NODE ", args: [" + modules +
+            "server-filesystem/dist/index.js, " + (dir_.path() / "work").string() +
+            "], permissions: [file.read]}\n");
+  }
+  testing::ProcessResult run_lotus(std::vector<std::string> args) {
+    args.insert(args.begin(), {LOTUS_BINARY, "--module-path", LOTUS_SOURCE_DIR "/modules"});
+    testing::Child child(args,
+                         {{"HOME", (dir_.path() / "home").string()},
+                          {"XDG_CONFIG_HOME", (dir_.path() / "config").string()},
+                          {"XDG_DATA_HOME", (dir_.path() / "data").string()}},
+                         dir_.path() / "out.txt");
+    child.close_input();
+    return child.wait(120s);
+  }
+  // The child of `parent` whose command line holds `needle`, or 0.
+  static pid_t child_process(pid_t parent, const std::string& needle) {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string stat = testing::read_file(entry.path() / "stat");
+      size_t close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(stat.substr(close + 2));
+      std::string state;
+      pid_t ppid = 0;
+      fields >> state >> ppid;
+      if (ppid != parent) continue;
+      std::string cmdline = testing::read_file(entry.path() / "cmdline");
+      if (cmdline.find(needle) != std::string::npos) return std::stoi(name);
+    }
+    return 0;
+  }
+};
+
+TEST_F(McpClientInteropTest, ServersListsTheMountedReferenceServers) {
+  auto result = run_lotus({"mcp", "servers", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  Json servers = Json::parse(result.output.substr(result.output.find('[')), nullptr, false);
+  ASSERT_TRUE(servers.is_array()) << result.output;
+  std::map<std::string, Json> by_name;
+  for (const Json& s : servers) by_name[s["name"]] = s;
+  ASSERT_EQ(by_name.size(), 2u) << result.output;
+  EXPECT_EQ(by_name["everything"]["state"], "running") << result.output;
+  EXPECT_EQ(by_name["files"]["state"], "running") << result.output;
+  EXPECT_THAT(by_name["everything"]["tools"], ::testing::Contains("echo"));
+  EXPECT_THAT(by_name["files"]["tools"], ::testing::Contains("read_text_file"));
+  EXPECT_EQ(by_name["files"]["namespace"], "mcp_files");
+}
+
+TEST_F(McpClientInteropTest, TheReasoningEngineCallsTheirTools) {
+  auto result = run_lotus({"ask", "ask both servers"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("Echo: ping from lotus"));
+  EXPECT_THAT(result.output, HasSubstr("hi there"));
+  EXPECT_THAT(result.output, HasSubstr("Both servers answered."));
+}
+
+TEST_F(McpClientInteropTest, LotusServesTheMountedToolsAndRestartsACrashedServer) {
+  auto mcp = start();
+  initialize(*mcp);
+  // The servers start beside the boot; wait until the echo tool is mounted.
+  Json echo;
+  for (int i = 0; i < 200; ++i) {
+    echo = mcp->request(100 + i, "tools/call",
+                        {{"name", "mcp_everything__echo"}, {"arguments", {{"message", "one"}}}});
+    if (echo.contains("result")) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(text_of(echo), "Echo: one") << echo.dump();
+  Json sum = mcp->request(
+      1, "tools/call", {{"name", "mcp_everything__get-sum"}, {"arguments", {{"a", 2}, {"b", 3}}}});
+  EXPECT_THAT(text_of(sum), HasSubstr("5")) << sum.dump();
+  Json bad = mcp->request(2, "tools/call",
+                          {{"name", "mcp_everything__echo"}, {"arguments", {{"message", 5}}}});
+  EXPECT_EQ(bad["result"]["isError"], true) << bad.dump();
+
+  pid_t before = child_process(mcp->pid(), "server-everything");
+  ASSERT_GT(before, 0);
+  ASSERT_EQ(kill(before, SIGKILL), 0);
+  pid_t after = 0;
+  for (int i = 0; i < 300 && (after == 0 || after == before); ++i) {
+    std::this_thread::sleep_for(100ms);
+    after = child_process(mcp->pid(), "server-everything");
+  }
+  EXPECT_GT(after, 0);
+  EXPECT_NE(after, before);
+  Json again;
+  for (int i = 0; i < 100; ++i) {
+    again = mcp->request(2000 + i, "tools/call",
+                         {{"name", "mcp_everything__echo"}, {"arguments", {{"message", "two"}}}});
+    if (text_of(again) == "Echo: two") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(text_of(again), "Echo: two") << again.dump();
+  mcp->close_stdin();
+  EXPECT_EQ(mcp->wait(30s), 0) << testing::read_file(stderr_file());
+}
+
+}  // namespace
+}  // namespace lotus
