@@ -110,7 +110,7 @@ TEST_F(ClientServerTest, ATimedOutCallFailsAndTheServerIsToldToStop) {
   // The server got notifications/cancelled: when the tool gives up, nothing
   // is sent for the call.
   size_t sent_before = sent_count_.load();
-  for (int i = 0; i < 400 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(sent_count_.load(), sent_before);
   EXPECT_EQ(server_->in_flight(), 0u);
   EXPECT_EQ(client_->pending(), 0u);
@@ -131,7 +131,7 @@ TEST_F(ClientServerTest, ClosingFailsWhatIsPendingAndWhatComesLater) {
 TEST_F(ClientServerTest, NotificationsReachTheCallback) {
   ASSERT_TRUE(call("initialize", {{"protocolVersion", "2025-11-25"}}).ok());
   ASSERT_TRUE(bus_.publish(Event::make("system.tools_changed", "nucleus", Json::object())).ok());
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 2000; ++i) {
     {
       std::lock_guard lock(mutex_);
       if (!notifications_.empty()) break;
@@ -220,7 +220,7 @@ TEST(McpConnectionTest, AServerThatCannotStartIsRetriedAndReported) {
                                           [&](std::vector<MountedTool>) { mounts++; });
   connection->start();
   Json status;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 2000; ++i) {
     status = connection->status();
     if (status["restarts"].get<int>() >= 2) break;
     std::this_thread::sleep_for(10ms);

@@ -338,7 +338,7 @@ TEST_F(McpServerTest, CancelledCallsGetNoAnswerAndFreeTheirSlot) {
   server_->handle(
       R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c","reason":"bored"}})");
   // The broker gives up after its timeout; the answer is dropped.
-  for (int i = 0; i < 200 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(server_->in_flight(), 0u);
   EXPECT_EQ(request(2, "ping")["result"], Json::object());
   for (const Json& m : sent()) EXPECT_NE(m.value("id", Json()), "c") << m.dump();
@@ -349,13 +349,13 @@ TEST_F(McpServerTest, CancellingAWaitingApprovalRefusesIt) {
   initialize();
   server_->handle(
       R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"files.write","arguments":{"path":"x"}}})");
-  for (int i = 0; i < 200 && broker_->pending_approvals().empty(); ++i) {
+  for (int i = 0; i < 2000 && broker_->pending_approvals().empty(); ++i) {
     std::this_thread::sleep_for(5ms);
   }
   ASSERT_EQ(broker_->pending_approvals().size(), 1u);
   server_->handle(
       R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}})");
-  for (int i = 0; i < 200 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(server_->in_flight(), 0u);
   EXPECT_TRUE(broker_->pending_approvals().empty());
 }
