@@ -1,5 +1,9 @@
 // `lotus mcp` run as an IDE runs it: the real binary with the built-in
 // modules, JSON-RPC over its stdin/stdout.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -300,6 +304,56 @@ TEST_F(McpClientInteropTest, LotusServesTheMountedToolsAndRestartsACrashedServer
   EXPECT_EQ(text_of(again), "Echo: two") << again.dump();
   mcp->close_stdin();
   EXPECT_EQ(mcp->wait(30s), 0) << testing::read_file(stderr_file());
+}
+
+}  // namespace
+}  // namespace lotus
+
+namespace lotus {
+namespace {
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// A server reached over Streamable HTTP: server-everything's HTTP transport.
+TEST_F(McpStdioTest, MountsAServerOverStreamableHttp) {
+  int port = free_port();
+  ASSERT_GT(port, 0);
+  testing::Child server(
+      {LOTUS_NODE,
+       LOTUS_INTEROP_DIR "/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+       "streamableHttp"},
+      {{"PORT", std::to_string(port)}}, dir_.path() / "http-server.txt");
+  ASSERT_TRUE(server.wait_for_output("listening on port", 30s)) << server.output();
+  testing::write_file(
+      dir_.path() / "config" / "lotus" / "config.yaml",
+      "mcp:\n  servers:\n    remote: {url: \"http://127.0.0.1:" + std::to_string(port) +
+          "/mcp\"}\n"
+          "tools:\n  policy: {\"mcp_remote.*\": allow}\n");
+  auto mcp = start();
+  initialize(*mcp);
+  Json echo = mcp->request(
+      1, "tools/call", {{"name", "mcp_remote__echo"}, {"arguments", {{"message", "over http"}}}});
+  EXPECT_EQ(text_of(echo), "Echo: over http") << echo.dump() << testing::read_file(stderr_file());
+  Json sum = mcp->request(2, "tools/call",
+                          {{"name", "mcp_remote__get-sum"}, {"arguments", {{"a", 20}, {"b", 22}}}});
+  EXPECT_THAT(text_of(sum), HasSubstr("42")) << sum.dump();
+  mcp->close_stdin();
+  EXPECT_EQ(mcp->wait(30s), 0) << testing::read_file(stderr_file());
+  server.signal(SIGTERM);
+  server.wait(10s);
 }
 
 }  // namespace

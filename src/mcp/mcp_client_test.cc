@@ -235,16 +235,24 @@ TEST(McpConnectionTest, AServerThatCannotStartIsRetriedAndReported) {
   EXPECT_EQ(mounts.load(), 0);
 }
 
-TEST(McpConnectionTest, UrlServersAreReportedAsNotSupportedYet) {
+TEST(McpConnectionTest, AnUnreachableUrlServerFailsSayingWhereAndIsRetried) {
   LocalBus bus{1};
   McpServerConfig config;
   config.name = "remote";
-  config.url = "http://127.0.0.1:9/mcp";
+  config.url = "http://127.0.0.1:1/mcp";  // nothing listens on port 1
+  config.backoff_initial = 20ms;
   auto connection =
       McpConnection::create(config, bus.executor(), "/tmp", [](std::vector<MountedTool>) {});
   connection->start();
-  EXPECT_EQ(connection->status()["state"], "failed");
-  EXPECT_THAT(connection->status()["error"].get<std::string>(), HasSubstr("not supported yet"));
+  Json status;
+  for (int i = 0; i < 2000; ++i) {
+    status = connection->status();
+    if (status["restarts"].get<int>() >= 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(status["state"], "failed") << status.dump();
+  EXPECT_THAT(status["error"].get<std::string>(), HasSubstr("cannot reach http://127.0.0.1:1/mcp"));
+  EXPECT_EQ(status["transport"], "http");
   connection->stop();
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "lotus/strings.h"
+#include "mcp/http_session.h"
 #include "mcp/mcp_server.h"
 #include "mcp/stdio_child.h"
 
@@ -201,12 +202,6 @@ void McpConnection::start() {
     set_state("disabled");
     return;
   }
-  if (!config_.url.empty()) {
-    set_state("failed",
-              "the Streamable HTTP transport (url) is not supported yet; run the "
-              "server with a command instead");
-    return;
-  }
   set_state("starting");
   thread_ = std::thread([self = shared_from_this()] { self->supervise(); });
 }
@@ -226,7 +221,7 @@ void McpConnection::stop() {
     }
   }
   std::lock_guard lock(mutex_);
-  if (state_ != "disabled" && !(state_ == "failed" && !config_.url.empty())) state_ = "stopped";
+  if (state_ != "disabled") state_ = "stopped";
 }
 
 bool McpConnection::wait_for(std::chrono::milliseconds d) {
@@ -261,49 +256,76 @@ void McpConnection::supervise() {
 }
 
 void McpConnection::run_once() {
-  std::error_code ec;
-  std::filesystem::create_directories(log_dir_, ec);
-  auto spawned = StdioChild::spawn(config_.command, config_.args, config_.env,
-                                   log_dir_ / cat(config_.name, ".stderr.log"));
-  if (!spawned.ok()) {
-    set_state("failed", std::string(message_of(spawned.status())));
-    return;
-  }
-  std::shared_ptr<StdioChild> child = *std::move(spawned);
   std::weak_ptr<McpConnection> weak = weak_from_this();
-  auto client = McpClient::create(
-      executor_, [child](std::string message) { return child->write(message); },
-      [weak](const std::string& method, const Json&) {
-        if (method != "notifications/tools/list_changed") return;
-        if (auto self = weak.lock()) {
-          std::lock_guard lock(self->mutex_);
-          self->relist_ = true;
-          self->wake_.notify_all();
-        }
-      });
+  std::atomic<bool> link_down{false};  // the server went away
+  auto went_away = [this, &link_down] {
+    link_down.store(true);
+    std::lock_guard lock(mutex_);
+    wake_.notify_all();
+  };
+  // The transport: a child process on pipes, or Streamable HTTP.
+  std::shared_ptr<StdioChild> child;
+  std::shared_ptr<HttpSession> http;
+  std::shared_ptr<McpClient> client;
+  if (config_.url.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(log_dir_, ec);
+    auto spawned = StdioChild::spawn(config_.command, config_.args, config_.env,
+                                     log_dir_ / cat(config_.name, ".stderr.log"));
+    if (!spawned.ok()) {
+      set_state("failed", std::string(message_of(spawned.status())));
+      return;
+    }
+    child = *std::move(spawned);
+  }
+  auto on_notification = [weak](const std::string& method, const Json&) {
+    if (method != "notifications/tools/list_changed") return;
+    if (auto self = weak.lock()) {
+      std::lock_guard lock(self->mutex_);
+      self->relist_ = true;
+      self->wake_.notify_all();
+    }
+  };
+  if (child) {
+    client = McpClient::create(
+        executor_, [child](std::string message) { return child->write(message); }, on_notification);
+  } else {
+    // The session hands the client what arrives; the client sends through it.
+    auto receiver = std::make_shared<std::weak_ptr<McpClient>>();
+    http = HttpSession::create(
+        config_.url, config_.headers,
+        [receiver](std::string_view message) {
+          if (auto c = receiver->lock()) c->handle(message);
+        },
+        [went_away](const std::string&) { went_away(); });
+    client = McpClient::create(
+        executor_, [http](std::string message) { return http->send(std::move(message)); },
+        on_notification);
+    *receiver = client;
+  }
   {
     std::lock_guard lock(mutex_);
     if (stopping_.load()) {
-      child->stop(std::chrono::milliseconds(0));
+      if (child) child->stop(std::chrono::milliseconds(0));
       return;
     }
-    // Ends whatever this thread waits for; the child is stopped below.
+    // Ends whatever this thread waits for; the server is stopped below.
     interrupt_ = [client] { client->close(absl::CancelledError("LOTUS is stopping")); };
-    pid_ = child->pid();
+    pid_ = child ? child->pid() : 0;
   }
-  std::atomic<bool> reader_done{false};
-  std::thread reader([&] {
-    LineHandlers handlers;
-    handlers.on_line = [&client](std::string_view line) { client->handle(line); };
-    handlers.on_oversized = [this](size_t bytes) {
-      spdlog::warn("mcp server {} sent a message of {}+ bytes; ignored", config_.name, bytes);
-    };
-    child->read(kMaxMessageBytes, handlers);
-    reader_done.store(true);
-    client->close(absl::UnavailableError(cat("MCP server ", config_.name, " closed its output")));
-    std::lock_guard lock(mutex_);
-    wake_.notify_all();
-  });
+  std::thread reader;
+  if (child) {
+    reader = std::thread([&] {
+      LineHandlers handlers;
+      handlers.on_line = [&client](std::string_view line) { client->handle(line); };
+      handlers.on_oversized = [this](size_t bytes) {
+        spdlog::warn("mcp server {} sent a message of {}+ bytes; ignored", config_.name, bytes);
+      };
+      child->read(kMaxMessageBytes, handlers);
+      client->close(absl::UnavailableError(cat("MCP server ", config_.name, " closed its output")));
+      went_away();
+    });
+  }
 
   auto finish = [&](std::string state, std::string error) {
     {
@@ -313,8 +335,14 @@ void McpConnection::run_once() {
       mcp_names_.clear();
     }
     on_tools_({});
-    std::string ended = child->stop(std::chrono::milliseconds(1000));
-    reader.join();
+    std::string ended;
+    if (child) {
+      ended = child->stop(std::chrono::milliseconds(1000));
+      reader.join();
+    } else {
+      ended = http->error().empty() ? std::string("ended the session") : http->error();
+      http->close();
+    }
     client->close(absl::UnavailableError(cat("MCP server ", config_.name, " stopped")));
     if (!stopping_.load()) {
       set_state(std::move(state), error.empty() ? cat("the server ", ended) : error);
@@ -351,14 +379,15 @@ void McpConnection::run_once() {
     client_ = client;
   }
   set_state("running");
-  spdlog::info("mcp server {} running (pid {}, protocol {})", config_.name, child->pid(), version);
+  spdlog::info("mcp server {} running ({}, protocol {})", config_.name,
+               child ? cat("pid ", child->pid()) : config_.url, version);
 
   for (;;) {
     bool relist = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_.load() || reader_done.load() || relist_; });
-      if (stopping_.load() || reader_done.load()) break;
+      wake_.wait(lock, [&] { return stopping_.load() || link_down.load() || relist_; });
+      if (stopping_.load() || link_down.load()) break;
       relist = std::exchange(relist_, false);
     }
     if (relist) {
@@ -446,7 +475,7 @@ Json McpConnection::status() const {
     out["url"] = config_.url;
   }
   if (state_ == "running") {
-    out["pid"] = pid_;
+    if (pid_ > 0) out["pid"] = pid_;
     out["server"] = server_info_;
     out["protocol_version"] = protocol_version_;
   }

@@ -1,6 +1,7 @@
 // McpConnection: one external MCP server LOTUS uses, kept alive.
 //
-// A thread of its own starts the server (a stdio child process), runs the
+// A thread of its own starts the server (a stdio child process, or a
+// Streamable HTTP session when config gives a url), runs the
 // initialize handshake, lists its tools (every page) and hands them to
 // `on_tools` to mount; on notifications/tools/list_changed it lists them
 // again. When the server dies its tools are unmounted, calls in flight fail,
@@ -31,7 +32,8 @@ struct McpServerConfig {
   std::string command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
-  std::string url;  // Streamable HTTP: not supported yet
+  std::string url;                             // Streamable HTTP instead of a command
+  std::map<std::string, std::string> headers;  // sent with every HTTP request
   bool enabled = true;
   std::chrono::milliseconds timeout{60000};       // per call
   std::chrono::milliseconds init_timeout{30000};  // start + initialize + tools/list
