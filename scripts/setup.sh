@@ -15,6 +15,7 @@ packages=(
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libabsl-dev libsqlite3-dev libedit-dev libhnswlib-dev libcurl4-openssl-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
+  nodejs npm
 )
 
 missing=()
@@ -28,6 +29,15 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+fi
+
+# The MCP interop tests' peers (tests/interop/package.json, pinned, Node 22
+# included): installed again only when the lock file changed.
+interop="$root/tests/interop"
+if ! cmp -s "$interop/package-lock.json" "$interop/node_modules/.lotus-installed" 2>/dev/null; then
+  echo "==> installing the MCP interop packages (npm)"
+  (cd "$interop" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$interop/package-lock.json" "$interop/node_modules/.lotus-installed"
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"

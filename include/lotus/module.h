@@ -30,7 +30,7 @@
 // Bumped whenever Module, ModuleContext or a type they use changes layout.
 // It folds in the compiler and library versions a plugin must share with
 // the nucleus, since the boundary passes C++ objects.
-#define LOTUS_MODULE_ABI_VERSION 3
+#define LOTUS_MODULE_ABI_VERSION 4
 #define LOTUS_ABI_STAMP                                                                            \
   (static_cast<uint64_t>(LOTUS_MODULE_ABI_VERSION) << 48 | static_cast<uint64_t>(__GNUC__) << 40 | \
    static_cast<uint64_t>(__GNUC_MINOR__) << 32 |                                                   \
@@ -41,6 +41,17 @@
 namespace lotus {
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// A tool a module finds at run time rather than declaring in its manifest
+// (an MCP client mounting a server's tools); see ModuleContext::mount_tools.
+struct MountedTool {
+  std::string name;  // [A-Za-z0-9_-]{1,64}
+  std::string description;
+  Json parameters = Json::object();      // a JSON Schema object
+  std::vector<std::string> permissions;  // what it needs: decides its risk level
+};
+// Runs one call of a mounted tool: (tool name, arguments) -> result or error.
+using MountedToolHandler = std::function<Task<Result<Json>>(std::string tool, Json arguments)>;
 
 // The narrow view of the nucleus a module gets. Implemented by the nucleus.
 class ModuleContext {
@@ -85,6 +96,22 @@ class ModuleContext {
   virtual Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text) = 0;
 
   virtual void log(LogLevel level, std::string_view message) = 0;
+
+  // Offers tools found at run time under `group`, which must be this
+  // module's name followed by "_" and more ("mcp_github"). They are
+  // registered as "group.tool" and listed and called like any tool (schema
+  // check, permission policy, approvals, timeout); calls arrive at `handler`
+  // concurrently and off the module's mailbox, so it must be thread-safe and
+  // must not touch state the module's handlers own without a lock. Replaces
+  // the group's earlier tools; an empty list removes the group. Every group
+  // a module mounted is removed when it stops, restarts or reloads.
+  virtual Status mount_tools(std::string_view group, std::vector<MountedTool> tools,
+                             MountedToolHandler handler) {
+    (void)group;
+    (void)tools;
+    (void)handler;
+    return absl::UnimplementedError("this context cannot mount tools");
+  }
 };
 
 using ToolResult = Result<Json>;

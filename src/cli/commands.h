@@ -68,4 +68,14 @@ struct AskOptions {
 // and exits: 0 answered, 1 failed, 130 cancelled with Ctrl-C.
 int run_ask(Config config, const AskOptions& options);
 
+struct McpOptions {
+  std::vector<std::string> allow;              // tool patterns allowed without asking
+  size_t max_message_bytes = 4 * 1024 * 1024;  // larger messages are refused
+};
+// In mcp_command.cc: serves MCP on stdin/stdout until stdin closes or a
+// signal; logs go to stderr (and the log file), never stdout.
+int run_mcp(Config config, const McpOptions& options);
+// Boots, waits for the configured MCP servers to start, lists them.
+int run_mcp_servers(const Config& config, bool json);
+
 }  // namespace lotus::cli

@@ -8,6 +8,8 @@
 //   lotus ask "..."          one request to the reasoning engine
 //   lotus serve              the daemon: HTTP API, live events, web UI
 //   lotus streams            Redis bus streams: length, groups, pending
+//   lotus mcp                MCP server on stdin/stdout
+//   lotus mcp servers        the external MCP servers LOTUS mounts
 //   lotus memory ...         add, search, forget, stats, reindex (cli/memory_command.h)
 #include <signal.h>
 #include <unistd.h>
@@ -153,6 +155,24 @@ int main(int argc, char** argv) {
   serve->add_option("--port", serve_options.port, "Port (default api.port, 7777; 0 = any free)")
       ->check(CLI::Range(0, 65535));
 
+  auto* mcp = app.add_subcommand(
+      "mcp",
+      "Serve the Model Context Protocol on stdin/stdout (newline-delimited JSON-RPC), the way\n"
+      "IDEs and assistants start MCP servers: every LOTUS tool, resources and prompts.\n"
+      "Logs go to stderr and the log file, never stdout. Ends when stdin closes");
+  lotus::cli::McpOptions mcp_options;
+  mcp->add_option("--allow", mcp_options.allow,
+                  "Run tools matching this pattern without asking (repeatable), e.g. fs.write");
+  mcp->add_option("--max-message-bytes", mcp_options.max_message_bytes,
+                  "Refuse larger messages (default 4 MiB)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  auto* mcp_servers = mcp->add_subcommand(
+      "servers",
+      "Boot, start the external MCP servers config names (mcp: servers:) and list each one's\n"
+      "state and the tools it mounted (as mcp_<server>.<tool>). Exit 1 when one failed");
+  bool mcp_servers_json = false;
+  mcp_servers->add_flag("--json", mcp_servers_json, "Print JSON");
+
   lotus::cli::MemoryCommand memory(app);
 
   CLI11_PARSE(app, argc, argv);
@@ -180,6 +200,8 @@ int main(int argc, char** argv) {
   if (*providers) return lotus::cli::run_providers(*config, providers_options);
   if (*streams) return lotus::cli::run_streams(*config, streams_json);
   if (memory.selected()) return memory.run(*config);
+  if (*mcp_servers) return lotus::cli::run_mcp_servers(*config, mcp_servers_json);
+  if (*mcp) return lotus::cli::run_mcp(*config, mcp_options);
   if (*modules) return lotus::cli::run_modules(*config, modules_json);
   if (*health) return lotus::cli::run_health(*config, health_json);
   if (*events) return lotus::cli::run_events(*config, events_pattern, events_json);

@@ -34,10 +34,20 @@ constexpr int64_t kMaxMillis = 24LL * 3600 * 1000;  // a day
 constexpr int64_t kMaxSeconds = 24LL * 3600;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kTopLevelKeys = {
-    "api",         "bus",         "data_dir", "disabled", "llm",
-    "log_level",   "module_dirs", "modules",  "redis",    "shutdown_deadline_ms",
-    "supervision", "threads",     "tools"};
+const std::vector<std::string> kTopLevelKeys = {"api",
+                                                "bus",
+                                                "data_dir",
+                                                "disabled",
+                                                "llm",
+                                                "log_level",
+                                                "mcp",
+                                                "module_dirs",
+                                                "modules",
+                                                "redis",
+                                                "shutdown_deadline_ms",
+                                                "supervision",
+                                                "threads",
+                                                "tools"};
 const std::vector<std::string> kToolsKeys = {"approval_timeout_ms", "max_result_bytes", "policy",
                                              "risk", "timeout_ms"};
 constexpr std::string_view kDecisions[] = {"allow", "ask", "deny"};
@@ -207,6 +217,7 @@ class FileReader {
           if (key == "supervision") return read_supervision(value);
           if (key == "modules") return read_modules(value);
           if (key == "llm") return read_llm(value);
+          if (key == "mcp") return read_mcp(value);
           if (key == "tools") return read_tools(value);
           if (key == "redis") return read_redis(value);
           if (key == "api") return read_section(value, "api", config_.api);
@@ -341,6 +352,24 @@ class FileReader {
           }
           return absl::OkStatus();
         });
+  }
+
+  // `mcp:` is the mcp module's config (the MCP servers LOTUS mounts), kept
+  // at the top level because that is where users look for it.
+  Status read_mcp(const YAML::Node& node) {
+    if (node.IsNull()) return absl::OkStatus();
+    if (!node.IsMap()) {
+      return error(node, "mcp",
+                   absl::StrCat("expected a mapping (servers: {NAME: {command, args, env} | "
+                                "{url}}), got ",
+                                describe_node(node)));
+    }
+    Result<Json> json = to_json(node, "mcp");
+    if (!json.ok()) return json.status();
+    Json& config = config_.module_config["mcp"];
+    if (!config.is_object()) config = Json::object();
+    config.merge_patch(*json);
+    return absl::OkStatus();
   }
 
   Status read_modules(const YAML::Node& node) {

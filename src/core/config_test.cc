@@ -295,8 +295,9 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   EXPECT_THAT(message, StartsWith("~/.config/lotus/config.yaml:2:1: unknown key 'thread'"));
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
   EXPECT_THAT(message,
-              HasSubstr("known keys: api, bus, data_dir, disabled, llm, log_level, module_dirs, "
-                        "modules, redis, shutdown_deadline_ms, supervision, threads, tools"));
+              HasSubstr("known keys: api, bus, data_dir, disabled, llm, log_level, mcp, "
+                        "module_dirs, modules, redis, shutdown_deadline_ms, supervision, threads, "
+                        "tools"));
 
   message = error_for("flux_capacitor: on\n");
   EXPECT_THAT(message, HasSubstr("unknown key 'flux_capacitor'; known keys:"));
@@ -592,6 +593,23 @@ TEST(ConfigSourcesTest, ProcessEnvReadsTheRealEnvironment) {
   EXPECT_EQ(ConfigSources::process_env("LOTUS_CONFIG_TEST_VARIABLE"), std::nullopt);
   ConfigSources defaults;
   ASSERT_TRUE(static_cast<bool>(defaults.env));
+}
+
+}  // namespace
+}  // namespace lotus
+
+namespace lotus {
+namespace {
+
+TEST_F(ConfigTest, TheMcpSectionIsTheMcpModulesConfig) {
+  write(default_file(),
+        "modules:\n  mcp: {servers: {a: {command: x}}}\n"
+        "mcp:\n  mcpServers:\n    files: {command: npx, args: [-y, server-filesystem, /tmp]}\n");
+  Config config = load_ok(sources());
+  const Json& mcp = config.module_config.at("mcp");
+  EXPECT_EQ(mcp["servers"]["a"]["command"], "x");
+  EXPECT_EQ(mcp["mcpServers"]["files"]["args"][2], "/tmp");
+  EXPECT_THAT(error_for("mcp: [1]\n"), HasSubstr("mcp: expected a mapping"));
 }
 
 }  // namespace

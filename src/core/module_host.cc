@@ -300,8 +300,16 @@ void ModuleHost::stop_jobs() {
   job_queued_.clear();
 }
 
+Status ModuleHost::mount_tools(std::string_view group, std::vector<MountedTool> tools,
+                               MountedToolHandler handler) {
+  if (!services_.mount_tools) return absl::UnimplementedError("this nucleus cannot mount tools");
+  return services_.mount_tools(manifest().name, group, std::move(tools), std::move(handler));
+}
+
 Task<void> ModuleHost::stop_instance() {
   if (!instance_) co_return;
+  // Mounted tools' handlers belong to this instance: they go before it does.
+  if (services_.mount_tools) (void)services_.mount_tools(manifest().name, "", {}, nullptr);
   Status status = co_await instance_->invoke_lifecycle(instance_->shutdown());
   if (!status.ok()) {
     spdlog::warn("[{}] shutdown reported: {}", manifest().name, message_of(status));

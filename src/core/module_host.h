@@ -67,6 +67,11 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
     // (empty: the configured one). Null: no LLM at all.
     std::function<Task<Result<ChatResponse>>(ChatRequest, StreamCallback, std::vector<std::string>)>
         chat;
+    // Registers (or, with no tools, removes) a group of run-time tools for
+    // the module named first; with an empty group, removes all of its groups.
+    std::function<Status(const std::string& owner, std::string_view group,
+                         std::vector<MountedTool> tools, MountedToolHandler handler)>
+        mount_tools;
   };
 
   // The channel a tool is called on: requests carry {"arguments": {...}} and
@@ -108,6 +113,8 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   Task<void> sleep(std::chrono::milliseconds duration) override;
   Task<Result<ChatResponse>> chat(ChatRequest request, StreamCallback on_text) override;
   void log(LogLevel level, std::string_view message) override;
+  Status mount_tools(std::string_view group, std::vector<MountedTool> tools,
+                     MountedToolHandler handler) override;
 
  private:
   static constexpr uint32_t kToolSlot = 1u << 20;

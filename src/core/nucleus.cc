@@ -230,6 +230,10 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
                          std::vector<std::string> fallbacks) {
     return chat(std::move(request), std::move(on_text), std::move(fallbacks));
   };
+  services.mount_tools = [this](const std::string& owner, std::string_view group,
+                                std::vector<MountedTool> tools, MountedToolHandler handler) {
+    return mount_tools(owner, group, std::move(tools), std::move(handler));
+  };
   Json user_config = Json::object();
   if (auto it = config_.module_config.find(manifest.name); it != config_.module_config.end()) {
     user_config = it->second;
@@ -488,6 +492,120 @@ void Nucleus::tools_added(const Manifest& manifest) {
 void Nucleus::tools_removed(const std::string& module) {
   if (!tools_.remove_module(module)) return;
   emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
+}
+
+namespace {
+
+// One call of a mounted tool, answered like a module's tool call.
+Task<void> serve_mounted_call(Bus* bus, EventPtr event, std::string owner, std::string tool,
+                              std::shared_ptr<const MountedToolHandler> handler) {
+  Json arguments = event->data.value("arguments", Json::object());
+  Result<Json> result = absl::InternalError("not run");
+  try {
+    auto running = (*handler)(std::move(tool), std::move(arguments));
+    result = co_await std::move(running);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(cat("the tool threw: ", e.what()));
+  }
+  Json reply = result.ok()
+                   ? Json{{"ok", true}, {"result", std::move(*result)}}
+                   : Json{{"ok", false}, {"error", std::string(message_of(result.status()))}};
+  if (!event->metadata.reply_to.empty()) (void)bus->reply(*event, owner, std::move(reply));
+}
+
+bool valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status Nucleus::mount_tools(const std::string& owner, std::string_view group,
+                            std::vector<MountedTool> tools, MountedToolHandler handler) {
+  std::vector<std::string> removed;
+  if (group.empty() || tools.empty()) {
+    std::lock_guard lock(mounts_mutex_);
+    for (auto it = mounts_.begin(); it != mounts_.end();) {
+      if (it->second.owner == owner && (group.empty() || it->first == group)) {
+        bus_->unsubscribe(it->second.subscription);
+        removed.push_back(it->first);
+        it = mounts_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (!removed.empty() || group.empty() || tools.empty()) {
+    for (const std::string& name : removed) tools_removed(name);
+    return absl::OkStatus();
+  }
+  std::string prefix = owner + "_";
+  bool valid = group.size() > prefix.size() && group.substr(0, prefix.size()) == prefix;
+  for (char c : group) {
+    valid = valid && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError(cat("module ", owner, " cannot mount tools as \"", group,
+                                          "\": the group must be \"", prefix,
+                                          "\" followed by lowercase letters, digits or _"));
+  }
+  if (find(group) != nullptr) {
+    return absl::AlreadyExistsError(
+        cat("cannot mount tools as \"", group, "\": a module of that name is loaded"));
+  }
+  if (!handler) return absl::InvalidArgumentError("mount_tools needs a handler");
+  Manifest manifest;
+  manifest.name = std::string(group);
+  std::set<std::string> permissions;
+  for (MountedTool& tool : tools) {
+    if (!valid_tool_name(tool.name)) {
+      return absl::InvalidArgumentError(cat("cannot mount tool \"", tool.name, "\" in ", group,
+                                            ": names are 1-64 of [A-Za-z0-9_-]"));
+    }
+    Manifest::Tool entry;
+    entry.name = std::move(tool.name);
+    entry.description = std::move(tool.description);
+    entry.parameters =
+        tool.parameters.is_object() ? std::move(tool.parameters) : Json{{"type", "object"}};
+    entry.permissions = std::move(tool.permissions);
+    entry.has_own_permissions = true;
+    permissions.insert(entry.permissions.begin(), entry.permissions.end());
+    manifest.tools.push_back(std::move(entry));
+  }
+  manifest.permissions.assign(permissions.begin(), permissions.end());
+
+  auto shared = std::make_shared<const MountedToolHandler>(std::move(handler));
+  Subscriber calls;
+  size_t prefix_length = cat("tool.", group, ".").size();
+  calls.tap = [bus = bus_.get(), owner, shared, prefix_length](const EventPtr& event) {
+    if (event->metadata.reply_to.empty()) return;  // a reply or a stray publish
+    boost::asio::post(bus->executor(), [bus, event, owner, shared, prefix_length] {
+      start_detached(
+          serve_mounted_call(bus, event, owner, event->channel.substr(prefix_length), shared),
+          [](std::exception_ptr) {});
+    });
+  };
+  auto id = bus_->subscribe(cat("tool.", group, ".*"), SubscriptionFilter(), std::move(calls));
+  if (!id.ok()) return id.status();
+  {
+    std::lock_guard lock(mounts_mutex_);
+    auto [it, added] = mounts_.try_emplace(std::string(group));
+    if (!added) {
+      if (it->second.owner != owner) {
+        bus_->unsubscribe(*id);
+        return absl::AlreadyExistsError(
+            cat("module ", it->second.owner, " has already mounted tools as \"", group, "\""));
+      }
+      bus_->unsubscribe(it->second.subscription);
+    }
+    it->second.owner = owner;
+    it->second.subscription = *id;
+  }
+  tools_added(manifest);
+  return absl::OkStatus();
 }
 
 void Nucleus::handle_control_event(const EventPtr& event) {

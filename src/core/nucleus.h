@@ -82,6 +82,9 @@ class Nucleus {
   Result<size_t> publish(Event event);
   Bus& bus() { return *bus_; }
   const Config& config() const { return config_; }
+  // Every module's persistent state (null before boot and after shutdown);
+  // interfaces read it, e.g. MCP serves conversations from it.
+  StateStore* state_store() { return state_.get(); }
 
   // Every tool of every running module, and what carries out calls to them.
   const llm::ToolRegistry& tools() const { return tools_; }
@@ -115,6 +118,10 @@ class Nucleus {
   // stopped, and tells listeners (system.tools_changed).
   void tools_added(const Manifest& manifest);
   void tools_removed(const std::string& module);
+  // ModuleContext::mount_tools for module `owner` (see include/lotus/module.h);
+  // an empty group removes every group the owner mounted.
+  Status mount_tools(const std::string& owner, std::string_view group,
+                     std::vector<MountedTool> tools, MountedToolHandler handler);
   Json llm_health() const;
   Json tools_health() const;
 
@@ -151,6 +158,12 @@ class Nucleus {
   std::vector<SubscriptionId> control_subscriptions_;
 
   llm::ToolRegistry tools_;
+  struct Mount {
+    std::string owner;
+    SubscriptionId subscription = 0;
+  };
+  std::mutex mounts_mutex_;
+  std::map<std::string, Mount, std::less<>> mounts_;  // by group
   std::shared_ptr<llm::ToolBroker> broker_;
   std::unique_ptr<llm::ProviderRouter> llm_;
   Status llm_status_;

@@ -1,0 +1,498 @@
+#include "mcp/mcp_server.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+
+#include "lotus/strings.h"
+
+namespace lotus::mcp {
+
+namespace {
+
+constexpr std::string_view kLevelNames[] = {"debug", "info",     "notice", "warning",
+                                            "error", "critical", "alert",  "emergency"};
+constexpr std::string_view kCursorPrefix = "after:";
+
+// Every request id as a map key: its JSON text keeps 1 and "1" apart.
+std::string key_of(const Json& id) { return id.dump(); }
+
+int rpc_code_of(const Status& status, int not_found) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return not_found;
+    case absl::StatusCode::kInvalidArgument:
+      return kInvalidParams;
+    default:
+      return kInternalError;
+  }
+}
+
+Json tool_result(const Json& answer) {
+  Json result = {{"content", Json::array()}, {"isError", !answer.value("ok", false)}};
+  if (!answer.value("ok", false)) {
+    result["content"].push_back(
+        {{"type", "text"}, {"text", answer.value("error", std::string("the call failed"))}});
+    return result;
+  }
+  const Json& value = answer.contains("result") ? answer["result"] : Json();
+  std::string text = value.is_string() ? value.get<std::string>()
+                                       : value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  result["content"].push_back({{"type", "text"}, {"text", std::move(text)}});
+  if (value.is_object()) result["structuredContent"] = value;
+  return result;
+}
+
+}  // namespace
+
+std::string_view to_string(McpLogLevel level) { return kLevelNames[static_cast<int>(level)]; }
+
+Result<McpLogLevel> parse_log_level(std::string_view text) {
+  for (size_t i = 0; i < std::size(kLevelNames); ++i) {
+    if (kLevelNames[i] == text) return static_cast<McpLogLevel>(i);
+  }
+  return absl::InvalidArgumentError(
+      cat("unknown log level \"", text,
+          "\"; use debug, info, notice, warning, error, critical, alert or emergency"));
+}
+
+std::shared_ptr<McpServer> McpServer::create(Bus& bus, const llm::ToolRegistry& registry,
+                                             llm::ToolBroker* broker,
+                                             std::shared_ptr<McpContent> content,
+                                             McpServerOptions options, Sink sink) {
+  return std::shared_ptr<McpServer>(new McpServer(bus, registry, broker, std::move(content),
+                                                  std::move(options), std::move(sink)));
+}
+
+McpServer::McpServer(Bus& bus, const llm::ToolRegistry& registry, llm::ToolBroker* broker,
+                     std::shared_ptr<McpContent> content, McpServerOptions options, Sink sink)
+    : bus_(bus),
+      registry_(registry),
+      broker_(broker),
+      content_(std::move(content)),
+      options_(std::move(options)),
+      sink_(std::move(sink)),
+      log_level_(static_cast<int>(options_.log_level)) {}
+
+McpServer::~McpServer() {
+  for (SubscriptionId id : subscriptions_) bus_.unsubscribe(id);
+}
+
+Status McpServer::start() {
+  std::weak_ptr<McpServer> weak = weak_from_this();
+  Subscriber changes;
+  changes.tap = [weak](const EventPtr&) {
+    auto self = weak.lock();
+    if (!self || !self->initialized_.load()) return;
+    self->send(make_notification("notifications/tools/list_changed", Json::object()));
+  };
+  auto id = bus_.subscribe("system.tools_changed", SubscriptionFilter(), std::move(changes));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
+  return absl::OkStatus();
+}
+
+void McpServer::close() {
+  if (closed_.exchange(true)) return;
+  for (SubscriptionId id : subscriptions_) bus_.unsubscribe(id);
+  subscriptions_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, call] : calls_) call.cancelled = true;
+  }
+  refuse_approvals("the MCP client went away");
+}
+
+void McpServer::refuse_approvals(std::string_view reason) {
+  std::vector<std::string> call_ids;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, call] : calls_) {
+      if (!call.call_id.empty()) call_ids.push_back(call.call_id);
+    }
+  }
+  if (broker_ == nullptr || call_ids.empty()) return;
+  // A call waiting for a person's approval would wait for nobody: refuse it.
+  Json pending = broker_->pending_approvals();
+  for (const Json& approval : pending) {
+    std::string call_id = approval.value("call_id", "");
+    if (std::find(call_ids.begin(), call_ids.end(), call_id) != call_ids.end()) {
+      (void)broker_->answer_approval(approval.value("approval_id", ""), false, std::string(reason));
+    }
+  }
+}
+
+std::string McpServer::protocol_version() const {
+  std::lock_guard lock(mutex_);
+  return protocol_version_;
+}
+
+Json McpServer::client_info() const {
+  std::lock_guard lock(mutex_);
+  return client_info_;
+}
+
+size_t McpServer::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return calls_.size();
+}
+
+void McpServer::send(std::string message) {
+  if (closed_.load()) return;
+  std::lock_guard lock(send_mutex_);
+  if (sink_) sink_(std::move(message));
+}
+
+void McpServer::respond(const Json& id, Json result) { send(make_result(id, std::move(result))); }
+
+void McpServer::fail(const Json& id, int code, std::string message) {
+  send(make_error(id, RpcError{code, std::move(message), Json()}));
+}
+
+void McpServer::reject_oversized(size_t bytes) {
+  fail(Json(), kInvalidRequest,
+       cat("invalid request: the message has ", bytes, " bytes or more; the limit is ",
+           options_.max_message_bytes));
+}
+
+void McpServer::log(McpLogLevel level, std::string_view logger, Json data) {
+  if (!initialized_.load() || static_cast<int>(level) < log_level_.load()) return;
+  send(make_notification(
+      "notifications/message",
+      {{"level", to_string(level)}, {"logger", logger}, {"data", std::move(data)}}));
+}
+
+void McpServer::handle(std::string_view text) {
+  if (closed_.load()) return;
+  if (text.size() > options_.max_message_bytes) {
+    reject_oversized(text.size());
+    return;
+  }
+  RpcMessage message = parse_message(text);
+  switch (message.kind) {
+    case RpcMessage::Kind::kInvalid:
+      send(make_error(message.id, message.problem));
+      return;
+    case RpcMessage::Kind::kResponse:
+      return;  // this server sends no requests that need answers
+    case RpcMessage::Kind::kNotification:
+      handle_notification(message);
+      return;
+    case RpcMessage::Kind::kRequest:
+      handle_request(message);
+      return;
+  }
+}
+
+void McpServer::handle_notification(const RpcMessage& message) {
+  if (message.method == "notifications/cancelled") {
+    cancel(message.params);
+  }
+  // notifications/initialized, roots/list_changed and the rest need nothing.
+}
+
+void McpServer::handle_request(const RpcMessage& message) {
+  const std::string& method = message.method;
+  if (method == "initialize") return initialize(message);
+  if (method == "ping") return respond(message.id, Json::object());
+  if (!initialized_.load()) {
+    return fail(message.id, kInvalidRequest,
+                cat("invalid request: ", method, " before initialize; send initialize first"));
+  }
+  if (method == "tools/list") return list_tools(message);
+  if (method == "tools/call") return call_tool(message);
+  if (method == "logging/setLevel") return set_log_level(message);
+  if (method == "resources/list" || method == "resources/templates/list" ||
+      method == "prompts/list") {
+    Json items = Json::array();
+    const char* key = "uri";
+    const char* field = "resources";
+    if (content_ != nullptr) {
+      if (method == "resources/list") {
+        items = content_->resources();
+      } else if (method == "resources/templates/list") {
+        items = content_->resource_templates();
+        key = "uriTemplate";
+        field = "resourceTemplates";
+      } else {
+        items = content_->prompts();
+        key = "name";
+        field = "prompts";
+      }
+    } else if (method != "resources/list") {
+      field = method == "prompts/list" ? "prompts" : "resourceTemplates";
+    }
+    Json out;
+    std::string next;
+    if (!page(std::move(items), key, message.params.value("cursor", Json()), &out, &next)) {
+      return fail(message.id, kInvalidParams,
+                  cat("invalid params for ", method, ": unknown cursor"));
+    }
+    Json result = {{field, std::move(out)}};
+    if (!next.empty()) result["nextCursor"] = next;
+    return respond(message.id, std::move(result));
+  }
+  if (method == "resources/read") {
+    auto uri = message.params.find("uri");
+    if (uri == message.params.end() || !uri->is_string()) {
+      return fail(message.id, kInvalidParams,
+                  "invalid params for resources/read: \"uri\" must be a string");
+    }
+    if (content_ == nullptr) {
+      return fail(message.id, kResourceNotFound,
+                  cat("resource not found: ", uri->get<std::string>()));
+    }
+    if (!track(message.id, "")) return;
+    return run(run_read(message.id, uri->get<std::string>()));
+  }
+  if (method == "prompts/get") {
+    auto name = message.params.find("name");
+    if (name == message.params.end() || !name->is_string()) {
+      return fail(message.id, kInvalidParams,
+                  "invalid params for prompts/get: \"name\" must be a string");
+    }
+    Json arguments = message.params.value("arguments", Json::object());
+    if (!arguments.is_object()) {
+      return fail(message.id, kInvalidParams,
+                  "invalid params for prompts/get: \"arguments\" must be an object");
+    }
+    if (content_ == nullptr) {
+      return fail(message.id, kInvalidParams,
+                  cat("unknown prompt \"", name->get<std::string>(), "\""));
+    }
+    if (!track(message.id, "")) return;
+    return run(run_prompt(message.id, name->get<std::string>(), std::move(arguments)));
+  }
+  fail(message.id, kMethodNotFound, cat("method not found: ", method));
+}
+
+void McpServer::initialize(const RpcMessage& message) {
+  const Json& params = message.params;
+  auto version = params.find("protocolVersion");
+  if (version == params.end() || !version->is_string()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for initialize: \"protocolVersion\" must be a string");
+  }
+  if (initialized_.load()) {
+    return fail(message.id, kInvalidRequest, "invalid request: the session is already initialized");
+  }
+  std::string asked = version->get<std::string>();
+  std::string chosen(kProtocolVersions[0]);
+  for (std::string_view supported : kProtocolVersions) {
+    if (supported == asked) chosen = asked;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    protocol_version_ = chosen;
+    client_info_ = params.value("clientInfo", Json::object());
+    client_capabilities_ = params.value("capabilities", Json::object());
+  }
+  Json capabilities = {{"tools", {{"listChanged", true}}},
+                       {"logging", Json::object()},
+                       {"resources", {{"subscribe", false}, {"listChanged", false}}},
+                       {"prompts", {{"listChanged", false}}}};
+  Json result = {{"protocolVersion", chosen},
+                 {"capabilities", std::move(capabilities)},
+                 {"serverInfo", {{"name", options_.name}, {"version", options_.version}}}};
+  if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
+  initialized_.store(true);
+  respond(message.id, std::move(result));
+}
+
+Json McpServer::tool_json(const llm::ToolEntry& tool) const {
+  Json schema = tool.parameters.is_object() ? tool.parameters : Json::object();
+  if (!schema.contains("type")) schema["type"] = "object";
+  Json out = {{"name", tool.model_name},
+              {"title", tool.qualified},
+              {"description", tool.description},
+              {"inputSchema", std::move(schema)}};
+  // Hints only (the policy decides): low risk reads or remembers; high risk
+  // writes files, runs programs or drives the computer.
+  out["annotations"] = {{"destructiveHint", tool.risk == llm::ToolRisk::kHigh},
+                        {"openWorldHint", tool.risk != llm::ToolRisk::kLow}};
+  return out;
+}
+
+bool McpServer::page(Json items, const char* key, const Json& cursor, Json* out,
+                     std::string* next) const {
+  std::sort(items.begin(), items.end(),
+            [key](const Json& a, const Json& b) { return a.value(key, "") < b.value(key, ""); });
+  auto begin = items.begin();
+  if (!cursor.is_null()) {
+    if (!cursor.is_string()) return false;
+    std::string_view text = cursor.get_ref<const std::string&>();
+    if (text.substr(0, kCursorPrefix.size()) != kCursorPrefix) return false;
+    std::string after(text.substr(kCursorPrefix.size()));
+    begin = std::upper_bound(
+        items.begin(), items.end(), after,
+        [key](const std::string& value, const Json& item) { return value < item.value(key, ""); });
+  }
+  *out = Json::array();
+  next->clear();
+  for (auto it = begin; it != items.end(); ++it) {
+    if (out->size() == options_.page_size) {
+      *next = cat(kCursorPrefix, out->back().value(key, ""));
+      break;
+    }
+    out->push_back(std::move(*it));
+  }
+  return true;
+}
+
+void McpServer::list_tools(const RpcMessage& message) {
+  Json tools = Json::array();
+  for (const auto& tool : *registry_.list()) tools.push_back(tool_json(*tool));
+  Json out;
+  std::string next;
+  if (!page(std::move(tools), "name", message.params.value("cursor", Json()), &out, &next)) {
+    return fail(message.id, kInvalidParams, "invalid params for tools/list: unknown cursor");
+  }
+  Json result = {{"tools", std::move(out)}};
+  if (!next.empty()) result["nextCursor"] = next;
+  respond(message.id, std::move(result));
+}
+
+void McpServer::call_tool(const RpcMessage& message) {
+  const Json& params = message.params;
+  auto name = params.find("name");
+  if (name == params.end() || !name->is_string()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for tools/call: \"name\" must be a string");
+  }
+  Json arguments = params.value("arguments", Json::object());
+  if (arguments.is_null()) arguments = Json::object();
+  if (!arguments.is_object()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for tools/call: \"arguments\" must be an object");
+  }
+  if (registry_.find(name->get<std::string>()) == nullptr) {
+    return fail(message.id, kInvalidParams,
+                cat("unknown tool \"", name->get<std::string>(), "\"; tools/list names them"));
+  }
+  if (broker_ == nullptr) {
+    return respond(message.id, tool_result({{"ok", false}, {"error", "tools are not available"}}));
+  }
+  llm::ToolCallRequest request;
+  request.tool = name->get<std::string>();
+  request.arguments = std::move(arguments);
+  request.call_id = cat("mcp-", EventId::generate().to_string());
+  request.trace_id = EventId::generate().to_string();
+  request.requested_by = options_.requested_by;
+  Json token;
+  if (auto meta = params.find("_meta"); meta != params.end() && meta->is_object()) {
+    token = meta->value("progressToken", Json());
+  }
+  if (!track(message.id, request.call_id)) return;
+  run(run_tool(message.id, std::move(request), std::move(token)));
+}
+
+void McpServer::set_log_level(const RpcMessage& message) {
+  auto level = message.params.find("level");
+  if (level == message.params.end() || !level->is_string()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for logging/setLevel: \"level\" must be a string");
+  }
+  auto parsed = parse_log_level(level->get<std::string>());
+  if (!parsed.ok()) {
+    return fail(message.id, kInvalidParams,
+                cat("invalid params for logging/setLevel: ", message_of(parsed.status())));
+  }
+  log_level_.store(static_cast<int>(*parsed));
+  respond(message.id, Json::object());
+}
+
+void McpServer::cancel(const Json& params) {
+  auto id = params.find("requestId");
+  if (id == params.end()) return;
+  std::string call_id;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = calls_.find(key_of(*id));
+    if (it == calls_.end()) return;  // finished already, or never ours: ignored
+    it->second.cancelled = true;
+    call_id = it->second.call_id;
+  }
+  if (broker_ == nullptr || call_id.empty()) return;
+  Json pending = broker_->pending_approvals();
+  for (const Json& approval : pending) {
+    if (approval.value("call_id", "") == call_id) {
+      (void)broker_->answer_approval(approval.value("approval_id", ""), false,
+                                     "the MCP client cancelled the call");
+    }
+  }
+}
+
+bool McpServer::track(const Json& id, std::string call_id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (calls_.emplace(key_of(id), Call{std::move(call_id), false}).second) return true;
+  }
+  fail(id, kInvalidRequest, cat("invalid request: id ", key_of(id), " is already in use"));
+  return false;
+}
+
+bool McpServer::finish(const Json& id) {
+  std::lock_guard lock(mutex_);
+  auto it = calls_.find(key_of(id));
+  if (it == calls_.end()) return false;
+  bool wanted = !it->second.cancelled;
+  calls_.erase(it);
+  return wanted && !closed_.load();
+}
+
+void McpServer::run(Task<void> task) {
+  boost::asio::post(bus_.executor(), [self = shared_from_this(),
+                                      t = std::make_shared<Task<void>>(std::move(task))]() mutable {
+    start_detached(std::move(*t), [](std::exception_ptr) {});
+  });
+}
+
+Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progress_token) {
+  auto self = shared_from_this();  // the session outlives its calls
+  bool progress = progress_token.is_string() || progress_token.is_number_integer();
+  if (progress) {
+    send(make_notification("notifications/progress", {{"progressToken", progress_token},
+                                                      {"progress", 0},
+                                                      {"total", 1},
+                                                      {"message", cat("calling ", request.tool)}}));
+  }
+  auto broker = broker_->shared_from_this();  // and so does the broker
+  auto calling = broker->call(std::move(request));
+  Json answer = co_await std::move(calling);
+  if (!finish(id)) co_return;  // cancelled: the client expects no answer
+  if (progress) {
+    send(make_notification(
+        "notifications/progress",
+        {{"progressToken", progress_token}, {"progress", 1}, {"total", 1}, {"message", "done"}}));
+  }
+  respond(id, tool_result(answer));
+}
+
+Task<void> McpServer::run_read(Json id, std::string uri) {
+  auto self = shared_from_this();
+  auto reading = content_->read_resource(uri);
+  Result<Json> contents = co_await std::move(reading);
+  if (!finish(id)) co_return;
+  if (!contents.ok()) {
+    fail(id, rpc_code_of(contents.status(), kResourceNotFound),
+         std::string(message_of(contents.status())));
+    co_return;
+  }
+  respond(id, Json{{"contents", std::move(*contents)}});
+}
+
+Task<void> McpServer::run_prompt(Json id, std::string name, Json arguments) {
+  auto self = shared_from_this();
+  auto getting = content_->get_prompt(name, std::move(arguments));
+  Result<Json> prompt = co_await std::move(getting);
+  if (!finish(id)) co_return;
+  if (!prompt.ok()) {
+    fail(id, rpc_code_of(prompt.status(), kInvalidParams),
+         std::string(message_of(prompt.status())));
+    co_return;
+  }
+  respond(id, std::move(*prompt));
+}
+
+}  // namespace lotus::mcp

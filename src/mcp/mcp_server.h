@@ -1,0 +1,143 @@
+// McpServer: one MCP session on the server side, independent of transport.
+//
+// A transport (stdio, an HTTP session) feeds it one message at a time with
+// handle(); whatever it has to say — responses, notifications — goes to the
+// sink as one serialized JSON-RPC message. Tools are every tool in the
+// registry, called through the ToolBroker (schema check, permission policy,
+// approvals, timeout), so MCP clients get exactly what the reasoning engine
+// gets; resources and prompts come from an McpContent.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "bus/bus.h"
+#include "llm/tool_broker.h"
+#include "llm/tool_registry.h"
+#include "mcp/content.h"
+#include "mcp/json_rpc.h"
+
+namespace lotus::mcp {
+
+// Newest first; the first is what a client asking for anything else gets.
+inline constexpr std::string_view kProtocolVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                                         "2024-11-05"};
+
+// MCP log levels (RFC 5424 severities), least severe first.
+enum class McpLogLevel { kDebug, kInfo, kNotice, kWarning, kError, kCritical, kAlert, kEmergency };
+std::string_view to_string(McpLogLevel level);
+Result<McpLogLevel> parse_log_level(std::string_view text);
+
+struct McpServerOptions {
+  std::string name = "lotus";
+  std::string version = LOTUS_VERSION;
+  std::string instructions;
+  size_t max_message_bytes = 4 * 1024 * 1024;  // larger messages are refused
+  size_t page_size = 100;                      // items per page of every list
+  // Log messages at or above this go to the client until it sets a level.
+  McpLogLevel log_level = McpLogLevel::kWarning;
+  std::string requested_by = "mcp";  // who the action log says called
+};
+
+class McpServer : public std::enable_shared_from_this<McpServer> {
+ public:
+  // One serialized JSON-RPC message. Called from whichever thread finished
+  // the work (the caller's for quick answers, a bus thread for tool calls);
+  // calls never overlap.
+  using Sink = std::function<void(std::string message)>;
+
+  // `broker` and `content` may be null (no tools, or no resources/prompts).
+  static std::shared_ptr<McpServer> create(Bus& bus, const llm::ToolRegistry& registry,
+                                           llm::ToolBroker* broker,
+                                           std::shared_ptr<McpContent> content,
+                                           McpServerOptions options, Sink sink);
+  ~McpServer();
+  McpServer(const McpServer&) = delete;
+  McpServer& operator=(const McpServer&) = delete;
+
+  // Listens for system.tools_changed (-> notifications/tools/list_changed).
+  Status start();
+  // Ends the session: nothing more goes to the sink; calls in flight are
+  // abandoned (their approvals, if waiting, are refused).
+  void close();
+  // Refuses the approvals this session's calls wait for (its client can no
+  // longer answer), so those calls end now; the session stays open.
+  void refuse_approvals(std::string_view reason);
+
+  // One incoming message, as text. Quick requests are answered before this
+  // returns; tool calls, resource reads and prompts finish later.
+  void handle(std::string_view message);
+  // Tells the client a message was refused for its size (the transport cut it
+  // off before it was whole, so there is no id to answer).
+  void reject_oversized(size_t bytes);
+
+  // Sends notifications/message when `level` is at or above the client's.
+  void log(McpLogLevel level, std::string_view logger, Json data);
+
+  bool initialized() const { return initialized_.load(); }
+  std::string protocol_version() const;
+  Json client_info() const;
+  size_t in_flight() const;
+  const McpServerOptions& options() const { return options_; }
+
+ private:
+  McpServer(Bus& bus, const llm::ToolRegistry& registry, llm::ToolBroker* broker,
+            std::shared_ptr<McpContent> content, McpServerOptions options, Sink sink);
+
+  struct Call {
+    std::string call_id;
+    bool cancelled = false;
+  };
+
+  void send(std::string message);
+  void respond(const Json& id, Json result);
+  void fail(const Json& id, int code, std::string message);
+  void handle_request(const RpcMessage& message);
+  void handle_notification(const RpcMessage& message);
+
+  void initialize(const RpcMessage& message);
+  void list_tools(const RpcMessage& message);
+  void call_tool(const RpcMessage& message);
+  void set_log_level(const RpcMessage& message);
+  void cancel(const Json& params);
+  // Starts `task` for request `id` on the bus executor, tracked for cancelling.
+  bool track(const Json& id, std::string call_id);
+  // Whether the request is still wanted (not cancelled, session open); forgets it.
+  bool finish(const Json& id);
+  void run(Task<void> task);
+
+  Task<void> run_tool(Json id, llm::ToolCallRequest request, Json progress_token);
+  Task<void> run_read(Json id, std::string uri);
+  Task<void> run_prompt(Json id, std::string name, Json arguments);
+
+  Json tool_json(const llm::ToolEntry& tool) const;
+  // One page of `items` (sorted by `key` here); sets *next to the cursor of
+  // the next page or "". False when `cursor` is not one this server made.
+  bool page(Json items, const char* key, const Json& cursor, Json* out, std::string* next) const;
+
+  Bus& bus_;
+  const llm::ToolRegistry& registry_;
+  llm::ToolBroker* broker_;
+  std::shared_ptr<McpContent> content_;
+  McpServerOptions options_;
+  Sink sink_;
+  std::vector<SubscriptionId> subscriptions_;
+
+  std::atomic<bool> initialized_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<int> log_level_;
+  std::mutex send_mutex_;  // sink calls never overlap
+  mutable std::mutex mutex_;
+  std::string protocol_version_;
+  Json client_info_;
+  Json client_capabilities_;
+  std::map<std::string, Call> calls_;  // in flight, by id's JSON text
+};
+
+}  // namespace lotus::mcp

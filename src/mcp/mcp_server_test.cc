@@ -1,0 +1,437 @@
+#include "mcp/mcp_server.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "bus/local_bus.h"
+#include "lotus/strings.h"
+
+namespace lotus::mcp {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+Manifest files_manifest(int tools = 3) {
+  std::string yaml = R"(name: files
+version: 1.0.0
+type: core
+permissions: [file.read, file.write]
+tools:
+  - name: read
+    description: Reads a file
+    permissions: [file.read]
+    parameters: [{name: path, type: string, required: true}]
+  - name: write
+    parameters: [{name: path, type: string, required: true}]
+  - name: slow
+    permissions: [file.read]
+)";
+  for (int i = 3; i < tools; ++i)
+    yaml += cat("  - name: extra", i, "\n    permissions: [file.read]\n");
+  auto m = parse_manifest(yaml, "files/manifest.yaml");
+  EXPECT_TRUE(m.ok()) << m.status();
+  return *m;
+}
+
+class FakeContent : public McpContent {
+ public:
+  Json resources() override {
+    return Json::array(
+        {{{"uri", "lotus://b"}, {"name", "b"}}, {{"uri", "lotus://a"}, {"name", "a"}}});
+  }
+  Json resource_templates() override {
+    return Json::array({{{"uriTemplate", "lotus://x/{id}"}, {"name", "x"}}});
+  }
+  Task<Result<Json>> read_resource(std::string uri) override {
+    if (uri != "lotus://a") co_return absl::NotFoundError(cat("no resource ", uri));
+    co_return Json::array({{{"uri", uri}, {"mimeType", "text/plain"}, {"text", "A"}}});
+  }
+  Json prompts() override { return Json::array({{{"name", "hello"}}}); }
+  Task<Result<Json>> get_prompt(std::string name, Json arguments) override {
+    if (name != "hello") co_return absl::NotFoundError(cat("unknown prompt \"", name, "\""));
+    if (!arguments.contains("who")) co_return absl::InvalidArgumentError("who: required");
+    co_return Json{
+        {"messages",
+         Json::array({{{"role", "user"},
+                       {"content",
+                        {{"type", "text"},
+                         {"text", cat("hello ", arguments["who"].get<std::string>())}}}}})}};
+  }
+};
+
+class McpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Subscriber module;
+    module.tap = [this](const EventPtr& event) {
+      if (event->channel == "tool.files.slow") return;  // never answers
+      Json args = event->data["arguments"];
+      Json result = event->channel == "tool.files.read"
+                        ? Json("contents of " + args.value("path", ""))
+                        : Json{{"written", args["path"]}};
+      (void)bus_.reply(*event, "files", Json{{"ok", true}, {"result", result}});
+    };
+    ASSERT_TRUE(bus_.subscribe("tool.files.*", SubscriptionFilter(), module).ok());
+  }
+  void TearDown() override {
+    if (server_) server_->close();
+    if (broker_) broker_->stop();
+  }
+
+  void start(McpServerOptions options = {}, llm::ToolBrokerOptions broker_options = {},
+             int tools = 3) {
+    registry_.add_module(files_manifest(tools));
+    broker_ = llm::ToolBroker::create(bus_, registry_, std::move(broker_options));
+    ASSERT_TRUE(broker_->start().ok());
+    server_ = McpServer::create(bus_, registry_, broker_.get(), std::make_shared<FakeContent>(),
+                                std::move(options), [this](std::string message) {
+                                  std::lock_guard lock(mutex_);
+                                  sent_.push_back(Json::parse(message));
+                                  changed_.notify_all();
+                                });
+    ASSERT_TRUE(server_->start().ok());
+  }
+
+  void initialize(std::string version = "2025-11-25") {
+    Json reply = request(0, "initialize",
+                         {{"protocolVersion", version},
+                          {"capabilities", Json::object()},
+                          {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+    ASSERT_TRUE(reply.contains("result")) << reply.dump();
+    server_->handle(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  }
+
+  // Sends a request and waits for the message answering it.
+  Json request(Json id, std::string method, Json params = Json::object()) {
+    server_->handle(
+        Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump());
+    return wait_for([&](const Json& m) { return m.contains("id") && m["id"] == id; });
+  }
+
+  Json wait_for(const std::function<bool(const Json&)>& matches,
+                std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(mutex_);
+    Json found;
+    changed_.wait_for(lock, timeout, [&] {
+      for (const Json& m : sent_) {
+        if (matches(m)) {
+          found = m;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+  std::vector<Json> sent() {
+    std::lock_guard lock(mutex_);
+    return sent_;
+  }
+
+  LocalBus bus_{2};
+  llm::ToolRegistry registry_;
+  std::shared_ptr<llm::ToolBroker> broker_;
+  std::shared_ptr<McpServer> server_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Json> sent_;
+};
+
+TEST(JsonRpcTest, ClassifiesMessagesAndNamesTheError) {
+  EXPECT_EQ(parse_message("{nope").problem.code, kParseError);
+  EXPECT_EQ(parse_message("[1,2]").problem.code, kInvalidRequest);
+  EXPECT_EQ(parse_message("7").problem.code, kInvalidRequest);
+  RpcMessage no_version = parse_message(R"({"id":3,"method":"ping"})");
+  EXPECT_EQ(no_version.kind, RpcMessage::Kind::kInvalid);
+  EXPECT_EQ(no_version.problem.code, kInvalidRequest);
+  EXPECT_EQ(no_version.id, 3);
+  EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":null,"method":"ping"})").problem.code,
+            kInvalidRequest);
+  EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1,"method":5})").problem.code, kInvalidRequest);
+  EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})").problem.code,
+            kInvalidParams);
+  RpcMessage request = parse_message(R"({"jsonrpc":"2.0","id":"a","method":"tools/list"})");
+  EXPECT_EQ(request.kind, RpcMessage::Kind::kRequest);
+  EXPECT_EQ(request.params, Json::object());
+  EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","method":"notifications/initialized"})").kind,
+            RpcMessage::Kind::kNotification);
+  EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":4,"result":{}})").kind,
+            RpcMessage::Kind::kResponse);
+  EXPECT_EQ(Json::parse(make_error(Json(), RpcError{kParseError, "x", Json()}))["id"], Json());
+}
+
+TEST_F(McpServerTest, NegotiatesTheProtocolVersion) {
+  start();
+  Json reply = request(1, "initialize",
+                       {{"protocolVersion", "2024-11-05"},
+                        {"capabilities", Json::object()},
+                        {"clientInfo", {{"name", "old"}, {"version", "1"}}}});
+  EXPECT_EQ(reply["result"]["protocolVersion"], "2024-11-05");
+  EXPECT_EQ(reply["result"]["serverInfo"]["name"], "lotus");
+  EXPECT_TRUE(reply["result"]["capabilities"]["tools"]["listChanged"].get<bool>());
+  EXPECT_TRUE(reply["result"]["capabilities"].contains("logging"));
+  EXPECT_EQ(server_->client_info()["name"], "old");
+  Json again = request(2, "initialize", {{"protocolVersion", "2025-06-18"}});
+  EXPECT_EQ(again["error"]["code"], kInvalidRequest);
+}
+
+TEST_F(McpServerTest, AnswersAnUnknownVersionWithTheLatest) {
+  start();
+  Json reply = request("x", "initialize", {{"protocolVersion", "1999-01-01"}});
+  EXPECT_EQ(reply["result"]["protocolVersion"], std::string(kProtocolVersions[0]));
+  for (const char* version : {"2025-11-25", "2025-06-18", "2025-03-26"}) {
+    auto other =
+        McpServer::create(bus_, registry_, broker_.get(), nullptr, {}, [&](std::string message) {
+          EXPECT_EQ(Json::parse(message)["result"]["protocolVersion"], version);
+        });
+    other->handle(Json{{"jsonrpc", "2.0"},
+                       {"id", 1},
+                       {"method", "initialize"},
+                       {"params", {{"protocolVersion", version}}}}
+                      .dump());
+  }
+}
+
+TEST_F(McpServerTest, RefusesWorkBeforeInitializeButAnswersPing) {
+  start();
+  EXPECT_EQ(request(1, "ping")["result"], Json::object());
+  EXPECT_EQ(request(2, "tools/list")["error"]["code"], kInvalidRequest);
+  EXPECT_EQ(request(3, "initialize", Json::object())["error"]["code"], kInvalidParams);
+}
+
+TEST_F(McpServerTest, ErrorsForBadMessages) {
+  start();
+  initialize();
+  server_->handle("{not json");
+  Json parse = wait_for([](const Json& m) { return m.contains("error") && m["id"].is_null(); });
+  EXPECT_EQ(parse["error"]["code"], kParseError);
+  EXPECT_EQ(request(5, "no/such/method")["error"]["code"], kMethodNotFound);
+  EXPECT_EQ(request(6, "tools/call", {{"arguments", Json::object()}})["error"]["code"],
+            kInvalidParams);
+  EXPECT_EQ(request(7, "tools/call", {{"name", "files.read"}, {"arguments", 3}})["error"]["code"],
+            kInvalidParams);
+  EXPECT_EQ(request(8, "logging/setLevel", {{"level", "loud"}})["error"]["code"], kInvalidParams);
+  EXPECT_EQ(request(9, "tools/list", {{"cursor", "garbage"}})["error"]["code"], kInvalidParams);
+  server_->handle(R"({"jsonrpc":"2.0","id":10,"method":"tools/list","params":"x"})");
+  EXPECT_EQ(wait_for([](const Json& m) { return m["id"] == 10; })["error"]["code"], kInvalidParams);
+  // Still serving.
+  EXPECT_EQ(request(11, "ping")["result"], Json::object());
+}
+
+TEST_F(McpServerTest, RefusesOversizedMessages) {
+  McpServerOptions options;
+  options.max_message_bytes = 250;
+  start(options);
+  initialize();
+  std::string big = Json{{"jsonrpc", "2.0"},
+                         {"id", 1},
+                         {"method", "ping"},
+                         {"params", {{"pad", std::string(400, 'x')}}}}
+                        .dump();
+  server_->handle(big);
+  Json refused = wait_for([](const Json& m) { return m.contains("error"); });
+  EXPECT_EQ(refused["error"]["code"], kInvalidRequest);
+  EXPECT_THAT(refused["error"]["message"].get<std::string>(), HasSubstr("limit is 250"));
+  EXPECT_EQ(request(2, "ping")["result"], Json::object());
+}
+
+TEST_F(McpServerTest, ListsToolsWithSchemasInPages) {
+  McpServerOptions options;
+  options.page_size = 2;
+  start(options, {}, 5);
+  initialize();
+  std::vector<std::string> names;
+  Json cursor;
+  for (int i = 0; i < 10; ++i) {
+    Json params = cursor.is_null() ? Json::object() : Json{{"cursor", cursor}};
+    Json reply = request(100 + i, "tools/list", params);
+    ASSERT_TRUE(reply.contains("result")) << reply.dump();
+    for (const Json& tool : reply["result"]["tools"]) {
+      names.push_back(tool["name"]);
+      EXPECT_EQ(tool["inputSchema"]["type"], "object");
+      if (tool["name"] == "files__read") {
+        EXPECT_EQ(tool["title"], "files.read");
+        EXPECT_EQ(tool["description"], "Reads a file");
+        EXPECT_EQ(tool["inputSchema"]["required"], Json::array({"path"}));
+      }
+    }
+    if (!reply["result"].contains("nextCursor")) break;
+    cursor = reply["result"]["nextCursor"];
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"files__extra3", "files__extra4", "files__read",
+                                             "files__slow", "files__write"}));
+}
+
+TEST_F(McpServerTest, CallsToolsThroughTheBroker) {
+  start();
+  initialize();
+  Json reply = request(1, "tools/call", {{"name", "files__read"}, {"arguments", {{"path", "a"}}}});
+  ASSERT_TRUE(reply.contains("result")) << reply.dump();
+  EXPECT_EQ(reply["result"]["isError"], false);
+  EXPECT_EQ(reply["result"]["content"][0]["text"], "contents of a");
+  // The qualified name works too.
+  Json qualified =
+      request(2, "tools/call", {{"name", "files.read"}, {"arguments", {{"path", "b"}}}});
+  EXPECT_EQ(qualified["result"]["content"][0]["text"], "contents of b");
+}
+
+TEST_F(McpServerTest, DeniedAndInvalidCallsAreErrorResults) {
+  llm::ToolBrokerOptions broker_options;
+  broker_options.policy = *llm::ToolPolicy::create({{"files.write", "deny"}}, {});
+  start({}, std::move(broker_options));
+  initialize();
+  Json denied = request(1, "tools/call", {{"name", "files.write"}, {"arguments", {{"path", "b"}}}});
+  EXPECT_EQ(denied["result"]["isError"], true);
+  EXPECT_THAT(denied["result"]["content"][0]["text"].get<std::string>(), HasSubstr("not allowed"));
+  Json invalid = request(2, "tools/call", {{"name", "files.read"}, {"arguments", {{"path", 5}}}});
+  EXPECT_EQ(invalid["result"]["isError"], true);
+  EXPECT_THAT(invalid["result"]["content"][0]["text"].get<std::string>(),
+              HasSubstr("invalid arguments for files.read"));
+  Json unknown = request(3, "tools/call", {{"name", "files.nope"}});
+  EXPECT_EQ(unknown["error"]["code"], kInvalidParams);
+}
+
+TEST_F(McpServerTest, AnAskWithNobodyToApproveTimesOut) {
+  llm::ToolBrokerOptions broker_options;
+  broker_options.approval_timeout = 100ms;
+  start({}, std::move(broker_options));
+  initialize();
+  Json reply = request(1, "tools/call", {{"name", "files.write"}, {"arguments", {{"path", "b"}}}});
+  EXPECT_EQ(reply["result"]["isError"], true);
+  EXPECT_THAT(reply["result"]["content"][0]["text"].get<std::string>(), HasSubstr("not approved"));
+}
+
+TEST_F(McpServerTest, SendsProgressWhenAskedTo) {
+  start();
+  initialize();
+  Json reply = request(1, "tools/call",
+                       {{"name", "files.read"},
+                        {"arguments", {{"path", "a"}}},
+                        {"_meta", {{"progressToken", "tok"}}}});
+  EXPECT_EQ(reply["result"]["isError"], false);
+  std::vector<double> progress;
+  for (const Json& m : sent()) {
+    if (m.value("method", "") == "notifications/progress") {
+      EXPECT_EQ(m["params"]["progressToken"], "tok");
+      progress.push_back(m["params"]["progress"].get<double>());
+    }
+  }
+  EXPECT_EQ(progress, (std::vector<double>{0, 1}));
+}
+
+TEST_F(McpServerTest, CancelledCallsGetNoAnswerAndFreeTheirSlot) {
+  llm::ToolBrokerOptions broker_options;
+  broker_options.timeout = 300ms;
+  start({}, std::move(broker_options));
+  initialize();
+  server_->handle(
+      R"({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"files.slow"}})");
+  for (int i = 0; i < 100 && server_->in_flight() == 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server_->in_flight(), 1u);
+  server_->handle(
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c","reason":"bored"}})");
+  // The broker gives up after its timeout; the answer is dropped.
+  for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server_->in_flight(), 0u);
+  EXPECT_EQ(request(2, "ping")["result"], Json::object());
+  for (const Json& m : sent()) EXPECT_NE(m.value("id", Json()), "c") << m.dump();
+}
+
+TEST_F(McpServerTest, CancellingAWaitingApprovalRefusesIt) {
+  start();
+  initialize();
+  server_->handle(
+      R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"files.write","arguments":{"path":"x"}}})");
+  for (int i = 0; i < 2000 && broker_->pending_approvals().empty(); ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(broker_->pending_approvals().size(), 1u);
+  server_->handle(
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}})");
+  for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server_->in_flight(), 0u);
+  EXPECT_TRUE(broker_->pending_approvals().empty());
+}
+
+TEST_F(McpServerTest, DuplicateIdsInFlightAreRefused) {
+  llm::ToolBrokerOptions broker_options;
+  broker_options.timeout = 200ms;
+  start({}, std::move(broker_options));
+  initialize();
+  server_->handle(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"files.slow"}})");
+  Json dup = request(1, "tools/call", {{"name", "files.slow"}});
+  EXPECT_EQ(dup["error"]["code"], kInvalidRequest);
+  // The first one still gets its answer: the tool did not reply in time.
+  Json late = wait_for([](const Json& m) { return m.contains("result") && m["id"] == 1; });
+  EXPECT_EQ(late["result"]["isError"], true) << late.dump();
+}
+
+TEST_F(McpServerTest, ToolsChangedReachesTheClient) {
+  start();
+  initialize();
+  ASSERT_TRUE(bus_.publish(Event::make("system.tools_changed", "nucleus", {{"module", "x"}})).ok());
+  Json changed = wait_for(
+      [](const Json& m) { return m.value("method", "") == "notifications/tools/list_changed"; });
+  EXPECT_FALSE(changed.is_null());
+}
+
+TEST_F(McpServerTest, ResourcesAndTemplates) {
+  start();
+  initialize();
+  Json list = request(1, "resources/list");
+  ASSERT_EQ(list["result"]["resources"].size(), 2u);
+  EXPECT_EQ(list["result"]["resources"][0]["uri"], "lotus://a");  // sorted
+  Json templates = request(2, "resources/templates/list");
+  EXPECT_EQ(templates["result"]["resourceTemplates"][0]["uriTemplate"], "lotus://x/{id}");
+  Json read = request(3, "resources/read", {{"uri", "lotus://a"}});
+  EXPECT_EQ(read["result"]["contents"][0]["text"], "A");
+  Json missing = request(4, "resources/read", {{"uri", "lotus://zzz"}});
+  EXPECT_EQ(missing["error"]["code"], kResourceNotFound);
+  EXPECT_EQ(request(5, "resources/read")["error"]["code"], kInvalidParams);
+}
+
+TEST_F(McpServerTest, Prompts) {
+  start();
+  initialize();
+  EXPECT_EQ(request(1, "prompts/list")["result"]["prompts"][0]["name"], "hello");
+  Json got = request(2, "prompts/get", {{"name", "hello"}, {"arguments", {{"who", "you"}}}});
+  EXPECT_EQ(got["result"]["messages"][0]["content"]["text"], "hello you");
+  EXPECT_EQ(request(3, "prompts/get", {{"name", "hello"}})["error"]["code"], kInvalidParams);
+  EXPECT_EQ(request(4, "prompts/get", {{"name", "nope"}})["error"]["code"], kInvalidParams);
+}
+
+TEST_F(McpServerTest, LoggingFollowsTheClientsLevel) {
+  start();
+  server_->log(McpLogLevel::kError, "lotus", "before initialize");  // not sent
+  initialize();
+  server_->log(McpLogLevel::kInfo, "lotus", "too quiet");  // below warning
+  EXPECT_EQ(request(1, "logging/setLevel", {{"level", "debug"}})["result"], Json::object());
+  server_->log(McpLogLevel::kInfo, "lotus", "heard");
+  Json heard =
+      wait_for([](const Json& m) { return m.value("method", "") == "notifications/message"; });
+  EXPECT_EQ(heard["params"]["data"], "heard");
+  EXPECT_EQ(heard["params"]["level"], "info");
+  int messages = 0;
+  for (const Json& m : sent()) messages += m.value("method", "") == "notifications/message";
+  EXPECT_EQ(messages, 1);
+}
+
+TEST_F(McpServerTest, NothingIsSentAfterClose) {
+  start();
+  initialize();
+  size_t before = sent().size();
+  server_->close();
+  server_->handle(R"({"jsonrpc":"2.0","id":9,"method":"ping"})");
+  EXPECT_EQ(sent().size(), before);
+}
+
+}  // namespace
+}  // namespace lotus::mcp

@@ -1,0 +1,42 @@
+// NucleusContent: what a running LOTUS offers MCP clients besides tools.
+//
+// Resources: module manifests (lotus://modules/NAME/manifest), conversations
+// the reasoning module keeps (lotus://conversations/ID), health
+// (lotus://health) and memory searches (lotus://memory/search/QUERY, a
+// template answered by the memory module's recall). Prompts: lotus_task,
+// recall and explain_module.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "core/nucleus.h"
+#include "mcp/content.h"
+
+namespace lotus::mcp {
+
+class NucleusContent : public McpContent {
+ public:
+  explicit NucleusContent(Nucleus& nucleus,
+                          std::chrono::milliseconds recall_timeout = std::chrono::seconds(10))
+      : nucleus_(nucleus), recall_timeout_(recall_timeout) {}
+
+  Json resources() override;
+  Json resource_templates() override;
+  Task<Result<Json>> read_resource(std::string uri) override;
+  Json prompts() override;
+  Task<Result<Json>> get_prompt(std::string name, Json arguments) override;
+
+ private:
+  // The manifest file of a module that is running (or was found but failed).
+  Result<std::string> manifest_text(const std::string& module);
+  Task<Result<Json>> recall(std::string query, int64_t limit);
+
+  Nucleus& nucleus_;
+  std::chrono::milliseconds recall_timeout_;
+};
+
+// "a%20b" -> "a b"; InvalidArgument for a broken escape.
+Result<std::string> percent_decode(std::string_view text);
+
+}  // namespace lotus::mcp

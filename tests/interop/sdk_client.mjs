@@ -1,0 +1,166 @@
+// The official MCP TypeScript SDK's client drives `lotus mcp` over stdio, as
+// an IDE would: initialize, list and call tools (allowed, denied, invalid),
+// resources and templates, prompts, logging, and cancelling a call in flight.
+//
+//   node sdk_client.mjs LOTUS_BINARY MODULES_DIR
+// Exits 0 when every check passed; prints each check and what went wrong.
+import { mkdtempSync, writeFileSync, mkdirSync, existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import {
+  LoggingMessageNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+
+const [lotus, modules] = process.argv.slice(2);
+if (!lotus || !modules) {
+  console.error("usage: node sdk_client.mjs LOTUS_BINARY MODULES_DIR");
+  process.exit(2);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "lotus-sdk-"));
+const work = join(dir, "work");
+mkdirSync(work);
+mkdirSync(join(dir, "config", "lotus"), { recursive: true });
+writeFileSync(join(work, "hello.txt"), "hi from lotus\n");
+writeFileSync(
+  join(dir, "config", "lotus", "config.yaml"),
+  `modules:\n  fs: {roots: [${work}]}\n  shell: {roots: [${work}]}\n` +
+    `tools:\n  policy: {"shell.*": deny}\n  approval_timeout_ms: 60000\n`,
+);
+
+let failures = 0;
+function check(name, ok, detail = "") {
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok ? "" : `: ${detail}`}`);
+  if (!ok) failures++;
+}
+const textOf = (result) => (result.content ?? []).map((c) => c.text ?? "").join("\n");
+
+const transport = new StdioClientTransport({
+  command: lotus,
+  args: ["--module-path", modules, "mcp"],
+  env: {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: join(dir, "home"),
+    XDG_CONFIG_HOME: join(dir, "config"),
+    XDG_DATA_HOME: join(dir, "data"),
+  },
+  stderr: "pipe",
+});
+let stderr = "";
+transport.stderr?.on("data", (chunk) => (stderr += chunk));
+const client = new Client({ name: "lotus-interop", version: "1.0.0" });
+const logs = [];
+client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
+client.setNotificationHandler(ToolListChangedNotificationSchema, () => {});
+
+try {
+  await client.connect(transport);
+  const server = client.getServerVersion();
+  check("initialize names the server", server?.name === "lotus", JSON.stringify(server));
+  const caps = client.getServerCapabilities();
+  check(
+    "capabilities: tools, resources, prompts, logging",
+    caps?.tools && caps?.resources && caps?.prompts && caps?.logging,
+    JSON.stringify(caps),
+  );
+  await client.ping();
+  check("ping", true);
+
+  const tools = [];
+  let cursor;
+  do {
+    const page = await client.listTools(cursor ? { cursor } : {});
+    tools.push(...page.tools);
+    cursor = page.nextCursor;
+  } while (cursor);
+  const names = tools.map((t) => t.name);
+  check(
+    "tools/list has fs, shell and memory tools with schemas",
+    ["fs__read", "fs__write", "shell__run", "memory__recall"].every((n) => names.includes(n)) &&
+      tools.every((t) => t.inputSchema?.type === "object"),
+    names.join(","),
+  );
+
+  const read = await client.callTool({ name: "fs__read", arguments: { path: "hello.txt" } });
+  check("tools/call fs__read", !read.isError && textOf(read).includes("hi from lotus"), JSON.stringify(read));
+  const denied = await client.callTool({ name: "shell__run", arguments: { command: "true" } });
+  check("a denied call is an error result", denied.isError === true, JSON.stringify(denied));
+  const invalid = await client.callTool({ name: "fs__read", arguments: { path: 7 } });
+  check(
+    "invalid arguments are an error result",
+    invalid.isError === true && textOf(invalid).includes("invalid arguments"),
+    JSON.stringify(invalid),
+  );
+  let unknownRefused = false;
+  try {
+    await client.callTool({ name: "no__such_tool", arguments: {} });
+  } catch (e) {
+    unknownRefused = e.code === -32602;
+  }
+  check("an unknown tool is a -32602 error", unknownRefused);
+
+  const resources = await client.listResources();
+  const uris = resources.resources.map((r) => r.uri);
+  check(
+    "resources/list",
+    uris.includes("lotus://health") && uris.includes("lotus://modules/fs/manifest"),
+    uris.join(","),
+  );
+  const manifest = await client.readResource({ uri: "lotus://modules/fs/manifest" });
+  check("resources/read a manifest", manifest.contents[0]?.text?.includes("name: fs"), JSON.stringify(manifest));
+  const templates = await client.listResourceTemplates();
+  check(
+    "resources/templates/list",
+    templates.resourceTemplates.some((t) => t.uriTemplate === "lotus://memory/search/{query}"),
+    JSON.stringify(templates),
+  );
+  let missing = false;
+  try {
+    await client.readResource({ uri: "lotus://modules/none/manifest" });
+  } catch (e) {
+    missing = e.code === -32002;
+  }
+  check("reading a missing resource is -32002", missing);
+
+  const prompts = await client.listPrompts();
+  check(
+    "prompts/list",
+    ["lotus_task", "recall", "explain_module"].every((n) => prompts.prompts.some((p) => p.name === n)),
+    JSON.stringify(prompts),
+  );
+  const prompt = await client.getPrompt({ name: "lotus_task", arguments: { task: "tidy up" } });
+  check("prompts/get", prompt.messages[0]?.content?.text?.includes("tidy up"), JSON.stringify(prompt));
+
+  await client.setLoggingLevel("debug");
+  check("logging/setLevel", true);
+
+  // fs.write asks a person, and nobody answers: the call waits until the
+  // client gives up on it.
+  const controller = new AbortController();
+  const pending = client.callTool(
+    { name: "fs__write", arguments: { path: "cancelled.txt", content: "no" } },
+    undefined,
+    { signal: controller.signal },
+  );
+  setTimeout(() => controller.abort("changed my mind"), 300);
+  let aborted = false;
+  try {
+    await pending;
+  } catch {
+    aborted = true;
+  }
+  check("a cancelled call ends on the client", aborted);
+  await client.ping();
+  check("the server still answers after a cancel", true);
+  check("the cancelled write did not happen", !existsSync(join(work, "cancelled.txt")));
+} catch (e) {
+  check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr}`);
+} finally {
+  await client.close().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(failures ? `${failures} checks failed` : "all checks passed");
+process.exit(failures ? 1 : 0);
