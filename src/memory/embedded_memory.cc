@@ -17,6 +17,7 @@
 #include "lotus/strings.h"
 #include "memory/hashing_embedder.h"
 #include "memory/importance.h"
+#include "memory/memory_policy.h"
 
 namespace lotus::memory {
 namespace {
@@ -181,13 +182,6 @@ bool count_terms(sqlite3* db, const std::vector<std::string_view>& texts, int64_
 }
 
 }  // namespace
-
-struct EmbeddedMemory::Row {
-  int64_t seq = 0;
-  MemoryRecord record;
-  int64_t recalls = 0;
-  std::vector<float> vector;
-};
 
 EmbeddedMemory::EmbeddedMemory(EmbeddedMemoryOptions options)
     : options_(std::move(options)),
@@ -522,57 +516,16 @@ Result<MemoryRecord> EmbeddedMemory::remember(MemoryInput input) {
 }
 
 Result<std::vector<MemoryRecord>> EmbeddedMemory::remember_all(std::vector<MemoryInput> inputs) {
-  std::vector<MemoryRecord> records;
   std::vector<std::string> metadata_texts;
-  std::vector<std::string> contents;
-  records.reserve(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    MemoryInput& input = inputs[i];
-    // Which input was wrong, when there are several.
-    const std::string which = inputs.size() > 1 ? cat("memory ", i + 1, ": ") : std::string();
-    if (input.content.empty())
-      return absl::InvalidArgumentError(cat("memory: ", which, "content is empty"));
-    if (input.metadata.is_null()) input.metadata = Json::object();
-    if (!input.metadata.is_object()) {
-      return absl::InvalidArgumentError(cat("memory: ", which, "metadata must be an object"));
-    }
-    if (input.importance && !(*input.importance >= 0.0 && *input.importance <= 1.0)) {
-      return absl::InvalidArgumentError(
-          cat("memory: ", which, "importance must be between 0 and 1, got ", *input.importance));
-    }
-    try {
-      metadata_texts.push_back(input.metadata.dump());
-    } catch (const Json::exception& e) {
-      return absl::InvalidArgumentError(cat("memory: ", which, "metadata: ", e.what()));
-    }
-    MemoryRecord record;
-    record.id = EventId::generate().to_string();
-    record.content = std::move(input.content);
-    record.type = input.type;
-    record.metadata = std::move(input.metadata);
-    record.importance =
-        input.importance.value_or(score_importance(record.content, record.type, record.metadata));
-    record.module = std::move(input.module);
-    record.collection = std::move(input.collection);
-    record.tier = record.importance >= options_.long_term_threshold ? MemoryTier::kLongTerm
-                                                                    : MemoryTier::kShortTerm;
-    contents.push_back(record.content);
-    records.push_back(std::move(record));
-  }
+  auto prepared = prepare_records(std::move(inputs), options_, &metadata_texts);
+  if (!prepared.ok()) return prepared.status();
+  std::vector<MemoryRecord> records = std::move(*prepared);
   if (records.empty()) return records;
-  auto vectors = options_.embedder->embed_batch(contents);
+  std::vector<std::string> contents;
+  contents.reserve(records.size());
+  for (const MemoryRecord& record : records) contents.push_back(record.content);
+  auto vectors = embed_checked(*options_.embedder, contents);
   if (!vectors.ok()) return vectors.status();
-  if (vectors->size() != records.size()) {
-    return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(), "\" returned ",
-                                   vectors->size(), " vectors for ", records.size(), " texts"));
-  }
-  for (const std::vector<float>& v : *vectors) {
-    if (v.size() != options_.embedder->dimension()) {
-      return absl::InternalError(cat("memory: embedder \"", options_.embedder->name(),
-                                     "\" returned ", v.size(), " numbers, expected ",
-                                     options_.embedder->dimension()));
-    }
-  }
 
   std::lock_guard lock(mutex_);
   const double t = now();
@@ -644,7 +597,7 @@ Result<std::vector<EmbeddedMemory::Row>> EmbeddedMemory::fetch_rows(
   int rc;
   while ((rc = stmt.step()) == SQLITE_ROW) {
     Row row;
-    row.seq = stmt.integer(0);
+    row.key = stmt.integer(0);
     row.record.id = stmt.text(1);
     row.record.content = stmt.text(2);
     row.record.type = parse_memory_type(stmt.text(3)).value_or(MemoryType::kEpisodic);
@@ -766,50 +719,10 @@ Result<std::vector<RecallHit>> EmbeddedMemory::recall(std::string_view query, si
   auto rows = fetch_rows(seqs, filter, /*with_vectors=*/false);
   if (!rows.ok()) return rows.status();
   std::unordered_map<int64_t, Row*> by_seq;
-  for (Row& row : *rows) by_seq[row.seq] = &row;
-
-  // Reciprocal rank fusion over the rankings, counting only rows the filter
-  // kept, scaled so that first place in both rankings is 1.
-  struct Fused {
-    double rrf = 0;
-    float similarity = 0;
-    bool keyword = false;
-  };
-  std::unordered_map<int64_t, Fused> fused;
-  const double k = options_.rrf_k;
-  size_t rank = 0;
-  for (const auto& [sim, seq] : by_meaning) {
-    if (by_seq.count(seq) == 0) continue;
-    ++rank;
-    fused[seq].rrf += (k + 1) / (k + static_cast<double>(rank));
-    fused[seq].similarity = sim;
-  }
-  rank = 0;
-  for (int64_t seq : *by_words) {
-    if (by_seq.count(seq) == 0) continue;
-    ++rank;
-    fused[seq].rrf += (k + 1) / (k + static_cast<double>(rank));
-    fused[seq].keyword = true;
-  }
-  for (auto& [seq, f] : fused) {
-    Row& row = *by_seq[seq];
-    RecallHit hit;
-    hit.relevance = f.rrf / 2.0;
-    hit.similarity = f.similarity;
-    hit.keyword_match = f.keyword;
-    const double age = std::max(0.0, t - row.record.created_at);
-    const double recency = std::exp2(-age / options_.recency_half_life_seconds);
-    hit.in_working_memory = working_.touch(row.record.id, t) != nullptr;
-    hit.score = options_.weight_relevance * hit.relevance +
-                options_.weight_importance * row.record.importance +
-                options_.weight_recency * recency;
-    hit.record = std::move(row.record);
-    hits.push_back(std::move(hit));
-  }
-  std::sort(hits.begin(), hits.end(), [](const RecallHit& a, const RecallHit& b) {
-    return a.score != b.score ? a.score > b.score : a.record.created_at > b.record.created_at;
-  });
-  if (hits.size() > limit) hits.resize(limit);
+  for (Row& row : *rows) by_seq[row.key] = &row;
+  hits = fuse_rankings(
+      by_meaning, *by_words, by_seq, options_, t,
+      [this, t](const std::string& id) { return working_.touch(id, t) != nullptr; }, limit);
 
   // Counted for consolidation, where recalled short-term memories are
   // promoted; long-term ones need no count, which keeps most recalls read-only.
@@ -870,7 +783,7 @@ Result<std::vector<MemoryRecord>> EmbeddedMemory::list(const MemoryFilter& filte
   if (seqs->size() > limit) seqs->resize(limit);
   auto rows = fetch_rows(*seqs, MemoryFilter(), false);
   if (!rows.ok()) return rows.status();
-  std::sort(rows->begin(), rows->end(), [](const Row& a, const Row& b) { return a.seq > b.seq; });
+  std::sort(rows->begin(), rows->end(), [](const Row& a, const Row& b) { return a.key > b.key; });
   std::vector<MemoryRecord> out;
   for (Row& row : *rows) out.push_back(std::move(row.record));
   return out;
@@ -885,11 +798,11 @@ Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
   Statement erase(db_, "DELETE FROM memories WHERE seq = ?1");
   Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
   for (const Row& row : *rows) {
-    erase.bind(1, row.seq);
+    erase.bind(1, row.key);
     if (erase.step() != SQLITE_DONE) return sqlite_error("forget in");
     erase.reset();
     if (row.record.tier == MemoryTier::kLongTerm) {
-      journal.bind(1, row.seq);
+      journal.bind(1, row.key);
       journal.bind(2, int64_t{kJournalDelete});
       if (journal.step() != SQLITE_DONE) return sqlite_error("forget in");
       journal.reset();
@@ -901,10 +814,10 @@ Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
   if (!tx.commit()) return sqlite_error("forget in");
   for (const Row& row : *rows) {
     if (row.record.tier == MemoryTier::kLongTerm) {
-      index_->remove(static_cast<uint64_t>(row.seq));
+      index_->remove(static_cast<uint64_t>(row.key));
       index_dirty_ = true;
     }
-    short_term_.erase(row.seq);
+    short_term_.erase(row.key);
     working_.erase(row.record.id);
   }
   return rows->size();
@@ -925,54 +838,6 @@ Result<size_t> EmbeddedMemory::forget(const MemoryFilter& filter) {
   auto seqs = matching_seqs(filter);
   if (!seqs.ok()) return seqs.status();
   return forget_seqs(*seqs);
-}
-
-std::string EmbeddedMemory::summarize(const std::vector<Row>& rows) {
-  // Extractive: the sentences closest to what the batch is about (its
-  // centroid), weighted by importance, in their original order.
-  struct Sentence {
-    size_t order;
-    std::string text;
-    double score;
-  };
-  std::vector<Sentence> sentences;
-  std::vector<float> centroid(options_.embedder->dimension(), 0.0f);
-  for (const Row& row : rows) {
-    if (row.vector.size() != centroid.size()) continue;
-    for (size_t i = 0; i < centroid.size(); ++i) centroid[i] += row.vector[i];
-  }
-  for (const Row& row : rows) {
-    std::string current;
-    auto flush = [&] {
-      const auto start = current.find_first_not_of(" \t\n");
-      if (start != std::string::npos && HashingEmbedder::words(current).size() >= 3) {
-        auto v = options_.embedder->embed(current);
-        const double sim = v.ok() && v->size() == centroid.size()
-                               ? dot(v->data(), centroid.data(), centroid.size())
-                               : 0.0;
-        sentences.push_back(
-            Sentence{sentences.size(), current.substr(start), sim * (0.5 + row.record.importance)});
-      }
-      current.clear();
-    };
-    for (char c : row.record.content) {
-      current.push_back(c);
-      if (c == '.' || c == '!' || c == '?' || c == '\n') flush();
-    }
-    flush();
-  }
-  std::sort(sentences.begin(), sentences.end(),
-            [](const Sentence& a, const Sentence& b) { return a.score > b.score; });
-  if (sentences.size() > 3) sentences.resize(3);
-  std::sort(sentences.begin(), sentences.end(),
-            [](const Sentence& a, const Sentence& b) { return a.order < b.order; });
-  std::string out;
-  for (const Sentence& s : sentences) {
-    if (!out.empty()) out += " ";
-    out += s.text;
-    if (out.back() != '.' && out.back() != '!' && out.back() != '?') out += ".";
-  }
-  return out;
 }
 
 Result<ConsolidationReport> EmbeddedMemory::consolidate() {
@@ -1002,41 +867,14 @@ Result<ConsolidationReport> EmbeddedMemory::consolidate() {
   if (!rows.ok()) return rows.status();
   std::vector<Row*> promote, archive;
   std::vector<Row> archived_rows;
-  for (Row& row : *rows) {
-    const bool keep = row.record.importance >= options_.promote_threshold ||
-                      row.recalls >= options_.promote_recalls;
-    (keep ? promote : archive).push_back(&row);
-  }
+  for (Row& row : *rows) (worth_promoting(row, options_) ? promote : archive).push_back(&row);
   for (Row* row : archive) archived_rows.push_back(*row);
 
-  MemoryRecord summary;
+  MemoryRecord summary = summary_of(archived_rows, *options_.embedder, t);
   std::vector<float> summary_vector;
-  if (!archived_rows.empty()) {
-    std::string text = summarize(archived_rows);
-    if (!text.empty()) {
-      summary.id = EventId::generate().to_string();
-      summary.type = MemoryType::kSemantic;
-      summary.importance = 0.6;
-      summary.created_at = t;
-      summary.module = "memory";
-      summary.tier = MemoryTier::kLongTerm;
-      double from = archived_rows.front().record.created_at, until = from;
-      Json ids = Json::array();
-      for (const Row& row : archived_rows) {
-        from = std::min(from, row.record.created_at);
-        until = std::max(until, row.record.created_at);
-        if (ids.size() < 100) ids.push_back(row.record.id);
-      }
-      summary.metadata = {{"source", "consolidation"},
-                          {"summarizes", archived_rows.size()},
-                          {"from", from},
-                          {"until", until},
-                          {"ids", ids},
-                          {"method", "extractive"}};
-      summary.content = std::move(text);
-      auto v = options_.embedder->embed(summary.content);
-      if (v.ok()) summary_vector = std::move(*v);
-    }
+  if (!summary.id.empty()) {
+    auto v = options_.embedder->embed(summary.content);
+    if (v.ok()) summary_vector = std::move(*v);
   }
 
   Transaction tx(db_);
@@ -1045,17 +883,17 @@ Result<ConsolidationReport> EmbeddedMemory::consolidate() {
   Statement journal(db_, "INSERT INTO index_journal (seq, op) VALUES (?1, ?2)");
   for (Row* row : promote) {
     set_tier.bind(1, std::string_view("long_term"));
-    set_tier.bind(2, row->seq);
+    set_tier.bind(2, row->key);
     if (set_tier.step() != SQLITE_DONE) return sqlite_error("consolidate");
     set_tier.reset();
-    journal.bind(1, row->seq);
+    journal.bind(1, row->key);
     journal.bind(2, int64_t{kJournalAdd});
     if (journal.step() != SQLITE_DONE) return sqlite_error("consolidate");
     journal.reset();
   }
   for (Row* row : archive) {
     set_tier.bind(1, std::string_view("archived"));
-    set_tier.bind(2, row->seq);
+    set_tier.bind(2, row->key);
     if (set_tier.step() != SQLITE_DONE) return sqlite_error("consolidate");
     set_tier.reset();
   }
@@ -1086,14 +924,14 @@ Result<ConsolidationReport> EmbeddedMemory::consolidate() {
 
   for (Row* row : promote) {
     if (row->vector.size() == index_->dimension()) {
-      index_->add(static_cast<uint64_t>(row->seq), row->vector.data()).IgnoreError();
+      index_->add(static_cast<uint64_t>(row->key), row->vector.data()).IgnoreError();
     }
-    short_term_.erase(row->seq);
+    short_term_.erase(row->key);
     report.promoted_ids.push_back(row->record.id);
     index_dirty_ = true;
   }
   for (Row* row : archive) {
-    short_term_.erase(row->seq);
+    short_term_.erase(row->key);
     report.archived_ids.push_back(row->record.id);
   }
   if (summary_seq != 0) {
@@ -1130,6 +968,7 @@ Result<Json> EmbeddedMemory::stats() {
     if (stmt.step() == SQLITE_ROW) journal = stmt.integer(0);
   }
   return Json{
+      {"profile", "embedded"},
       {"tiers", tiers},
       {"working", {{"size", working_.size()}, {"capacity", working_.capacity()}}},
       {"index",

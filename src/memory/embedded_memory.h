@@ -37,6 +37,8 @@ struct sqlite3;
 
 namespace lotus::memory {
 
+struct StoredMemory;
+
 struct EmbeddedMemoryOptions {
   std::filesystem::path dir;           // holds memory.db and index.hnsw; created if needed
   std::shared_ptr<Embedder> embedder;  // default: HashingEmbedder(384)
@@ -114,7 +116,7 @@ class EmbeddedMemory final : public MemoryStore {
   const std::string& index_rebuild_reason() const { return rebuild_reason_; }
 
  private:
-  struct Row;
+  using Row = StoredMemory;
 
   explicit EmbeddedMemory(EmbeddedMemoryOptions options);
 
@@ -140,7 +142,6 @@ class EmbeddedMemory final : public MemoryStore {
   Result<std::vector<int64_t>> matching_seqs(const MemoryFilter& filter);
   Result<size_t> forget_seqs(const std::vector<int64_t>& seqs);
   Status save_index_locked();
-  std::string summarize(const std::vector<Row>& rows);
 
   EmbeddedMemoryOptions options_;
   std::mutex mutex_;
