@@ -16,6 +16,7 @@ packages=(
   libcli11-dev libabsl-dev libsqlite3-dev libedit-dev libhnswlib-dev libcurl4-openssl-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
   nodejs npm
+  libpq-dev postgresql
 )
 
 missing=()
