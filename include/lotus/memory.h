@@ -172,6 +172,10 @@ class MemoryStore {
 
   // Counts per tier, index figures, embedder; for `lotus memory stats`.
   virtual Result<Json> stats() = 0;
+
+  // Catches up with what other nodes sharing the store changed (the server
+  // profile; recall does it too). A store with one writer has nothing to do.
+  virtual Status sync() { return absl::OkStatus(); }
 };
 
 }  // namespace lotus

@@ -3,9 +3,12 @@
 #include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <utility>
 
+#include "bus/redis_connection.h"
 #include "lotus/strings.h"
 #include "memory/hashing_embedder.h"
+#include "memory/postgres_client.h"
 #include "memory/provider_embedder.h"
 
 namespace lotus::memory {
@@ -129,6 +132,80 @@ Result<EmbeddedMemoryOptions> embedded_memory_options(const Json& config,
   if (!embedder.ok()) return embedder.status();
   options.embedder = std::move(*embedder);
   return options;
+}
+
+Result<bool> server_profile(const Json& config) {
+  if (!config.is_object() || !config.contains("profile") || config["profile"].is_null()) {
+    return false;
+  }
+  const Json& profile = config["profile"];
+  if (profile == "embedded") return false;
+  if (profile == "server") return true;
+  return absl::InvalidArgumentError(
+      cat("modules.memory.profile: must be \"embedded\" or \"server\", got ", profile.dump()));
+}
+
+Result<ServerMemoryOptions> server_memory_options(const Json& config,
+                                                  const std::filesystem::path& default_dir,
+                                                  const std::string& bus_url,
+                                                  const llm::ProviderContext& context) {
+  auto local = embedded_memory_options(config, default_dir, context);
+  if (!local.ok()) return local.status();
+  ServerMemoryOptions options;
+  options.local = std::move(*local);
+  const Json c = config.is_object() ? config : Json::object();
+  for (const auto& [key, field] :
+       {std::pair{"postgres", &options.postgres_url}, std::pair{"redis", &options.redis_url},
+        std::pair{"redis_key_prefix", &options.key_prefix}}) {
+    const auto it = c.find(key);
+    if (it == c.end() || it->is_null()) continue;
+    if (!it->is_string()) {
+      return absl::InvalidArgumentError(cat("modules.memory.", key, ": must be a string"));
+    }
+    if (!it->get<std::string>().empty()) *field = it->get<std::string>();
+  }
+  if (options.redis_url.empty() && bus_url.rfind("redis://", 0) == 0) options.redis_url = bus_url;
+  if (options.postgres_url.empty()) {
+    return absl::InvalidArgumentError(
+        "modules.memory.postgres: the server profile needs a PostgreSQL URL "
+        "(postgresql://user@host/database)");
+  }
+  if (options.postgres_url.rfind("postgresql://", 0) != 0 &&
+      options.postgres_url.rfind("postgres://", 0) != 0) {
+    return absl::InvalidArgumentError(
+        cat("modules.memory.postgres: must be a postgresql:// URL, got \"",
+            mask_postgres_url(options.postgres_url), "\""));
+  }
+  if (options.redis_url.empty()) {
+    return absl::InvalidArgumentError(
+        "modules.memory.redis: the server profile needs a Redis URL (or a redis:// bus)");
+  }
+  if (auto address = parse_redis_url(options.redis_url); !address.ok()) {
+    return absl::InvalidArgumentError(cat("modules.memory.redis: ", message_of(address.status())));
+  }
+  return options;
+}
+
+Result<std::unique_ptr<MemoryStore>> open_memory_store(
+    const Json& config, const std::filesystem::path& default_dir, const std::string& bus_url,
+    std::function<void(std::string_view, size_t, size_t)> progress,
+    const llm::ProviderContext& context) {
+  auto server = server_profile(config);
+  if (!server.ok()) return server.status();
+  if (*server) {
+    auto options = server_memory_options(config, default_dir, bus_url, context);
+    if (!options.ok()) return options.status();
+    options->local.progress = std::move(progress);
+    auto store = ServerMemory::open(std::move(*options));
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<MemoryStore>(std::move(*store));
+  }
+  auto options = embedded_memory_options(config, default_dir, context);
+  if (!options.ok()) return options.status();
+  options->progress = std::move(progress);
+  auto store = EmbeddedMemory::open(std::move(*options));
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<MemoryStore>(std::move(*store));
 }
 
 }  // namespace lotus::memory

@@ -12,14 +12,22 @@
 //     dimensions: 512                # optional; hashing: 384
 //     batch_size: 64                 # texts per request
 //     timeout_ms, connect_timeout_ms, max_attempts, headers  # as for llm providers
+//   profile: embedded | server     # default embedded
+//   postgres: postgresql://user@host/db   # server: L4 (required)
+//   redis: redis://host:6379       # server: L1 and L2; default the bus URL when it is redis://
+//   redis_key_prefix: "lotus:memory:"
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "llm/provider_router.h"
 #include "lotus/memory.h"
 #include "memory/embedded_memory.h"
+#include "memory/server_memory.h"
 
 namespace lotus::memory {
 
@@ -34,5 +42,24 @@ Result<std::shared_ptr<Embedder>> make_embedder(const Json& config,
 Result<EmbeddedMemoryOptions> embedded_memory_options(const Json& config,
                                                       const std::filesystem::path& default_dir,
                                                       const llm::ProviderContext& context = {});
+
+// The server profile's settings: the embedded ones for the node's local
+// part (index folder, embedder, tiers, ranking) plus `postgres`, `redis`
+// (else `bus_url` when it is a redis:// URL) and `redis_key_prefix`.
+Result<ServerMemoryOptions> server_memory_options(const Json& config,
+                                                  const std::filesystem::path& default_dir,
+                                                  const std::string& bus_url = "",
+                                                  const llm::ProviderContext& context = {});
+
+// Whether `config` asks for the server profile; an unknown profile is an
+// error naming modules.memory.profile.
+Result<bool> server_profile(const Json& config);
+
+// Opens the store `config`'s profile names. `progress` is called while an
+// index is rebuilt.
+Result<std::unique_ptr<MemoryStore>> open_memory_store(
+    const Json& config, const std::filesystem::path& default_dir, const std::string& bus_url,
+    std::function<void(std::string_view, size_t, size_t)> progress,
+    const llm::ProviderContext& context = {});
 
 }  // namespace lotus::memory
