@@ -152,6 +152,14 @@ class Session {
     auto module_config = config_.module_config.count("memory") != 0
                              ? config_.module_config.at("memory")
                              : Json::object();
+    auto server = memory::server_profile(module_config);
+    if (!server.ok()) return server.status();
+    if (*server) {
+      return absl::UnimplementedError(
+          "these commands open the embedded profile's files; with modules.memory.profile: "
+          "server, use the memory module of a running lotus (memory.store, memory.recall, "
+          "memory.forget over the bus) for now");
+    }
     auto options =
         memory::embedded_memory_options(module_config, config_.data_dir / "modules" / "memory");
     if (!options.ok()) return options.status();

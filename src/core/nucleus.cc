@@ -238,6 +238,11 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
   if (auto it = config_.module_config.find(manifest.name); it != config_.module_config.end()) {
     user_config = it->second;
   }
+  // The memory module's server profile shares the bus's Redis unless its
+  // config names another.
+  if (manifest.name == "memory" && config_.bus != "local" && !user_config.contains("redis")) {
+    user_config["redis"] = config_.bus;
+  }
   const std::string name = manifest.name;
   auto host = std::make_shared<ModuleHost>(std::move(manifest), std::move(user_config), services);
   Status status = co_await host->start();

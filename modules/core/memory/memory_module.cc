@@ -1,11 +1,12 @@
-// MemoryModule: the built-in `memory` module, the bus face of EmbeddedMemory.
+// MemoryModule: the built-in `memory` module, the bus face of the memory
+// store its config's profile names (EmbeddedMemory or ServerMemory).
 //
 // Requests (memory.store, memory.recall, memory.forget, memory.consolidate)
 // are answered on their reply_to when they carry one; every change is also
 // published on `memory_updates` so other nodes and modules can follow it.
 // Handlers run one at a time in the module's mailbox, and the store is
-// synchronous (SQLite, an in-memory index), so a handler never suspends
-// while it holds store state.
+// synchronous (SQLite or PostgreSQL and Redis, an in-memory index), so a
+// handler never suspends while it holds store state.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -66,28 +67,25 @@ class MemoryModule final : public Module {
  public:
   Task<void> initialize() override {
     const Json& c = config();
-    auto configured = memory::embedded_memory_options(c, context().data_dir());
-    // Thrown, not returned: the supervisor reports it as the module's error.
-    if (!configured.ok()) throw std::runtime_error(std::string(message_of(configured.status())));
-    memory::EmbeddedMemoryOptions options = std::move(*configured);
     recall_limit_ = number<size_t>(c, "recall_limit", 10);
-    options.progress = [this](std::string_view what, size_t done, size_t total) {
+    auto progress = [this](std::string_view what, size_t done, size_t total) {
       log(LogLevel::kInfo, cat(what, ": ", done, "/", total));
     };
-    auto store = memory::EmbeddedMemory::open(std::move(options));
+    auto store = memory::open_memory_store(c, context().data_dir(), "", progress);
     // Thrown, not returned: the supervisor reports it as the module's error
-    // (e.g. an embedder mismatch telling the user to reindex).
+    // (e.g. bad config, or an embedder mismatch telling the user to reindex).
     if (!store.ok()) throw std::runtime_error(std::string(message_of(store.status())));
     store_ = std::move(*store);
-    if (!store_->index_rebuild_reason().empty()) {
-      log(LogLevel::kWarn,
-          cat("memory index rebuilt from the database: ", store_->index_rebuild_reason()));
+    if (auto stats = store_->stats(); stats.ok()) {
+      const std::string reason = (*stats)["index"].value("rebuilt_because", "");
+      if (!reason.empty()) log(LogLevel::kWarn, cat("memory index rebuilt: ", reason));
     }
 
     on("on_store", &MemoryModule::on_store);
     on("on_recall", &MemoryModule::on_recall);
     on("on_forget", &MemoryModule::on_forget);
     on("on_consolidate", &MemoryModule::on_consolidate);
+    on("on_update", &MemoryModule::on_update);
     tool("remember", &MemoryModule::remember_tool);
     tool("recall", &MemoryModule::recall_tool);
     const double seconds = number<double>(c, "consolidate_interval_seconds", 300);
@@ -222,6 +220,15 @@ class MemoryModule final : public Module {
     co_return;
   }
 
+  // Another node's change (or this one's): the server profile applies it to
+  // this node's index now rather than at the next recall.
+  Task<void> on_update(const Event&) {
+    if (Status s = store_->sync(); !s.ok()) {
+      log(LogLevel::kWarn, cat("cannot follow memory_updates: ", message_of(s)));
+    }
+    co_return;
+  }
+
   Task<void> periodic_consolidation() {
     run_consolidation().IgnoreError();
     co_return;
@@ -235,7 +242,7 @@ class MemoryModule final : public Module {
 
   Task<ToolResult> recall_tool(const Json& arguments) { co_return recall(arguments); }
 
-  std::unique_ptr<memory::EmbeddedMemory> store_;
+  std::unique_ptr<MemoryStore> store_;
   size_t recall_limit_ = 10;
 };
 

@@ -1,10 +1,13 @@
 // Boots a real nucleus with the built-in memory module on a temporary data
 // folder and talks to it only over the bus: store, recall (request/reply),
-// forget, consolidate, the remember/recall tools, memory_updates, restarts.
+// forget, consolidate, the remember/recall tools, memory_updates, restarts;
+// in both profiles (the server one on a real PostgreSQL and Redis), and two
+// nodes sharing one PostgreSQL and Redis.
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -16,6 +19,8 @@
 #include "core/nucleus.h"
 #include "lotus/manifest.h"
 #include "lotus/strings.h"
+#include "testing/postgres_server.h"
+#include "testing/redis_server.h"
 #include "testing/sync_wait.h"
 #include "testing/temp_dir.h"
 
@@ -62,21 +67,33 @@ class Updates {
   std::vector<Json> seen_;
 };
 
-class MemoryModuleTest : public ::testing::Test {
+// The parameter: whether the memory module runs the server profile.
+class MemoryModuleTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(dir_.path().empty());
     fs::create_directories(dir_.path() / "modules" / "memory");
     fs::copy_file(kManifest, dir_.path() / "modules" / "memory" / "manifest.yaml");
+    if (GetParam()) {
+      postgres_ = std::make_unique<testing::PostgresServer>();
+      redis_ = std::make_unique<testing::RedisServer>();
+      postgres_url_ = postgres_->create_database("memory");
+    }
   }
 
-  Config config(Json extra = Json::object()) const {
+  // `node` names the node's own folders; nodes share PostgreSQL and Redis.
+  Config config(Json extra = Json::object(), const std::string& node = "") const {
     Config c;
     c.module_dirs = {dir_.path() / "modules"};
-    c.data_dir = dir_.path() / "data";
+    c.data_dir = dir_.path() / ("data" + node);
     c.threads = 2;
     c.shutdown_deadline = 5000ms;
-    Json module_config{{"data_dir", (dir_.path() / "memory").string()}};
+    Json module_config{{"data_dir", (dir_.path() / ("memory" + node)).string()}};
+    if (GetParam()) {
+      module_config["profile"] = "server";
+      module_config["postgres"] = postgres_url_;
+      module_config["redis"] = redis_->url();
+    }
     module_config.update(extra);
     c.module_config["memory"] = std::move(module_config);
     return c;
@@ -111,6 +128,9 @@ class MemoryModuleTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::unique_ptr<testing::PostgresServer> postgres_;
+  std::unique_ptr<testing::RedisServer> redis_;
+  std::string postgres_url_;
 };
 
 TEST(MemoryManifest, IsAValidBuiltInContract) {
@@ -125,7 +145,7 @@ TEST(MemoryManifest, IsAValidBuiltInContract) {
   ASSERT_NE(manifest->find_tool("recall"), nullptr);
 }
 
-TEST_F(MemoryModuleTest, StoresRecallsForgetsOverTheBusAndSurvivesARestart) {
+TEST_P(MemoryModuleTest, StoresRecallsForgetsOverTheBusAndSurvivesARestart) {
   std::string id;
   {
     Nucleus nucleus(config());
@@ -172,7 +192,7 @@ TEST_F(MemoryModuleTest, StoresRecallsForgetsOverTheBusAndSurvivesARestart) {
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
-TEST_F(MemoryModuleTest, OffersRememberAndRecallTools) {
+TEST_P(MemoryModuleTest, OffersRememberAndRecallTools) {
   Nucleus nucleus(config());
   boot(nucleus);
   Json remembered = call_tool(nucleus, "remember",
@@ -189,7 +209,7 @@ TEST_F(MemoryModuleTest, OffersRememberAndRecallTools) {
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
-TEST_F(MemoryModuleTest, ConsolidatesOnRequestAndOnSchedule) {
+TEST_P(MemoryModuleTest, ConsolidatesOnRequestAndOnSchedule) {
   Nucleus nucleus(config(Json{{"short_term_seconds", 0}, {"consolidate_interval_seconds", 0.2}}));
   boot(nucleus);
   Updates updates(nucleus.bus());
@@ -206,6 +226,45 @@ TEST_F(MemoryModuleTest, ConsolidatesOnRequestAndOnSchedule) {
   EXPECT_EQ(recalled["results"][0]["tier"], "long_term");
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(Profiles, MemoryModuleTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Server" : "Embedded";
+                         });
+
+class MemoryModuleNodesTest : public MemoryModuleTest {};
+
+TEST_P(MemoryModuleNodesTest, TwoNodesOnOnePostgresAndRedisShareTheirMemories) {
+  Nucleus a(config(Json::object(), "a"));
+  boot(a);
+  Nucleus b(config(Json::object(), "b"));
+  boot(b);
+  Updates updates(a.bus());
+  Json stored = request(a, "memory.store",
+                        Json{{"content", "The release train leaves every second Tuesday"},
+                             {"type", "semantic"},
+                             {"importance", 0.9}});
+  ASSERT_EQ(stored["ok"], true) << stored.dump();
+  EXPECT_TRUE(updates.wait_for("store"));
+  EXPECT_THAT(
+      top(request(b, "memory.recall", Json{{"query", "when does the release train leave"}})),
+      HasSubstr("second Tuesday"));
+  ASSERT_EQ(
+      request(b, "memory.store", Json{{"content", "Carol reviews the database migrations"}})["ok"],
+      true);
+  EXPECT_THAT(top(request(a, "memory.recall", Json{{"query", "who reviews migrations"}})),
+              HasSubstr("Carol"));
+  Json forgot = request(b, "memory.forget", Json{{"id", stored["memory"]["id"]}});
+  EXPECT_EQ(forgot["forgotten"], 1) << forgot.dump();
+  Json gone = request(a, "memory.recall", Json{{"query", "release train second Tuesday"}});
+  EXPECT_TRUE(gone["results"].empty()) << gone.dump();
+  EXPECT_EQ(b.health()["modules"]["memory"]["state"], "running");
+  ASSERT_TRUE(b.shutdown().ok());
+  ASSERT_TRUE(a.shutdown().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Profiles, MemoryModuleNodesTest, ::testing::Values(true),
+                         [](const ::testing::TestParamInfo<bool>&) { return "Server"; });
 
 }  // namespace
 }  // namespace lotus
