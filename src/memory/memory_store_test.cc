@@ -1,9 +1,9 @@
 // One behavioural suite for both memory profiles: the embedded store on a
 // temporary folder, and the server store on a real PostgreSQL and Redis that
 // each test starts on loopback. Remember and recall by meaning and keyword,
-// filters, restarts, a killed writer, forgetting, consolidation and an index
-// rebuilt from the source of truth; then what only the server profile has:
-// several nodes on one Redis and PostgreSQL.
+// filters, module state, restarts, a killed writer, forgetting, consolidation
+// and an index rebuilt from the source of truth; then what only the server
+// profile has: several nodes on one Redis and PostgreSQL.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -361,6 +361,33 @@ TEST_P(MemoryStoreTest, ConsolidationPromotesArchivesAndSummarizes) {
   }
   EXPECT_THAT(top(reopened->recall("which port does the API gateway use", 1, {})),
               HasSubstr("8080"));
+}
+
+TEST_P(MemoryStoreTest, KeepsEachModulesStateApart) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  for (const auto& [module, text] :
+       {std::pair{"file_watcher", "watching /srv/app for changes since the last restart"},
+        std::pair{"code_assistant", "last refactoring touched the parser; tests were green"}}) {
+    MemoryInput state;
+    state.content = text;
+    state.type = MemoryType::kModuleState;
+    state.module = module;
+    ASSERT_TRUE(store->remember(state).ok());
+  }
+  ASSERT_TRUE(store->remember("the parser of the config file was rewritten").ok());
+  MemoryFilter mine;
+  mine.module = "code_assistant";
+  mine.types = {MemoryType::kModuleState};
+  auto hits = store->recall("parser refactoring", 5, mine);
+  ASSERT_TRUE(hits.ok()) << hits.status();
+  ASSERT_EQ(hits->size(), 1u) << ::testing::PrintToString(contents(*hits));
+  EXPECT_EQ(hits->front().record.type, MemoryType::kModuleState);
+  EXPECT_EQ(hits->front().record.module, "code_assistant");
+  EXPECT_EQ(*store->forget(mine), 1u);
+  MemoryFilter watcher;
+  watcher.module = "file_watcher";
+  EXPECT_EQ(store->recall("watching for changes", 5, watcher)->size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Profiles, MemoryStoreTest,
