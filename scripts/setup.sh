@@ -15,7 +15,7 @@ packages=(
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libabsl-dev libsqlite3-dev libedit-dev libhnswlib-dev libcurl4-openssl-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
-  nodejs npm
+  nodejs npm chromium
 )
 
 missing=()
@@ -38,6 +38,15 @@ if ! cmp -s "$interop/package-lock.json" "$interop/node_modules/.lotus-installed
   echo "==> installing the MCP interop packages (npm)"
   (cd "$interop" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$interop/package-lock.json" "$interop/node_modules/.lotus-installed"
+fi
+
+# The browser tests' playwright-core (tests/browser/package.json, pinned;
+# it drives Debian's chromium): installed again only when the lock file changed.
+browser="$root/tests/browser"
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.lotus-installed" 2>/dev/null; then
+  echo "==> installing the browser test packages (npm)"
+  (cd "$browser" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$browser/package-lock.json" "$browser/node_modules/.lotus-installed"
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
