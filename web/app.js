@@ -215,9 +215,10 @@ function onChatEvent(event) {
   }
 }
 
+// The task's last displays may still be on their way (another socket): the
+// answer bubble is let go by its final "message", or by the next request.
 function finishTask() {
   chat.task = null;
-  chat.bubble = null;
   $("chat-send").disabled = false;
   $("chat-cancel").disabled = true;
 }
@@ -228,6 +229,7 @@ $("chat-form").addEventListener("submit", async (e) => {
   if (!text || chat.task) return;
   $("chat-input").value = "";
   bubble("user", text);
+  chat.bubble = null;
   $("chat-send").disabled = true;
   chat.sending = true;
   try {
