@@ -84,8 +84,13 @@ test("a chat message streams its answer and shows the tool call as a card", asyn
     // Every text the answer bubbles show along the way, to see it grow.
     await page.evaluate(() => {
       window.seenTexts = [];
-      new MutationObserver(() => {
-        for (const b of document.querySelectorAll(".bubble.assistant")) window.seenTexts.push(b.textContent);
+      // Each text change replaces the bubble's text node, so the added nodes
+      // keep every intermediate text even when changes come in one batch.
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (!r.target.matches || !r.target.matches(".bubble.assistant")) continue;
+          for (const node of r.addedNodes) window.seenTexts.push(node.textContent);
+        }
       }).observe(document.getElementById("transcript"), { subtree: true, childList: true, characterData: true });
     });
     await page.locator("#chat-input").fill("What is in my folder?");
@@ -105,6 +110,8 @@ test("a chat message streams its answer and shows the tool call as a card", asyn
     const seen = await page.evaluate(() => window.seenTexts);
     assert.ok(seen.some((t) => t.length > 0 && t.length < final.length && final.startsWith(t)),
       "no partial answer was shown: " + JSON.stringify(seen));
+    // One bubble per model turn, each whole.
+    assert.deepEqual(await page.locator(".bubble.assistant").allTextContents(), ["Let me look.", final]);
     await page.locator("#chat-send:not([disabled])").waitFor({ timeout });
     await shot(page, "chat-streamed-answer-and-tool-card");
   });
