@@ -15,9 +15,15 @@ packages=(
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libabsl-dev libsqlite3-dev libedit-dev libhnswlib-dev libcurl4-openssl-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
-  nodejs npm
-  libpq-dev postgresql
+  libpq-dev postgresql chromium
 )
+
+# Node.js with npm for the interop and browser tests: Debian's, unless a
+# Node.js that brings its own npm is installed already (Debian's npm package
+# conflicts with such a nodejs).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -39,6 +45,15 @@ if ! cmp -s "$interop/package-lock.json" "$interop/node_modules/.lotus-installed
   echo "==> installing the MCP interop packages (npm)"
   (cd "$interop" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$interop/package-lock.json" "$interop/node_modules/.lotus-installed"
+fi
+
+# The browser tests' playwright-core (tests/browser/package.json, pinned;
+# it drives Debian's chromium): installed again only when the lock file changed.
+browser="$root/tests/browser"
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.lotus-installed" 2>/dev/null; then
+  echo "==> installing the browser test packages (npm)"
+  (cd "$browser" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$browser/package-lock.json" "$browser/node_modules/.lotus-installed"
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"

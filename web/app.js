@@ -91,7 +91,14 @@ for (const button of document.querySelectorAll("#tabs button")) {
 
 // ---------------------------------------------------------------- chat
 
-const chat = { task: null, bubble: null, cards: new Map(), approvals: new Map(), sockets: [] };
+// While a message is being sent, the task's first events can arrive before
+// the API says which trace they belong to: they wait in `early`. `mine` holds
+// every task this page started: the three sockets are not ordered with one
+// another, so a task's last display can arrive after its task_complete.
+const chat = {
+  task: null, sending: false, early: [], mine: new Set(), bubble: null,
+  cards: new Map(), approvals: new Map(), sockets: [],
+};
 
 function conversationId() {
   let id = localStorage.getItem("lotus.conversation");
@@ -162,7 +169,8 @@ async function answerApproval(id, approved) {
 function onChatEvent(event) {
   const data = event.data || {};
   const trace = (event.metadata && event.metadata.trace_id) || data.task_id || data.trace_id;
-  if (!chat.task || trace !== chat.task) return;
+  if (chat.sending) { chat.early.push(event); return; }
+  if (!chat.mine.has(trace)) return;
   if (event.channel === "action.approval_request") return approvalCard(data);
   if (event.channel === "perception.approval_response") {
     const box = chat.approvals.get(data.approval_id);
@@ -171,7 +179,7 @@ function onChatEvent(event) {
     }
     return;
   }
-  if (event.channel === "cognition.task_complete") return finishTask();
+  if (event.channel === "cognition.task_complete") return trace === chat.task ? finishTask() : undefined;
   if (event.channel !== "action.display") return;
   switch (data.kind) {
     case "delta":
@@ -207,9 +215,10 @@ function onChatEvent(event) {
   }
 }
 
+// The task's last displays may still be on their way (another socket): the
+// answer bubble is let go by its final "message", or by the next request.
 function finishTask() {
   chat.task = null;
-  chat.bubble = null;
   $("chat-send").disabled = false;
   $("chat-cancel").disabled = true;
 }
@@ -220,15 +229,22 @@ $("chat-form").addEventListener("submit", async (e) => {
   if (!text || chat.task) return;
   $("chat-input").value = "";
   bubble("user", text);
+  chat.bubble = null;
   $("chat-send").disabled = true;
+  chat.sending = true;
   try {
     const accepted = await api("POST", `/api/conversations/${encodeURIComponent($("conversation").value)}/messages`,
       { text, wait: false });
     chat.task = accepted.trace_id;
+    chat.mine.add(chat.task);
     $("chat-cancel").disabled = false;
   } catch (error) {
     bubble("error", error.message);
     finishTask();
+  } finally {
+    chat.sending = false;
+    const early = chat.early.splice(0);
+    for (const event of early) onChatEvent(event);
   }
 });
 $("chat-input").addEventListener("keydown", (e) => {
