@@ -9,6 +9,7 @@
 
 #include "support/mcp_process.h"
 #include "support/test_env.h"
+#include "testing/free_port.h"
 
 namespace lotus {
 namespace {
@@ -312,24 +313,9 @@ TEST_F(McpClientInteropTest, LotusServesTheMountedToolsAndRestartsACrashedServer
 namespace lotus {
 namespace {
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // A server reached over Streamable HTTP: server-everything's HTTP transport.
 TEST_F(McpStdioTest, MountsAServerOverStreamableHttp) {
-  int port = free_port();
+  int port = testing::free_loopback_port();
   ASSERT_GT(port, 0);
   testing::Child server(
       {LOTUS_NODE,

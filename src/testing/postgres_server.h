@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "testing/free_port.h"
 #include "testing/temp_dir.h"
 
 namespace lotus::testing {
@@ -45,7 +46,7 @@ class PostgresServer {
                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"},
                  "initdb");
     for (int attempt = 0;; ++attempt) {
-      port_ = free_port();
+      port_ = free_loopback_port();
       try {
         start();
         return;
@@ -166,24 +167,6 @@ class PostgresServer {
     uid_t uid = 0;
     gid_t gid = 0;
   };
-
-  // Binds port 0 to let the kernel choose, then releases it for the server.
-  static int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-      socklen_t length = sizeof address;
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-      port = ntohs(address.sin_port);
-    }
-    close(fd);
-    if (port == 0) throw std::runtime_error("no free loopback port");
-    return port;
-  }
 
   std::filesystem::path data_dir() const { return dir_.path() / "data"; }
 

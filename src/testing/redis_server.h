@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "testing/free_port.h"
 #include "testing/temp_dir.h"
 
 namespace lotus::testing {
@@ -41,8 +42,8 @@ class RedisServer {
   };
 
   RedisServer() : RedisServer(Options{}) {}
-  explicit RedisServer(Options options) : options_(options), port_(free_port()) {
-    // Tests run in parallel: another may take the port between free_port()
+  explicit RedisServer(Options options) : options_(options), port_(free_loopback_port()) {
+    // Tests run in parallel: another may take the port between free_loopback_port()
     // and the server's bind, so a server that exits at start gets a new one.
     for (int attempt = 0;; ++attempt) {
       try {
@@ -50,7 +51,7 @@ class RedisServer {
         return;
       } catch (const std::runtime_error&) {
         if (attempt == 4) throw;
-        port_ = free_port();
+        port_ = free_loopback_port();
       }
     }
   }
@@ -171,24 +172,6 @@ class RedisServer {
         break;
     }
     return out;
-  }
-
-  // Binds port 0 to let the kernel choose, then releases it for the server.
-  static int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-      socklen_t length = sizeof address;
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-      port = ntohs(address.sin_port);
-    }
-    close(fd);
-    if (port == 0) throw std::runtime_error("no free loopback port");
-    return port;
   }
 
   Options options_;
