@@ -246,7 +246,10 @@ class McpClientInteropTest : public McpStdioTest {
 TEST_F(McpClientInteropTest, ServersListsTheMountedReferenceServers) {
   auto result = run_lotus({"mcp", "servers", "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  Json servers = Json::parse(result.output.substr(result.output.find('[')), nullptr, false);
+  // The JSON starts at "[" + newline; log lines on stderr start with "[<time>]".
+  const size_t json_start = result.output.find("[\n");
+  ASSERT_NE(json_start, std::string::npos) << result.output;
+  Json servers = Json::parse(result.output.substr(json_start), nullptr, false);
   ASSERT_TRUE(servers.is_array()) << result.output;
   std::map<std::string, Json> by_name;
   for (const Json& s : servers) by_name[s["name"]] = s;

@@ -391,7 +391,8 @@ void McpConnection::run_once() {
       relist = std::exchange(relist_, false);
     }
     if (relist) {
-      if (Status listed = list_and_mount(client); !listed.ok()) {
+      // A listing cut short because LOTUS is stopping is no news.
+      if (Status listed = list_and_mount(client); !listed.ok() && !stopping_.load()) {
         spdlog::warn("mcp server {}: listing tools again failed: {}", config_.name,
                      message_of(listed));
       }
