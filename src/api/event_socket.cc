@@ -107,26 +107,25 @@ asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
         response.set(beast::http::field::server, "lotus");
         if (!protocol.empty()) response.set(beast::http::field::sec_websocket_protocol, protocol);
       }));
-  beast::error_code ec;
-  co_await socket_.async_accept(upgrade, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return;
-  stats_.accepted.fetch_add(1);
-  stats_.connected.fetch_add(1);
-
+  // Subscribed before the handshake completes: a client that has its 101
+  // gets every event published from then on.
   std::weak_ptr<EventSocket> weak = self;
   Subscriber tap;
   tap.tap = [weak](const EventPtr& event) {
     if (auto socket = weak.lock()) socket->push(event);
   };
   auto subscribed = bus_.subscribe(options_.pattern, options_.filter, std::move(tap));
-  if (!subscribed.ok()) {
-    auto closing = close_with(websocket::close_code::policy_error,
-                              std::string(message_of(subscribed.status())));
-    co_await std::move(closing);
-    stats_.connected.fetch_sub(1);
+  if (!subscribed.ok()) co_return;  // the pattern was checked before the upgrade
+  subscription_ = *subscribed;
+  beast::error_code ec;
+  co_await socket_.async_accept(upgrade, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    bus_.unsubscribe(*subscription_);
+    subscription_.reset();
     co_return;
   }
-  subscription_ = *subscribed;
+  stats_.accepted.fetch_add(1);
+  stats_.connected.fetch_add(1);
   asio::co_spawn(socket_.get_executor(), read_until_closed(), asio::detached);
 
   socket_.text(true);
