@@ -135,9 +135,14 @@ function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
+// Models see `module__tool` (their APIs allow no dots); people read `module.tool`.
+function toolTitle(name) {
+  return (name || "tool").replace("__", ".");
+}
+
 function toolCard(data) {
   const card = el("div", { class: "tool-card", "data-call": data.call_id || "" },
-    el("div", { class: "name", text: "⚙ " + (data.tool || "tool") }),
+    el("div", { class: "name", text: "⚙ " + toolTitle(data.tool) }),
     el("pre", { class: "arguments", text: pretty(data.arguments || {}) }),
     el("pre", { class: "result muted", text: "running…" }));
   chat.cards.set(data.call_id, card);
@@ -148,7 +153,7 @@ function approvalCard(request) {
   let card = chat.cards.get(request.call_id);
   if (!card) card = toolCard({ tool: request.tool, arguments: request.arguments, call_id: request.call_id });
   const box = el("div", { class: "approval", "data-approval": request.approval_id },
-    el("span", { text: `${request.tool} needs your approval (${request.risk} risk${request.because ? ": " + request.because : ""})` }),
+    el("span", { text: `${toolTitle(request.tool)} needs your approval (${request.risk} risk${request.because ? ": " + request.because : ""})` }),
     el("button", { class: "approve", type: "button", text: "Approve", onclick: () => answerApproval(request.approval_id, true) }),
     el("button", { class: "deny", type: "button", text: "Deny", onclick: () => answerApproval(request.approval_id, false) }));
   card.append(box);
@@ -360,13 +365,12 @@ $("memory-search-form").addEventListener("submit", async (e) => {
   list.replaceChildren();
   try {
     const result = await api("POST", "/api/memory/search", { query: $("memory-query").value, limit: 20 });
-    const memories = result.results || result.memories || [];
+    const memories = result.results;
     if (!memories.length) list.append(el("li", { class: "muted", text: "nothing found" }));
     for (const m of memories) {
-      const record = m.record || m;
       list.append(el("li", {},
-        el("div", { text: record.content }),
-        el("div", { class: "muted", text: `${record.type || ""} · score ${(m.score ?? 0).toFixed(3)} · ${record.id || ""}` })));
+        el("div", { text: m.content }),
+        el("div", { class: "muted", text: `${m.type} · score ${m.score.toFixed(3)} · ${m.id}` })));
     }
   } catch (error) {
     list.append(el("li", { class: "muted", text: error.message }));
@@ -376,7 +380,7 @@ $("memory-add-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
     const result = await api("POST", "/api/memory", { content: $("memory-content").value, type: $("memory-type").value });
-    $("memory-message").textContent = "remembered " + (result.id || "");
+    $("memory-message").textContent = "remembered " + result.memory.id;
     $("memory-content").value = "";
   } catch (error) {
     $("memory-message").textContent = error.message;
@@ -403,16 +407,23 @@ function drawSeries(canvas, seriesList, unit) {
     ctx.fillText(((max * i) / 4).toFixed(max < 10 ? 1 : 0), 2, y + 4);
   }
   ctx.fillText(unit, pad, 12);
+  // The newest sample sits at the right edge; older ones scroll left.
+  const xOf = (i, n) => w - 5 - ((n - 1 - i) / (activity.points - 1)) * (w - pad - 5);
+  const yOf = (v) => h - pad / 2 - (v / max) * (h - pad);
   seriesList.forEach((s) => {
-    ctx.strokeStyle = s.color;
+    const n = s.values.length;
+    if (!n) return;
+    ctx.strokeStyle = ctx.fillStyle = s.color;
     ctx.lineWidth = 2;
     ctx.beginPath();
     s.values.forEach((v, i) => {
-      const x = pad + (i / (activity.points - 1)) * (w - pad - 5);
-      const y = h - pad / 2 - (v / max) * (h - pad);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      if (i === 0) ctx.moveTo(xOf(i, n), yOf(v)); else ctx.lineTo(xOf(i, n), yOf(v));
     });
     ctx.stroke();
+    // A dot on the latest value, so even the first sample shows.
+    ctx.beginPath();
+    ctx.arc(xOf(n - 1, n), yOf(s.values[n - 1]), 3, 0, 2 * Math.PI);
+    ctx.fill();
   });
 }
 
@@ -424,6 +435,7 @@ async function sampleActivity() {
     const seconds = (now - activity.last.time) / 1000;
     const rate = Math.max(0, (health.bus.published - activity.last.published) / seconds);
     activity.rates.push(rate);
+    $("rate-now").textContent = `now ${rate.toFixed(rate < 10 ? 1 : 0)} events/s`;
     if (activity.rates.length > activity.points) activity.rates.shift();
   }
   activity.last = { time: now, published: health.bus.published };
@@ -486,6 +498,8 @@ async function drawGraph() {
       line.setAttribute("x1", a.x + boxW / 2); line.setAttribute("y1", a.y + boxH);
       line.setAttribute("x2", b.x + boxW / 2); line.setAttribute("y2", b.y);
       line.setAttribute("marker-end", "url(#arrow)");
+      line.setAttribute("data-from", m.name);
+      line.setAttribute("data-to", dep);
       svg.append(line);
     }
   }

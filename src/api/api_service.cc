@@ -25,6 +25,7 @@ namespace {
 constexpr auto kMemoryTimeout = std::chrono::seconds(30);
 constexpr auto kHistoryTimeout = std::chrono::seconds(10);
 constexpr int64_t kDefaultAnswerTimeoutMs = 120'000;
+constexpr auto kHealthMaxAge = std::chrono::milliseconds(100);
 
 Json object_schema(Json properties, std::vector<std::string> required = {}) {
   Json schema = {{"type", "object"}, {"properties", std::move(properties)}};
@@ -171,10 +172,21 @@ Router ApiService::routes() {
   return router;
 }
 
+std::shared_ptr<const std::string> ApiService::health_body() {
+  // One builder at a time: concurrent probes wait for it rather than all
+  // building the same document.
+  std::lock_guard lock(health_mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (!health_body_ || now - health_built_ >= kHealthMaxAge) {
+    health_body_ = std::make_shared<const std::string>(nucleus_.health().dump());
+    health_built_ = now;
+  }
+  return health_body_;
+}
+
 ApiService::Awaitable ApiService::health(const RequestContext&) {
-  Json health = nucleus_.health();
   // 200 while the process answers; "status" says healthy or degraded.
-  co_return json_response(http::status::ok, health);
+  co_return json_text_response(http::status::ok, *health_body());
 }
 
 ApiService::Awaitable ApiService::metrics(const RequestContext&) {

@@ -1,6 +1,7 @@
 // ApiService: the REST endpoints of the daemon, answered from the nucleus.
 //
-//   GET  /health                          health (no token: monitors and the CLI probe it)
+//   GET  /health                          health (no token: monitors and the CLI probe it;
+//                                         at most 100 ms old, so probes stay cheap)
 //   GET  /metrics                         Prometheus text
 //   GET  /api/openapi.json                this API, described
 //   GET  /api/modules                     modules with state, health, dependencies
@@ -19,7 +20,10 @@
 //   GET  /, /ui/...                       the web UI
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -67,8 +71,15 @@ class ApiService {
   // an HTTP error.
   Awaitable bus_request(std::string channel, Json data, std::chrono::milliseconds timeout);
 
+  // The serialized health document, rebuilt when older than kHealthMaxAge:
+  // building it visits every module, and monitors poll it hard.
+  std::shared_ptr<const std::string> health_body();
+
   Nucleus& nucleus_;
   const HttpServer* server_ = nullptr;
+  std::mutex health_mutex_;
+  std::shared_ptr<const std::string> health_body_;
+  std::chrono::steady_clock::time_point health_built_;
   std::vector<RouteSpec> specs_;  // for the OpenAPI description
   boost::asio::thread_pool blocking_{2};
 };

@@ -5,10 +5,14 @@
 namespace lotus::api {
 
 HttpResponse json_response(http::status status, const Json& body) {
+  return json_text_response(status, body.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+HttpResponse json_text_response(http::status status, std::string json_text) {
   HttpResponse response{status, 11};
   response.set(http::field::content_type, "application/json");
   response.set(http::field::cache_control, "no-store");
-  response.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  response.body() = std::move(json_text);
   response.body() += "\n";
   response.prepare_payload();
   return response;

@@ -20,6 +20,8 @@ using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
 
 HttpResponse json_response(http::status status, const Json& body);
+// The same for a document already serialized.
+HttpResponse json_text_response(http::status status, std::string json_text);
 // {"error": message}
 HttpResponse error_response(http::status status, std::string_view message);
 // The HTTP status that says the same as `status` (NotFound -> 404, ...).

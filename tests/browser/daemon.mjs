@@ -7,9 +7,13 @@ import os from "node:os";
 import path from "node:path";
 
 export class Daemon {
-  constructor(binary, config) {
+  // `modules` maps a module folder name to files to put there ({file: text
+  // or {copy: path}}); they land in the data folder's modules/, which the
+  // daemon discovers beside its built-in modules.
+  constructor(binary, config, modules = {}) {
     this.binary = binary;
     this.config = config;
+    this.modules = modules;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "lotus-browser-"));
     this.output = "";
   }
@@ -20,6 +24,14 @@ export class Daemon {
     fs.mkdirSync(configDir, { recursive: true });
     fs.mkdirSync(path.join(this.dir, "home"), { recursive: true });
     fs.writeFileSync(path.join(configDir, "config.yaml"), this.config);
+    for (const [name, files] of Object.entries(this.modules)) {
+      const folder = path.join(this.dir, "data", "lotus", "modules", name);
+      fs.mkdirSync(folder, { recursive: true });
+      for (const [file, content] of Object.entries(files)) {
+        if (typeof content === "string") fs.writeFileSync(path.join(folder, file), content);
+        else fs.copyFileSync(content.copy, path.join(folder, file));
+      }
+    }
     const env = {
       ...process.env,
       HOME: path.join(this.dir, "home"),

@@ -3,7 +3,8 @@
 // (chat with a tool card, an approval, a module reload, the event filter) and
 // saves a screenshot of each step under LOTUS_ARTIFACTS_DIR.
 //
-//   LOTUS_BINARY=build/release/bin/lotus LOTUS_ARTIFACTS_DIR=/tmp/shots node --test ui.test.mjs
+//   LOTUS_BINARY=build/release/bin/lotus LOTUS_TEST_MODULES_DIR=build/release/test-modules \
+//   LOTUS_ARTIFACTS_DIR=/tmp/shots node --test ui.test.mjs
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -14,6 +15,8 @@ import { Daemon } from "./daemon.mjs";
 
 const binary = process.env.LOTUS_BINARY;
 if (!binary) throw new Error("set LOTUS_BINARY to the lotus executable");
+const testModules = process.env.LOTUS_TEST_MODULES_DIR;
+if (!testModules) throw new Error("set LOTUS_TEST_MODULES_DIR to the built test modules (build/<preset>/test-modules)");
 const artifacts = path.resolve(process.env.LOTUS_ARTIFACTS_DIR || path.join(os.tmpdir(), "lotus-browser-artifacts"));
 fs.mkdirSync(artifacts, { recursive: true });
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -37,10 +40,11 @@ ${turns.map((t) => "        - " + JSON.stringify(t)).join("\n")}
 `;
 }
 
-// Runs `body(page, daemon)` against a fresh daemon with `config`; stops both
-// after, and leaves the daemon's output in the failure when it breaks.
-async function withUi(name, config, body) {
-  const daemon = new Daemon(binary, config);
+// Runs `body(page, daemon)` against a fresh daemon with `config` (and extra
+// `modules`, see Daemon); stops both after, and leaves the daemon's output in
+// the failure when it breaks.
+async function withUi(name, config, body, modules = {}) {
+  const daemon = new Daemon(binary, config, modules);
   await daemon.start();
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   const page = await context.newPage();
@@ -99,7 +103,7 @@ test("a chat message streams its answer and shows the tool call as a card", asyn
 
     const card = page.locator(".tool-card").first();
     await card.waitFor({ timeout });
-    await card.locator(".name", { hasText: "fs__list" }).waitFor({ timeout });
+    await card.locator(".name", { hasText: "fs.list" }).waitFor({ timeout });
     assert.match(await card.locator(".arguments").textContent(), new RegExp(root.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
     await card.locator(".result", { hasText: "notes.txt" }).waitFor({ timeout });
     assert.match(await card.getAttribute("class"), /\bdone\b/);
@@ -202,4 +206,63 @@ test("the event stream shows only the events matching its pattern", async () => 
     }
     await shot(page, "events-filtered");
   });
+});
+
+test("a memory added from the Memory tab is found again by meaning and by keyword", async () => {
+  await withUi("memory", configWith(["unused"]), async (page, daemon) => {
+    await page.locator("#tabs button[data-tab=memory]").click();
+    const fact = "The spare key to the garden shed hangs behind the blue flowerpot";
+    await page.locator("#memory-content").fill(fact);
+    await page.locator("#memory-type").selectOption("semantic");
+    await page.locator("#memory-add-form button[type=submit]").click();
+    await page.locator("#memory-message", { hasText: /^remembered \S+/ }).waitFor({ timeout });
+    // A distractor, so the search has to rank.
+    const other = await daemon.api("POST", "/api/memory", { content: "Tuesday is the day the recycling goes out", type: "episodic" });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+
+    for (const query of ["where is the spare key for the shed", "flowerpot"]) {
+      await page.locator("#memory-query").fill(query);
+      await page.locator("#memory-search-form button[type=submit]").click();
+      const first = page.locator("#memory-results li").first();
+      await first.waitFor({ timeout });
+      assert.equal(await first.locator("div").first().textContent(), fact, `first result for "${query}"`);
+      assert.match(await first.locator("div.muted").textContent(), /^semantic · score \d/);
+    }
+    await shot(page, "memory-search");
+  });
+});
+
+test("the activity charts follow the bus and the graph draws every dependency", async () => {
+  // A test module that depends on the memory module: the graph must show the arrow.
+  const manifest = fs.readFileSync(path.join(testModules, "counter", "manifest.yaml"), "utf8")
+    .replace(/^description: .*$/m, "$&\ndependencies:\n  modules: [memory]");
+  const modules = { counter: { "manifest.yaml": manifest, "libcounter.so": { copy: path.join(testModules, "counter", "libcounter.so") } } };
+  await withUi("activity", configWith(["unused"]), async (page, daemon) => {
+    const listed = (await daemon.api("GET", "/api/modules")).body.modules;
+    const counter = listed.find((m) => m.name === "counter");
+    assert.ok(counter && counter.state === "running", JSON.stringify(listed));
+    assert.deepEqual(counter.dependencies, ["memory"]);
+
+    await page.locator("#tabs button[data-tab=activity]").click();
+    // Every module gets a latency series.
+    for (const m of listed) await page.locator("#latency-legend span", { hasText: new RegExp(`^${m.name}$`) }).waitFor({ timeout });
+    // Events published between two samples show up as a rate above zero.
+    let rate = 0;
+    for (let round = 0; round < 20 && rate === 0; round++) {
+      for (let i = 0; i < 50; i++) await daemon.api("POST", "/api/events", { channel: "test.count", data: { i } });
+      await page.waitForTimeout(300);
+      const text = (await page.locator("#rate-now").textContent()) || "";
+      rate = Number((text.match(/now ([\d.]+) events\/s/) || [])[1] || 0);
+    }
+    assert.ok(rate > 0, "the events/s readout stayed at zero");
+    await shot(page, "activity-charts");
+
+    await page.locator("#tabs button[data-tab=graph]").click();
+    for (const m of listed) await page.locator(`#graph g.node[data-module="${m.name}"]`).waitFor({ timeout });
+    const edges = await page.locator("#graph line").evaluateAll((lines) => lines.map((l) => `${l.dataset.from}->${l.dataset.to}`));
+    const expected = listed.flatMap((m) => m.dependencies.map((d) => `${m.name}->${d}`));
+    assert.deepEqual(edges.sort(), expected.sort());
+    assert.ok(edges.includes("counter->memory"), JSON.stringify(edges));
+    await shot(page, "dependency-graph");
+  }, modules);
 });
