@@ -887,6 +887,7 @@ int run_providers(const Config& config, const ProvidersOptions& options) {
     return llm::any_usable(checks) ? 0 : 1;
   }
   Status ready = (*router)->ready();
+  if (ready.ok()) ready = (*router)->default_model_ready();
   bool json = options.json;
   if (json) {
     Json out = Json{{"ready", ready.ok()}, {"providers", (*router)->describe()}};

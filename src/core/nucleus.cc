@@ -448,6 +448,7 @@ Status Nucleus::start_tools_and_llm() {
   if (router.ok()) {
     llm_ = *std::move(router);
     llm_status_ = llm_->ready();
+    if (llm_status_.ok()) llm_status_ = llm_->default_model_ready();
   } else {
     llm_status_ = router.status();
     spdlog::error("LLM providers unavailable: {}", message_of(llm_status_));

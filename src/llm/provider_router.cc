@@ -375,6 +375,25 @@ Status ProviderRouter::ready() const {
       cat(text, ". Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or configure llm.providers"));
 }
 
+std::string ProviderRouter::default_model() const {
+  if (!default_model_.empty()) return default_model_;
+  for (const char* alias : {"claude-sonnet-4", "gpt-4o-mini"}) {
+    auto route = resolve(alias);
+    if (!route.ok()) continue;
+    auto provider = providers_.find(route->provider);
+    if (provider != providers_.end() && provider->second->ready().ok()) return alias;
+  }
+  return "";
+}
+
+Status ProviderRouter::default_model_ready() const {
+  if (!default_model().empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "no model to use: llm.default_model is not set and neither ANTHROPIC_API_KEY nor "
+      "OPENAI_API_KEY is; set one of them, or llm.default_model (for a local Ollama: "
+      "ollama:<model>)");
+}
+
 std::vector<std::string> ProviderRouter::describe() const {
   std::vector<std::string> lines;
   for (const auto& [name, provider] : providers_) {
@@ -395,7 +414,7 @@ std::vector<std::string> ProviderRouter::model_ids(const std::string& provider) 
   for (const auto& [alias, route] : models_) {
     if (route.provider == provider) ids.insert(route.model);
   }
-  std::vector<std::string> refs = {default_model_};
+  std::vector<std::string> refs = {default_model()};
   for (const auto& [alias, chain] : fallbacks_) {
     refs.push_back(alias);
     refs.insert(refs.end(), chain.begin(), chain.end());
@@ -415,7 +434,7 @@ Result<ChatResponse> ProviderRouter::chat(const ChatRequest& request,
 }
 
 Result<ChatResponse> ProviderRouter::route(ChatRequest request, const StreamCallback& on_text) {
-  std::string model = request.model.empty() ? default_model_ : request.model;
+  std::string model = request.model.empty() ? default_model() : request.model;
   auto it = fallbacks_.find(model);
   static const std::vector<std::string> kNone;
   return chat_with_fallbacks(std::move(request), on_text,
@@ -424,10 +443,8 @@ Result<ChatResponse> ProviderRouter::route(ChatRequest request, const StreamCall
 
 Result<ChatResponse> ProviderRouter::chat_with_fallbacks(
     ChatRequest request, const StreamCallback& on_text, const std::vector<std::string>& fallbacks) {
-  std::vector<std::string> chain = {request.model.empty() ? default_model_ : request.model};
-  if (chain.front().empty()) {
-    return absl::InvalidArgumentError("no model named and llm.default_model is not set");
-  }
+  std::vector<std::string> chain = {request.model.empty() ? default_model() : request.model};
+  if (chain.front().empty()) return default_model_ready();
   for (const std::string& f : fallbacks) {
     if (std::find(chain.begin(), chain.end(), f) == chain.end()) chain.push_back(f);
   }

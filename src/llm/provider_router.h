@@ -94,6 +94,13 @@ class ProviderRouter : public LlmProvider {
   std::string_view name() const override { return "router"; }
   // OK when at least one provider is ready; else what to set.
   Status ready() const override;
+  // The model a request that names none goes to: llm.default_model, or when
+  // that is unset the first built-in alias whose provider has its key
+  // (claude-sonnet-4, then gpt-4o-mini). Ollama needs no key, so it is never
+  // guessed. Empty when there is none.
+  std::string default_model() const;
+  // OK when default_model() names a model; else what to set.
+  Status default_model_ready() const;
   // Routes request.model (empty: default_model) through its fallback chain.
   Result<ChatResponse> chat(const ChatRequest& request, const StreamCallback& on_text) override;
   // The same for a request the caller hands over, so it is not copied.

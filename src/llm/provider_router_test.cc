@@ -142,6 +142,35 @@ TEST(ProviderRouter, WithNoProviderReadyItSaysWhatToSet) {
   EXPECT_NE(message_of(response.status()).find("set ANTHROPIC_API_KEY"), std::string::npos);
 }
 
+TEST(ProviderRouter, WithoutADefaultModelAKeyPicksOneAndNoKeySaysWhatToSet) {
+  test::SleepLog sleeps;
+  // Nothing configured: Ollama needs no key but is never guessed.
+  auto bare = ProviderRouter::create(Json::object(), context({}, sleeps));
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  EXPECT_EQ((*bare)->default_model(), "");
+  Status none = (*bare)->default_model_ready();
+  EXPECT_TRUE(absl::IsFailedPrecondition(none));
+  for (const char* named : {"llm.default_model", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"}) {
+    EXPECT_NE(message_of(none).find(named), std::string_view::npos) << named;
+  }
+  auto unanswered = (*bare)->chat(ask(""), {});
+  EXPECT_EQ(unanswered.status(), none);
+
+  auto openai = ProviderRouter::create(Json::object(), context({{"OPENAI_API_KEY", "k"}}, sleeps));
+  ASSERT_TRUE(openai.ok()) << openai.status();
+  EXPECT_EQ((*openai)->default_model(), "gpt-4o-mini");
+  EXPECT_TRUE((*openai)->default_model_ready().ok());
+  auto both = ProviderRouter::create(
+      Json::object(), context({{"OPENAI_API_KEY", "k"}, {"ANTHROPIC_API_KEY", "k"}}, sleeps));
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ((*both)->default_model(), "claude-sonnet-4");
+  // Config wins over the guess.
+  auto configured = ProviderRouter::create(Json::parse(R"({"default_model": "ollama:qwen3"})"),
+                                           context({{"ANTHROPIC_API_KEY", "k"}}, sleeps));
+  ASSERT_TRUE(configured.ok()) << configured.status();
+  EXPECT_EQ((*configured)->default_model(), "ollama:qwen3");
+}
+
 TEST(ProviderRouter, ConfigErrorsNameTheKey) {
   test::SleepLog sleeps;
   struct Case {
