@@ -7,6 +7,11 @@
 // Handlers run one at a time in the module's mailbox, and the store is
 // synchronous (SQLite or PostgreSQL and Redis, an in-memory index), so a
 // handler never suspends while it holds store state.
+//
+// Consolidation archives old, unimportant short-term memories under an
+// extractive summary at once; when an LLM is configured, a model's summary
+// then replaces it, off the mailbox so recall never waits on a model.
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +19,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "absl/strings/ascii.h"
+#include "lotus/llm.h"
 #include "lotus/memory.h"
 #include "lotus/module.h"
 #include "lotus/strings.h"
@@ -29,6 +36,12 @@ T number(const Json& config, const char* key, T fallback) {
   const auto it = config.find(key);
   return it != config.end() && it->is_number() ? it->get<T>() : fallback;
 }
+
+constexpr size_t kSummaryInputBytes = 24'000;  // of archived text handed to the model
+constexpr std::string_view kSummaryInstructions =
+    "You condense a person's assistant memory. Summarize the notes below in at most five "
+    "sentences: keep names, numbers, decisions and preferences; leave out filler. Answer with "
+    "the summary only.";
 
 Json error_reply(const Status& status) {
   return Json{{"ok", false}, {"error", std::string(message_of(status))}};
@@ -91,10 +104,18 @@ class MemoryModule final : public Module {
     const double seconds = number<double>(c, "consolidate_interval_seconds", 300);
     every(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.01, seconds) * 1000)),
           &MemoryModule::periodic_consolidation);
+    summary_model_ = c.value("summary_model", "");
     co_return;
   }
 
   Task<void> shutdown() override {
+    // A summary still waiting on its model is abandoned (the extractive one
+    // stays); the store must outlive it.
+    stopping_.store(true);
+    for (int i = 0; i < 500 && summarizing_.load() > 0; ++i) {
+      auto pause = context().sleep(std::chrono::milliseconds(10));
+      co_await std::move(pause);
+    }
     store_.reset();  // saves the index
     co_return;
   }
@@ -205,7 +226,68 @@ class MemoryModule final : public Module {
       update["operation"] = "consolidate";
       announce(std::move(update));
     }
+    if (!report->summary_id.empty() && summary_model_ != "none") {
+      summarizing_.fetch_add(1);
+      start_detached(summarize_with_llm(report->summary_id, report->archived_ids),
+                     [this](std::exception_ptr failure) {
+                       if (failure) log(LogLevel::kError, "summarizing ended with an exception");
+                       summarizing_.fetch_sub(1);
+                     });
+    }
     return report;
+  }
+
+  // Replaces the extractive summary `extractive_id` of `archived` with the
+  // model's, announced as {"operation": "summarize"}. With no LLM configured
+  // (FailedPrecondition) the extractive summary stays, quietly.
+  Task<void> summarize_with_llm(std::string extractive_id, std::vector<std::string> archived) {
+    auto extractive = store_->get(extractive_id);
+    if (!extractive.ok()) co_return;
+    std::string notes;
+    for (const std::string& id : archived) {
+      auto record = store_->get(id);
+      if (!record.ok()) continue;
+      notes += cat("- ", record->content.substr(0, 2'000), "\n");
+      if (notes.size() > kSummaryInputBytes) break;
+    }
+    if (notes.empty()) co_return;
+    ChatRequest request;
+    request.model = summary_model_;
+    request.max_tokens = 400;
+    request.cancel = &stopping_;
+    request.messages = {ChatMessage::system(std::string(kSummaryInstructions)),
+                        ChatMessage::user(std::move(notes))};
+    auto asked = chat(std::move(request));
+    auto answer = co_await std::move(asked);
+    if (!answer.ok()) {
+      if (!absl::IsFailedPrecondition(answer.status()) && !absl::IsCancelled(answer.status())) {
+        log(LogLevel::kWarn,
+            cat("keeping the extractive summary ", extractive_id,
+                ": the model could not summarize (", message_of(answer.status()), ")"));
+      }
+      co_return;
+    }
+    std::string text = std::string(absl::StripAsciiWhitespace(answer->text));
+    if (text.empty() || stopping_.load()) co_return;
+    MemoryInput input;
+    input.content = std::move(text);
+    input.type = MemoryType::kSemantic;
+    input.metadata = extractive->metadata;
+    input.metadata["method"] = "llm";
+    input.metadata["model"] = answer->model;
+    input.importance = extractive->importance;
+    input.module = "memory";
+    auto summary = store_->remember(std::move(input));
+    if (!summary.ok()) {
+      log(LogLevel::kWarn, cat("cannot store the model's summary: ", message_of(summary.status())));
+      co_return;
+    }
+    store_->forget(extractive_id).IgnoreError();
+    announce(Json{{"operation", "summarize"},
+                  {"id", summary->id},
+                  {"replaces", extractive_id},
+                  {"method", "llm"},
+                  {"model", answer->model}});
   }
 
   Task<void> on_consolidate(const Event& event) {
@@ -244,6 +326,9 @@ class MemoryModule final : public Module {
 
   std::unique_ptr<MemoryStore> store_;
   size_t recall_limit_ = 10;
+  std::string summary_model_;  // "" = the configured default; "none" = extractive only
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> summarizing_{0};
 };
 
 static RegisterBuiltinModule<MemoryModule> registered("memory");

@@ -49,6 +49,14 @@ class Updates {
     id_ = *bus.subscribe("memory_updates", SubscriptionFilter(), tap);
   }
   ~Updates() { bus_.unsubscribe(id_); }
+  // The first update with this operation, or null.
+  Json find(std::string_view operation) {
+    std::lock_guard lock(mutex_);
+    for (const Json& j : seen_) {
+      if (j.value("operation", "") == operation) return j;
+    }
+    return Json();
+  }
   bool wait_for(std::string_view operation) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, 10s, [&] {
@@ -224,6 +232,65 @@ TEST_P(MemoryModuleTest, ConsolidatesOnRequestAndOnSchedule) {
   Json recalled = request(nucleus, "memory.recall", Json{{"query", "API port"}});
   ASSERT_FALSE(recalled["results"].empty()) << recalled.dump();
   EXPECT_EQ(recalled["results"][0]["tier"], "long_term");
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+TEST_P(MemoryModuleTest, AModelSummaryReplacesTheExtractiveOneWhenAnLlmIsConfigured) {
+  const std::string summary = "Alice moved the standup to 9:30; the build server is called kiln.";
+  Config c = config(Json{{"short_term_seconds", 0}, {"consolidate_interval_seconds", 3600}});
+  c.llm =
+      Json{{"providers", {{"script", {{"type", "scripted"}, {"script", {{{"text", summary}}}}}}}},
+           {"default_model", "script:replay"}};
+  Nucleus nucleus(c);
+  boot(nucleus);
+  Updates updates(nucleus.bus());
+  for (const char* note : {"Alice said the standup moves to 9:30 from next week",
+                           "The build server got renamed to kiln"}) {
+    ASSERT_EQ(request(nucleus, "memory.store", Json{{"content", note}, {"importance", 0.1}})["ok"],
+              true);
+  }
+  Json report = request(nucleus, "memory.consolidate", Json::object());
+  ASSERT_EQ(report["ok"], true) << report.dump();
+  EXPECT_EQ(report["archived"], 2) << report.dump();
+  const std::string extractive = report.value("summary_id", "");
+  ASSERT_FALSE(extractive.empty()) << report.dump();
+
+  ASSERT_TRUE(updates.wait_for("summarize"));
+  Json replaced = updates.find("summarize");
+  EXPECT_EQ(replaced["replaces"], extractive);
+  EXPECT_EQ(replaced["method"], "llm");
+  Json found =
+      request(nucleus, "memory.recall",
+              Json{{"query", "standup kiln"}, {"filter", {{"ids", {replaced["id"], extractive}}}}});
+  ASSERT_EQ(found["results"].size(), 1u) << found.dump();
+  EXPECT_EQ(found["results"][0]["content"], summary);
+  EXPECT_EQ(found["results"][0]["metadata"]["method"], "llm");
+  EXPECT_EQ(found["results"][0]["metadata"]["summarizes"], 2);
+  EXPECT_EQ(found["results"][0]["type"], "semantic");
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+TEST_P(MemoryModuleTest, WithoutAnLlmTheExtractiveSummaryStays) {
+  Config c = config(Json{{"short_term_seconds", 0}, {"consolidate_interval_seconds", 3600}});
+  c.llm = Json{{"providers", Json::object()}};
+  Nucleus nucleus(c);
+  boot(nucleus);
+  Updates updates(nucleus.bus());
+  ASSERT_EQ(request(nucleus, "memory.store",
+                    Json{{"content", "The printer on floor two jams on glossy paper"},
+                         {"importance", 0.1}})["ok"],
+            true);
+  Json report = request(nucleus, "memory.consolidate", Json::object());
+  const std::string extractive = report.value("summary_id", "");
+  ASSERT_FALSE(extractive.empty()) << report.dump();
+  // A later store's update arriving means the summary step had its turn.
+  ASSERT_EQ(request(nucleus, "memory.store", Json{{"content", "marker"}})["ok"], true);
+  ASSERT_TRUE(updates.wait_for("store"));
+  EXPECT_TRUE(updates.find("summarize").is_null());
+  Json found = request(nucleus, "memory.recall",
+                       Json{{"query", "printer"}, {"filter", {{"ids", {extractive}}}}});
+  ASSERT_EQ(found["results"].size(), 1u) << found.dump();
+  EXPECT_EQ(found["results"][0]["metadata"]["method"], "extractive");
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
