@@ -30,7 +30,7 @@
 // Bumped whenever Module, ModuleContext or a type they use changes layout.
 // It folds in the compiler and library versions a plugin must share with
 // the nucleus, since the boundary passes C++ objects.
-#define LOTUS_MODULE_ABI_VERSION 4
+#define LOTUS_MODULE_ABI_VERSION 5
 #define LOTUS_ABI_STAMP                                                                            \
   (static_cast<uint64_t>(LOTUS_MODULE_ABI_VERSION) << 48 | static_cast<uint64_t>(__GNUC__) << 40 | \
    static_cast<uint64_t>(__GNUC_MINOR__) << 32 |                                                   \
@@ -112,6 +112,11 @@ class ModuleContext {
     (void)handler;
     return absl::UnimplementedError("this context cannot mount tools");
   }
+
+  // The vector collections each loaded module's manifest declares under
+  // memory.vector_collections, by module name (the memory module checks
+  // stores against them).
+  virtual std::map<std::string, std::vector<std::string>> vector_collections() const { return {}; }
 };
 
 using ToolResult = Result<Json>;

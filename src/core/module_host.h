@@ -72,6 +72,8 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
     std::function<Status(const std::string& owner, std::string_view group,
                          std::vector<MountedTool> tools, MountedToolHandler handler)>
         mount_tools;
+    // Every loaded module's memory.vector_collections. Null: none.
+    std::function<std::map<std::string, std::vector<std::string>>()> vector_collections;
   };
 
   // The channel a tool is called on: requests carry {"arguments": {...}} and
@@ -115,6 +117,10 @@ class ModuleHost final : public ModuleContext, public std::enable_shared_from_th
   void log(LogLevel level, std::string_view message) override;
   Status mount_tools(std::string_view group, std::vector<MountedTool> tools,
                      MountedToolHandler handler) override;
+  std::map<std::string, std::vector<std::string>> vector_collections() const override {
+    return services_.vector_collections ? services_.vector_collections()
+                                        : std::map<std::string, std::vector<std::string>>{};
+  }
 
  private:
   static constexpr uint32_t kToolSlot = 1u << 20;

@@ -234,6 +234,7 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
                                 std::vector<MountedTool> tools, MountedToolHandler handler) {
     return mount_tools(owner, group, std::move(tools), std::move(handler));
   };
+  services.vector_collections = [this] { return vector_collections(); };
   Json user_config = Json::object();
   if (auto it = config_.module_config.find(manifest.name); it != config_.module_config.end()) {
     user_config = it->second;
@@ -755,6 +756,16 @@ Json Nucleus::tools_health() const {
     out["timed_out"] = stats.timed_out;
     out["truncated"] = stats.truncated;
     out["pending_approvals"] = broker_->pending_approvals().size();
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> Nucleus::vector_collections() const {
+  std::map<std::string, std::vector<std::string>> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& host : hosts_) {
+    const Manifest& m = host->manifest();
+    out[m.name] = m.memory.vector_collections;
   }
   return out;
 }

@@ -78,6 +78,8 @@ class Nucleus {
 
   Json health() const;
   std::vector<ModuleSummary> modules() const;
+  // Every loaded module's memory.vector_collections, by module name.
+  std::map<std::string, std::vector<std::string>> vector_collections() const;
   // Publishes on behalf of an interface (the CLI, the API), not a module.
   Result<size_t> publish(Event event);
   Bus& bus() { return *bus_; }

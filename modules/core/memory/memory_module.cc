@@ -11,6 +11,7 @@
 // Consolidation archives old, unimportant short-term memories under an
 // extractive summary at once; when an LLM is configured, a model's summary
 // then replaces it, off the mailbox so recall never waits on a model.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
 #include "lotus/llm.h"
 #include "lotus/memory.h"
 #include "lotus/module.h"
@@ -148,6 +150,9 @@ class MemoryModule final : public Module {
   Result<MemoryRecord> store(const Json& data, std::string module) {
     auto input = input_from_json(data, std::move(module));
     if (!input.ok()) return input.status();
+    if (Status declared = check_collection(input->collection, input->module); !declared.ok()) {
+      return declared;
+    }
     auto record = store_->remember(std::move(*input));
     if (record.ok()) {
       announce(Json{{"operation", "store"},
@@ -159,6 +164,31 @@ class MemoryModule final : public Module {
                     {"importance", record->importance}});
     }
     return record;
+  }
+
+  // A module stores only into the collections its manifest declares
+  // (memory.vector_collections); anyone else (a person through the API, the
+  // model through the remember tool) into any collection some module
+  // declares. "" is the default collection, open to all.
+  Status check_collection(const std::string& collection, const std::string& module) {
+    if (collection.empty()) return absl::OkStatus();
+    const auto declared = context().vector_collections();
+    auto has = [&](const std::vector<std::string>& list) {
+      return std::find(list.begin(), list.end(), collection) != list.end();
+    };
+    if (auto own = declared.find(module); own != declared.end()) {
+      if (has(own->second)) return absl::OkStatus();
+      return absl::InvalidArgumentError(cat(
+          "collection \"", collection, "\": module ", module,
+          " does not declare it; add it to memory.vector_collections in its manifest",
+          own->second.empty() ? "" : cat(" (declared: ", absl::StrJoin(own->second, ", "), ")")));
+    }
+    for (const auto& [name, list] : declared) {
+      if (has(list)) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        cat("collection \"", collection,
+            "\": no module declares it (manifests list theirs under memory.vector_collections)"));
   }
 
   Result<Json> recall(const Json& data) {

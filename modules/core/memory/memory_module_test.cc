@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -18,7 +19,9 @@
 #include "core/module_host.h"
 #include "core/nucleus.h"
 #include "lotus/manifest.h"
+#include "lotus/module.h"
 #include "lotus/strings.h"
+#include "runtime/module_factory.h"
 #include "testing/postgres_server.h"
 #include "testing/redis_server.h"
 #include "testing/sync_wait.h"
@@ -35,6 +38,20 @@ const fs::path kManifest =
     fs::path(LOTUS_SOURCE_DIR) / "modules" / "core" / "memory" / "manifest.yaml";
 
 using testing::TempDir;
+
+// A module that only declares vector collections, to store into them.
+class NotebookModule final : public Module {
+ public:
+  Task<void> initialize() override { co_return; }
+};
+static RegisterBuiltinModule<NotebookModule> registered_notebook("notebook");
+constexpr const char* kNotebookManifest = R"(name: notebook
+version: "1.0.0"
+type: capability
+description: Keeps recipes (test module)
+memory:
+  vector_collections: [recipes, menus]
+)";
 
 // Collects memory_updates from the moment it is attached.
 class Updates {
@@ -82,6 +99,8 @@ class MemoryModuleTest : public ::testing::TestWithParam<bool> {
     ASSERT_FALSE(dir_.path().empty());
     fs::create_directories(dir_.path() / "modules" / "memory");
     fs::copy_file(kManifest, dir_.path() / "modules" / "memory" / "manifest.yaml");
+    fs::create_directories(dir_.path() / "modules" / "notebook");
+    std::ofstream(dir_.path() / "modules" / "notebook" / "manifest.yaml") << kNotebookManifest;
     if (GetParam()) {
       postgres_ = std::make_unique<testing::PostgresServer>();
       redis_ = std::make_unique<testing::RedisServer>();
@@ -118,8 +137,9 @@ class MemoryModuleTest : public ::testing::TestWithParam<bool> {
     FAIL() << "memory was not discovered";
   }
 
-  static Json request(Nucleus& nucleus, std::string channel, Json data) {
-    Event event = Event::make(std::move(channel), "tester", std::move(data));
+  static Json request(Nucleus& nucleus, std::string channel, Json data,
+                      std::string source = "tester") {
+    Event event = Event::make(std::move(channel), std::move(source), std::move(data));
     auto reply =
         testing::sync_wait(nucleus.bus().executor(), nucleus.bus().request(std::move(event), 5s));
     if (!reply.ok()) return Json{{"ok", false}, {"error", std::string(message_of(reply.status()))}};
@@ -197,6 +217,41 @@ TEST_P(MemoryModuleTest, StoresRecallsForgetsOverTheBusAndSurvivesARestart) {
   EXPECT_EQ(request(nucleus, "memory.forget", Json::object())["ok"], false);
   Json health = nucleus.health()["modules"]["memory"];
   EXPECT_EQ(health["state"], "running") << health.dump();
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
+TEST_P(MemoryModuleTest, StoresIntoACollectionOnlyWhereAManifestDeclaresIt) {
+  Nucleus nucleus(config());
+  boot(nucleus);
+  auto store = [&](const char* collection, const char* source) {
+    return request(nucleus, "memory.store",
+                   Json{{"content", cat("Lentil soup wants cumin (", source, ")")},
+                        {"collection", collection}},
+                   source);
+  };
+  // Its own module: only what its manifest lists.
+  Json own = store("recipes", "notebook");
+  ASSERT_EQ(own["ok"], true) << own.dump();
+  EXPECT_EQ(own["memory"]["collection"], "recipes");
+  Json undeclared = store("bugs", "notebook");
+  EXPECT_EQ(undeclared["ok"], false);
+  EXPECT_THAT(undeclared["error"].get<std::string>(),
+              HasSubstr("collection \"bugs\": module notebook does not declare it"));
+  EXPECT_THAT(undeclared["error"].get<std::string>(), HasSubstr("declared: recipes, menus"));
+  // Someone who is not a module (the API, a person): any declared collection.
+  EXPECT_EQ(store("menus", "tester")["ok"], true);
+  Json nowhere = store("nowhere", "tester");
+  EXPECT_EQ(nowhere["ok"], false);
+  EXPECT_THAT(nowhere["error"].get<std::string>(), HasSubstr("no module declares it"));
+  // The default collection is open to all; the model's tool follows the second rule.
+  EXPECT_EQ(store("", "notebook")["ok"], true);
+  EXPECT_EQ(call_tool(nucleus, "remember", Json{{"content", "x"}, {"collection", "nowhere"}})["ok"],
+            false);
+  Json in_recipes =
+      request(nucleus, "memory.recall",
+              Json{{"query", "lentil soup"}, {"filter", {{"collection", "recipes"}}}});
+  ASSERT_EQ(in_recipes["results"].size(), 1u) << in_recipes.dump();
+  EXPECT_EQ(in_recipes["results"][0]["module"], "notebook");
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
