@@ -2,9 +2,12 @@
 //
 // A MemoryStore keeps MemoryRecords in tiers (working, short-term, long-term,
 // persistent) and answers recall() by meaning (embeddings) and by words
-// (keyword search), ranked by relevance, recency and importance. Modules reach
-// memory over the bus (`memory.store`, `memory.recall`, `memory.forget`,
-// `memory.consolidate`, tools `remember` and `recall`); this header is the
+// (keyword search), ranked by relevance, recency and importance; it also
+// keeps facts as relations between named entities. Modules reach memory over
+// the bus (`memory.store`, `memory.recall`, `memory.forget`,
+// `memory.consolidate`, `memory.relate`, `memory.relations`,
+// `memory.unrelate`; tools `remember`, `recall`, `relate`, `relations`); this
+// header is the
 // shape of those records and the interface a backend (embedded: SQLite +
 // HNSW; server: Redis + PostgreSQL) implements. Per-module key/value state is
 // ModuleContext::get_state/set_state (lotus/module.h).
@@ -108,6 +111,32 @@ struct ConsolidationReport {
 
 Json to_json(const ConsolidationReport& report);
 
+// A fact as an edge of a graph (L4): subject -predicate-> object, between
+// entities known by name ("Alice" -works_at-> "Acme"). Entities come into
+// being when a relation first names them. Storing the same triple again
+// updates its confidence and metadata and keeps its id.
+struct Relation {
+  std::string id;  // UUIDv7 text
+  std::string subject;
+  std::string predicate;
+  std::string object;
+  double confidence = 1.0;  // [0, 1]
+  Json metadata = Json::object();
+  double created_at = 0.0;
+  std::string module;  // who stated it first
+};
+
+Json to_json(const Relation& relation);
+
+// Selects relations; empty fields match anything. `entity` matches either end.
+struct RelationQuery {
+  std::string subject;
+  std::string predicate;
+  std::string object;
+  std::string entity;
+  size_t limit = 100;
+};
+
 // Turns text into a vector. Implementations must be deterministic for a given
 // name() and dimension(): the stored vectors and the index are only valid for
 // the embedder that made them, and stores refuse to mix embedders.
@@ -169,6 +198,12 @@ class MemoryStore {
   // rest with a summary, expires working memory and saves the index once
   // enough changed.
   virtual Result<ConsolidationReport> consolidate() = 0;
+
+  // Facts: relate() stores (or updates) a relation, relations() finds them,
+  // oldest first, unrelate() removes one by id (0 or 1 removed).
+  virtual Result<Relation> relate(Relation relation) = 0;
+  virtual Result<std::vector<Relation>> relations(const RelationQuery& query) = 0;
+  virtual Result<size_t> unrelate(std::string_view id) = 0;
 
   // Counts per tier, index figures, embedder; for `lotus memory stats`.
   virtual Result<Json> stats() = 0;

@@ -18,6 +18,7 @@
 #include "memory/hashing_embedder.h"
 #include "memory/importance.h"
 #include "memory/memory_policy.h"
+#include "memory/relations.h"
 
 namespace lotus::memory {
 namespace {
@@ -296,6 +297,7 @@ Status EmbeddedMemory::open_database() {
       "  term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;"
       "COMMIT;");
   if (s.ok() && version < 2) s = count_all_terms();
+  if (s.ok()) s = exec(std::string(relation_sql::kSchema).c_str());
   return s;
 }
 
@@ -840,6 +842,90 @@ Result<size_t> EmbeddedMemory::forget(const MemoryFilter& filter) {
   return forget_seqs(*seqs);
 }
 
+// --- Facts -----------------------------------------------------------------
+
+namespace {
+
+Relation relation_from_row(const Statement& stmt) {
+  Relation r;
+  r.id = stmt.text(0);
+  r.subject = stmt.text(1);
+  r.predicate = stmt.text(2);
+  r.object = stmt.text(3);
+  r.confidence = stmt.real(4);
+  r.metadata = Json::parse(stmt.text(5), nullptr, false);
+  if (r.metadata.is_discarded()) r.metadata = Json::object();
+  r.created_at = stmt.real(6);
+  r.module = stmt.text(7);
+  return r;
+}
+
+}  // namespace
+
+Result<Relation> EmbeddedMemory::relate(Relation input) {
+  auto prepared = prepare_relation(std::move(input), now());
+  if (!prepared.ok()) return prepared.status();
+  Relation relation = std::move(*prepared);
+  std::lock_guard lock(mutex_);
+  if (Status s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto failed = [&] {
+    Status error = sqlite_error("store a relation in");
+    exec("ROLLBACK").IgnoreError();
+    return error;
+  };
+  Statement entity(db_, std::string(relation_sql::kAddEntity));
+  for (const std::string* name : {&relation.subject, &relation.object}) {
+    entity.reset();
+    entity.bind(1, std::string_view(*name));
+    entity.bind(2, relation.created_at);
+    if (!entity.ok() || entity.step() != SQLITE_DONE) return failed();
+  }
+  Statement upsert(db_, std::string(relation_sql::kUpsertRelation));
+  if (!upsert.ok()) return failed();
+  upsert.bind(1, std::string_view(relation.id));
+  upsert.bind(2, std::string_view(relation.subject));
+  upsert.bind(3, std::string_view(relation.predicate));
+  upsert.bind(4, std::string_view(relation.object));
+  upsert.bind(5, relation.confidence);
+  upsert.bind(6, std::string_view(relation.metadata.dump()));
+  upsert.bind(7, relation.created_at);
+  upsert.bind(8, std::string_view(relation.module));
+  if (upsert.step() != SQLITE_ROW) return failed();
+  relation.id = upsert.text(0);
+  relation.created_at = upsert.real(1);
+  relation.module = upsert.text(2);
+  upsert.reset();
+  if (Status s = exec("COMMIT"); !s.ok()) return failed();
+  return relation;
+}
+
+Result<std::vector<Relation>> EmbeddedMemory::relations(const RelationQuery& input) {
+  auto query = prepare_relation_query(input);
+  if (!query.ok()) return query.status();
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, std::string(relation_sql::kSelectRelations));
+  if (!stmt.ok()) return sqlite_error("read relations from");
+  stmt.bind(1, std::string_view(query->subject));
+  stmt.bind(2, std::string_view(query->predicate));
+  stmt.bind(3, std::string_view(query->object));
+  stmt.bind(4, std::string_view(query->entity));
+  stmt.bind(5, static_cast<int64_t>(query->limit));
+  std::vector<Relation> out;
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) out.push_back(relation_from_row(stmt));
+  if (rc != SQLITE_DONE) return sqlite_error("read relations from");
+  return out;
+}
+
+Result<size_t> EmbeddedMemory::unrelate(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, std::string(relation_sql::kDeleteRelation));
+  if (!stmt.ok()) return sqlite_error("remove a relation from");
+  stmt.bind(1, id);
+  if (stmt.step() != SQLITE_DONE) return sqlite_error("remove a relation from");
+  return static_cast<size_t>(sqlite3_changes(db_));
+}
+
 Result<ConsolidationReport> EmbeddedMemory::consolidate() {
   ConsolidationReport report;
   std::lock_guard lock(mutex_);
@@ -967,9 +1053,16 @@ Result<Json> EmbeddedMemory::stats() {
     Statement stmt(db_, "SELECT count(*) FROM index_journal");
     if (stmt.step() == SQLITE_ROW) journal = stmt.integer(0);
   }
+  Json facts = {{"entities", 0}, {"relations", 0}};
+  {
+    Statement stmt(db_, std::string(relation_sql::kCounts));
+    if (stmt.step() == SQLITE_ROW)
+      facts = {{"entities", stmt.integer(0)}, {"relations", stmt.integer(1)}};
+  }
   return Json{
       {"profile", "embedded"},
       {"tiers", tiers},
+      {"facts", facts},
       {"working", {{"size", working_.size()}, {"capacity", working_.capacity()}}},
       {"index",
        {{"file", index_file().string()},

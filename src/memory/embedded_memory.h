@@ -5,7 +5,8 @@
 //                   vectors are kept in memory and searched exhaustively
 //   L3 long-term    VectorIndex (HNSW file index.hnsw) + SQLite FTS5, fused by
 //                   reciprocal rank fusion
-//   L4 persistent   memory.db: every record, its vector, tier and metadata
+//   L4 persistent   memory.db: every record, its vector, tier and metadata;
+//                   facts as entities and relations (memory/relations.h)
 //
 // SQLite is the source of truth and what acknowledges a store: remember()
 // returns after its transaction commits, so the memory survives kill -9. The
@@ -100,6 +101,9 @@ class EmbeddedMemory final : public MemoryStore {
   Result<size_t> forget(std::string_view id) override;
   Result<size_t> forget(const MemoryFilter& filter) override;
   Result<ConsolidationReport> consolidate() override;
+  Result<Relation> relate(Relation relation) override;
+  Result<std::vector<Relation>> relations(const RelationQuery& query) override;
+  Result<size_t> unrelate(std::string_view id) override;
   Result<Json> stats() override;
 
   // How many memories `filter` matches (an empty filter: all of them), and up

@@ -390,6 +390,65 @@ TEST_P(MemoryStoreTest, KeepsEachModulesStateApart) {
   EXPECT_EQ(store->recall("watching for changes", 5, watcher)->size(), 1u);
 }
 
+TEST_P(MemoryStoreTest, KeepsFactsAsRelationsBetweenEntities) {
+  std::string works_at;
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto relate = [&](std::string s, std::string p, std::string o, double confidence = 1.0) {
+      Relation r;
+      r.subject = std::move(s);
+      r.predicate = std::move(p);
+      r.object = std::move(o);
+      r.confidence = confidence;
+      r.module = "tester";
+      return store->relate(std::move(r));
+    };
+    auto first = relate("  Alice ", "works_at", "Acme", 0.6);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->subject, "Alice") << "names are trimmed";
+    works_at = first->id;
+    ASSERT_TRUE(relate("Alice", "lives_in", "Lisbon").ok());
+    ASSERT_TRUE(relate("Bob", "manages", "Alice").ok());
+    // The same fact again: one relation, its confidence updated, its id kept.
+    auto again = relate("Alice", "works_at", "Acme", 0.9);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->id, works_at);
+    EXPECT_EQ(again->created_at, first->created_at);
+
+    auto empty = relate("Alice", " ", "Acme");
+    EXPECT_TRUE(absl::IsInvalidArgument(empty.status()));
+    EXPECT_THAT(message_of(empty.status()), HasSubstr("predicate"));
+    EXPECT_TRUE(absl::IsInvalidArgument(relate("A", "b", "C", 1.5).status()));
+  }
+  auto store = open();  // facts are L4: they survive a restart
+  ASSERT_NE(store, nullptr);
+  RelationQuery about_alice;
+  about_alice.entity = "Alice";
+  auto alice = store->relations(about_alice);
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  ASSERT_EQ(alice->size(), 3u);
+  EXPECT_EQ((*alice)[0].predicate, "works_at");
+  EXPECT_DOUBLE_EQ((*alice)[0].confidence, 0.9);
+  EXPECT_EQ((*alice)[0].module, "tester");
+  EXPECT_EQ((*alice)[2].subject, "Bob") << "either end matches an entity";
+  RelationQuery managers;
+  managers.predicate = "manages";
+  EXPECT_EQ(store->relations(managers)->size(), 1u);
+  RelationQuery exact;
+  exact.subject = "Alice";
+  exact.object = "Lisbon";
+  EXPECT_EQ(store->relations(exact)->front().predicate, "lives_in");
+  RelationQuery capped;
+  capped.limit = 1;
+  EXPECT_EQ(store->relations(capped)->size(), 1u);
+  EXPECT_EQ(stats(*store)["facts"], (Json{{"entities", 4}, {"relations", 3}}));
+
+  EXPECT_EQ(*store->unrelate(works_at), 1u);
+  EXPECT_EQ(*store->unrelate(works_at), 0u);
+  EXPECT_EQ(store->relations(about_alice)->size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Profiles, MemoryStoreTest,
                          ::testing::Values(Profile::kEmbedded, Profile::kServer),
                          [](const ::testing::TestParamInfo<Profile>& param) {

@@ -77,6 +77,17 @@ Json to_json(const RecallHit& hit) {
   return out;
 }
 
+Json to_json(const Relation& relation) {
+  return Json{{"id", relation.id},
+              {"subject", relation.subject},
+              {"predicate", relation.predicate},
+              {"object", relation.object},
+              {"confidence", relation.confidence},
+              {"metadata", relation.metadata},
+              {"created_at", relation.created_at},
+              {"module", relation.module}};
+}
+
 Json to_json(const ConsolidationReport& report) {
   return Json{{"promoted", report.promoted},
               {"archived", report.archived},

@@ -17,6 +17,7 @@
 #include "memory/hashing_embedder.h"
 #include "memory/memory_policy.h"
 #include "memory/postgres_client.h"
+#include "memory/relations.h"
 
 namespace lotus::memory {
 
@@ -222,6 +223,7 @@ Status ServerMemory::create_schema() {
       "CREATE TABLE IF NOT EXISTS lotus_memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
       "create the memory tables in");
   if (!s.ok()) return s;
+  if (s = pg_->run(relation_sql::kSchema, "create the fact tables in"); !s.ok()) return s;
   return tx.commit();
 }
 
@@ -809,6 +811,75 @@ Result<size_t> ServerMemory::forget(const MemoryFilter& filter) {
   return ids.size();
 }
 
+// --- Facts -----------------------------------------------------------------
+// Read from and written to PostgreSQL directly: every node sees each fact as
+// soon as it is committed, with nothing to keep in step.
+
+Result<Relation> ServerMemory::relate(Relation input) {
+  auto prepared = prepare_relation(std::move(input), now());
+  if (!prepared.ok()) return prepared.status();
+  Relation relation = std::move(*prepared);
+  std::lock_guard lock(mutex_);
+  PgTransaction tx(*pg_);
+  if (!tx.status().ok()) return tx.status();
+  for (const std::string* name : {&relation.subject, &relation.object}) {
+    auto added = pg_->exec(relation_sql::kAddEntity,
+                           {PgParam::text(*name), PgParam::number(relation.created_at)},
+                           "store an entity in");
+    if (!added.ok()) return added.status();
+  }
+  auto stored =
+      pg_->exec(relation_sql::kUpsertRelation,
+                {PgParam::text(relation.id), PgParam::text(relation.subject),
+                 PgParam::text(relation.predicate), PgParam::text(relation.object),
+                 PgParam::number(relation.confidence), PgParam::text(relation.metadata.dump()),
+                 PgParam::number(relation.created_at), PgParam::text(relation.module)},
+                "store a relation in");
+  if (!stored.ok()) return stored.status();
+  if (stored->rows() != 1)
+    return absl::InternalError("memory: the relation upsert returned no row");
+  relation.id = stored->text(0, 0);
+  relation.created_at = stored->real(0, 1);
+  relation.module = stored->text(0, 2);
+  if (Status s = tx.commit(); !s.ok()) return s;
+  return relation;
+}
+
+Result<std::vector<Relation>> ServerMemory::relations(const RelationQuery& input) {
+  auto query = prepare_relation_query(input);
+  if (!query.ok()) return query.status();
+  std::lock_guard lock(mutex_);
+  auto rows = pg_->exec(
+      relation_sql::kSelectRelations,
+      {PgParam::text(query->subject), PgParam::text(query->predicate), PgParam::text(query->object),
+       PgParam::text(query->entity), PgParam::number(static_cast<int64_t>(query->limit))},
+      "read relations from");
+  if (!rows.ok()) return rows.status();
+  std::vector<Relation> out;
+  for (int i = 0; i < rows->rows(); ++i) {
+    Relation r;
+    r.id = rows->text(i, 0);
+    r.subject = rows->text(i, 1);
+    r.predicate = rows->text(i, 2);
+    r.object = rows->text(i, 3);
+    r.confidence = rows->real(i, 4);
+    r.metadata = Json::parse(rows->text(i, 5), nullptr, false);
+    if (r.metadata.is_discarded()) r.metadata = Json::object();
+    r.created_at = rows->real(i, 6);
+    r.module = rows->text(i, 7);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<size_t> ServerMemory::unrelate(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  auto removed = pg_->exec(relation_sql::kDeleteRelation, {PgParam::text(std::string(id))},
+                           "remove a relation from");
+  if (!removed.ok()) return removed.status();
+  return static_cast<size_t>(removed->affected());
+}
+
 Result<ConsolidationReport> ServerMemory::consolidate() {
   const EmbeddedMemoryOptions& local = options_.local;
   ConsolidationReport report;
@@ -933,9 +1004,12 @@ Result<Json> ServerMemory::stats() {
   for (int i = 0; i < counts->rows(); ++i) tiers[counts->text(i, 0)] = counts->integer(i, 1);
   auto sizes = redis_pipeline({{"ZCARD", key("working")}, {"XLEN", key("short_term")}});
   if (!sizes.ok()) return sizes.status();
+  auto facts = pg_->exec(relation_sql::kCounts, {}, "read");
+  if (!facts.ok()) return facts.status();
   return Json{
       {"profile", "server"},
       {"tiers", tiers},
+      {"facts", {{"entities", facts->integer(0, 0)}, {"relations", facts->integer(0, 1)}}},
       {"working", {{"size", (*sizes)[0].integer}, {"capacity", options_.local.working_capacity}}},
       {"short_term_stream", {{"key", key("short_term")}, {"length", (*sizes)[1].integer}}},
       {"index",

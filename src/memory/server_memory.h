@@ -73,6 +73,9 @@ class ServerMemory final : public MemoryStore {
   Result<size_t> forget(std::string_view id) override;
   Result<size_t> forget(const MemoryFilter& filter) override;
   Result<ConsolidationReport> consolidate() override;
+  Result<Relation> relate(Relation relation) override;
+  Result<std::vector<Relation>> relations(const RelationQuery& query) override;
+  Result<size_t> unrelate(std::string_view id) override;
   Result<Json> stats() override;
   Status sync() override;
 

@@ -78,6 +78,50 @@ Result<MemoryInput> input_from_json(const Json& data, std::string module) {
   return input;
 }
 
+// Reads a relation to store from request data or tool arguments.
+Result<Relation> relation_from_json(const Json& data, std::string module) {
+  if (!data.is_object()) return absl::InvalidArgumentError("expected an object");
+  Relation relation;
+  for (auto [field, target] :
+       {std::pair{"subject", &relation.subject}, std::pair{"predicate", &relation.predicate},
+        std::pair{"object", &relation.object}}) {
+    auto it = data.find(field);
+    if (it == data.end() || !it->is_string()) {
+      return absl::InvalidArgumentError(cat(field, ": required, a string"));
+    }
+    *target = it->get<std::string>();
+  }
+  if (auto it = data.find("confidence"); it != data.end() && !it->is_null()) {
+    if (!it->is_number()) return absl::InvalidArgumentError("confidence: must be a number");
+    relation.confidence = it->get<double>();
+  }
+  if (auto it = data.find("metadata"); it != data.end() && !it->is_null()) {
+    relation.metadata = *it;
+  }
+  relation.module = std::move(module);
+  return relation;
+}
+
+Result<RelationQuery> relation_query_from_json(const Json& data) {
+  if (!data.is_object()) return absl::InvalidArgumentError("expected an object");
+  RelationQuery query;
+  for (auto [field, target] :
+       {std::pair{"subject", &query.subject}, std::pair{"predicate", &query.predicate},
+        std::pair{"object", &query.object}, std::pair{"entity", &query.entity}}) {
+    if (auto it = data.find(field); it != data.end() && !it->is_null()) {
+      if (!it->is_string()) return absl::InvalidArgumentError(cat(field, ": must be a string"));
+      *target = it->get<std::string>();
+    }
+  }
+  if (auto it = data.find("limit"); it != data.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+      return absl::InvalidArgumentError("limit: must be a positive integer");
+    }
+    query.limit = it->get<size_t>();
+  }
+  return query;
+}
+
 class MemoryModule final : public Module {
  public:
   Task<void> initialize() override {
@@ -101,8 +145,13 @@ class MemoryModule final : public Module {
     on("on_forget", &MemoryModule::on_forget);
     on("on_consolidate", &MemoryModule::on_consolidate);
     on("on_update", &MemoryModule::on_update);
+    on("on_relate", &MemoryModule::on_relate);
+    on("on_relations", &MemoryModule::on_relations);
+    on("on_unrelate", &MemoryModule::on_unrelate);
     tool("remember", &MemoryModule::remember_tool);
     tool("recall", &MemoryModule::recall_tool);
+    tool("relate", &MemoryModule::relate_tool);
+    tool("relations", &MemoryModule::relations_tool);
     const double seconds = number<double>(c, "consolidate_interval_seconds", 300);
     every(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.01, seconds) * 1000)),
           &MemoryModule::periodic_consolidation);
@@ -222,6 +271,53 @@ class MemoryModule final : public Module {
     auto result = recall(event.data);
     if (result.ok()) (*result)["ok"] = true;
     answer(event, result.ok() ? std::move(*result) : error_reply(result.status()));
+    co_return;
+  }
+
+  Result<Relation> relate(const Json& data, std::string module) {
+    auto relation = relation_from_json(data, std::move(module));
+    if (!relation.ok()) return relation.status();
+    auto stored = store_->relate(std::move(*relation));
+    if (stored.ok()) {
+      announce(Json{{"operation", "relate"}, {"relation", to_json(*stored)}});
+    }
+    return stored;
+  }
+
+  Result<Json> find_relations(const Json& data) {
+    auto query = relation_query_from_json(data);
+    if (!query.ok()) return query.status();
+    auto found = store_->relations(*query);
+    if (!found.ok()) return found.status();
+    Json out = Json::array();
+    for (const Relation& r : *found) out.push_back(to_json(r));
+    return Json{{"relations", std::move(out)}};
+  }
+
+  Task<void> on_relate(const Event& event) {
+    auto stored = relate(event.data, event.source);
+    answer(event, stored.ok() ? Json{{"ok", true}, {"relation", to_json(*stored)}}
+                              : error_reply(stored.status()));
+    co_return;
+  }
+
+  Task<void> on_relations(const Event& event) {
+    auto found = find_relations(event.data);
+    if (found.ok()) (*found)["ok"] = true;
+    answer(event, found.ok() ? std::move(*found) : error_reply(found.status()));
+    co_return;
+  }
+
+  Task<void> on_unrelate(const Event& event) {
+    auto id = event.data.find("id");
+    if (id == event.data.end() || !id->is_string()) {
+      answer(event, error_reply(absl::InvalidArgumentError("id: required, a string")));
+      co_return;
+    }
+    auto removed = store_->unrelate(id->get<std::string>());
+    if (removed.ok() && *removed > 0) announce(Json{{"operation", "unrelate"}, {"id", *id}});
+    answer(event, removed.ok() ? Json{{"ok", true}, {"removed", *removed}}
+                               : error_reply(removed.status()));
     co_return;
   }
 
@@ -353,6 +449,14 @@ class MemoryModule final : public Module {
   }
 
   Task<ToolResult> recall_tool(const Json& arguments) { co_return recall(arguments); }
+
+  Task<ToolResult> relate_tool(const Json& arguments) {
+    auto stored = relate(arguments, "");
+    if (!stored.ok()) co_return stored.status();
+    co_return to_json(*stored);
+  }
+
+  Task<ToolResult> relations_tool(const Json& arguments) { co_return find_relations(arguments); }
 
   std::unique_ptr<MemoryStore> store_;
   size_t recall_limit_ = 10;

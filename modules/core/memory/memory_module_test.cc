@@ -255,6 +255,35 @@ TEST_P(MemoryModuleTest, StoresIntoACollectionOnlyWhereAManifestDeclaresIt) {
   ASSERT_TRUE(nucleus.shutdown().ok());
 }
 
+TEST_P(MemoryModuleTest, KeepsFactsOverTheBusAndThroughTools) {
+  Nucleus nucleus(config());
+  boot(nucleus);
+  Updates updates(nucleus.bus());
+  Json stated = request(nucleus, "memory.relate",
+                        Json{{"subject", "Dana"}, {"predicate", "owns"}, {"object", "a red bike"}});
+  ASSERT_EQ(stated["ok"], true) << stated.dump();
+  EXPECT_EQ(stated["relation"]["module"], "tester");
+  EXPECT_TRUE(updates.wait_for("relate"));
+  Json tool = call_tool(nucleus, "relate",
+                        Json{{"subject", "Dana"}, {"predicate", "lives_in"}, {"object", "Porto"}});
+  ASSERT_EQ(tool["ok"], true) << tool.dump();
+  Json missing = request(nucleus, "memory.relate", Json{{"subject", "Dana"}, {"object", "x"}});
+  EXPECT_EQ(missing["ok"], false);
+  EXPECT_THAT(missing["error"].get<std::string>(), HasSubstr("predicate: required"));
+
+  Json found = call_tool(nucleus, "relations", Json{{"entity", "Dana"}});
+  ASSERT_EQ(found["ok"], true) << found.dump();
+  ASSERT_EQ(found["result"]["relations"].size(), 2u) << found.dump();
+  EXPECT_EQ(found["result"]["relations"][1]["object"], "Porto");
+  Json removed = request(nucleus, "memory.unrelate", Json{{"id", stated["relation"]["id"]}});
+  EXPECT_EQ(removed["removed"], 1) << removed.dump();
+  EXPECT_TRUE(updates.wait_for("unrelate"));
+  Json left = request(nucleus, "memory.relations", Json{{"subject", "Dana"}});
+  ASSERT_EQ(left["relations"].size(), 1u) << left.dump();
+  EXPECT_EQ(left["relations"][0]["predicate"], "lives_in");
+  ASSERT_TRUE(nucleus.shutdown().ok());
+}
+
 TEST_P(MemoryModuleTest, OffersRememberAndRecallTools) {
   Nucleus nucleus(config());
   boot(nucleus);
