@@ -173,5 +173,48 @@ TEST_F(ServeTest, TheCliTalksToARunningDaemon) {
   EXPECT_EQ(daemon->wait(30s).exit_code, 0);
 }
 
+TEST_F(ServeTest, LotusMemoryGoesThroughARunningDaemon) {
+  auto daemon = serve();
+  ASSERT_TRUE(daemon->wait_for_output("Ctrl-C stops", 30s)) << daemon->output();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), LOTUS_BINARY);
+    testing::Child child(args, env(), dir_.path() / ("cli" + std::to_string(runs_++) + ".txt"));
+    child.close_input();
+    return child.wait(60s);
+  };
+  auto added = run({"memory", "add", "--json", "The", "boiler", "is", "serviced", "in", "March"});
+  ASSERT_EQ(added.exit_code, 0) << added.output;
+  Json memory = Json::parse(added.output.substr(added.output.find('{')), nullptr, false);
+  ASSERT_TRUE(memory.is_object()) << added.output;
+  const std::string id = memory.value("id", "");
+  ASSERT_FALSE(id.empty()) << added.output;
+
+  // The daemon's memory module holds it: a search through the daemon finds it
+  // at once, and the daemon's stats count it.
+  auto found = run({"memory", "search", "when is the boiler serviced"});
+  EXPECT_EQ(found.exit_code, 0) << found.output;
+  EXPECT_THAT(found.output, HasSubstr(id));
+  auto stats = run({"memory", "stats"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.output;
+  EXPECT_THAT(stats.output, HasSubstr("daemon       http://127.0.0.1:"));
+  EXPECT_THAT(stats.output, ::testing::ContainsRegex("total +1\n"));
+
+  auto refused = run({"memory", "reindex"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("lotus serve is running"));
+  auto bad = run({"memory", "add", "--importance", "3", "too", "important"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("importance"));
+
+  auto forgot = run({"memory", "forget", "--yes", id});
+  EXPECT_EQ(forgot.exit_code, 0) << forgot.output;
+  EXPECT_THAT(forgot.output, HasSubstr("forgot 1 memory"));
+  auto gone = run({"memory", "search", "boiler", "serviced"});
+  EXPECT_THAT(gone.output, HasSubstr("no memories match"));
+
+  daemon->signal(SIGTERM);
+  EXPECT_EQ(daemon->wait(30s).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace lotus

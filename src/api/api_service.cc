@@ -152,9 +152,17 @@ Router ApiService::routes() {
            object_schema({{"content", {{"type", "string"}, {"minLength", 1}}},
                           {"type", {{"type", "string"}}},
                           {"importance", {{"type", "number"}, {"minimum", 0}, {"maximum", 1}}},
+                          {"collection", {{"type", "string"}}},
                           {"metadata", {{"type", "object"}}}},
                          {"content"})),
       &ApiService::remember);
+  add(spec(verb::post, "/api/memory/forget",
+           "Forget one memory by id, or every one a filter matches", true,
+           object_schema(
+               {{"id", {{"type", "string"}, {"minLength", 1}}}, {"filter", {{"type", "object"}}}})),
+      &ApiService::forget);
+  add(spec(verb::get, "/api/memory/stats", "Memory counts per tier, index and embedder"),
+      &ApiService::memory_stats);
   add(spec(verb::post, "/api/memory/search", "Recall memories by meaning and by keyword", true,
            object_schema({{"query", {{"type", "string"}, {"minLength", 1}}},
                           {"limit", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}},
@@ -391,6 +399,16 @@ ApiService::Awaitable ApiService::remember(const RequestContext& c) {
 
 ApiService::Awaitable ApiService::recall(const RequestContext& c) {
   auto request = bus_request("memory.recall", c.body, kMemoryTimeout);
+  co_return co_await std::move(request);
+}
+
+ApiService::Awaitable ApiService::forget(const RequestContext& c) {
+  auto request = bus_request("memory.forget", c.body, kMemoryTimeout);
+  co_return co_await std::move(request);
+}
+
+ApiService::Awaitable ApiService::memory_stats(const RequestContext&) {
+  auto request = bus_request("memory.stats", Json::object(), kMemoryTimeout);
   co_return co_await std::move(request);
 }
 

@@ -15,6 +15,8 @@
 //   GET  /api/conversations/{id}          the conversation's messages
 //   POST /api/memory                      remember {"content": ..., "type": ...}
 //   POST /api/memory/search               recall {"query": ..., "limit": n}
+//   POST /api/memory/forget               {"id": ...} or {"filter": {...}}
+//   GET  /api/memory/stats                counts per tier, index, embedder
 //   POST /api/events                      publish {"channel": ..., "data": {...}}
 //   GET  /api/events (WebSocket)          live events, ?pattern=&filter=
 //   GET  /, /ui/...                       the web UI
@@ -61,6 +63,8 @@ class ApiService {
   Awaitable conversation(const RequestContext& c);
   Awaitable remember(const RequestContext& c);
   Awaitable recall(const RequestContext& c);
+  Awaitable forget(const RequestContext& c);
+  Awaitable memory_stats(const RequestContext& c);
   Awaitable publish(const RequestContext& c);
   Awaitable ui_asset(const RequestContext& c);
 

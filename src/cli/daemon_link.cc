@@ -16,17 +16,36 @@ api::ApiClient DaemonLink::client() const {
   return client;
 }
 
-Result<Json> DaemonLink::get_json(const std::string& target) const {
-  auto reply = client().get(target);
-  if (reply.status != 200) {
+namespace {
+
+Result<Json> json_of(const api::ApiReply& reply, const std::string& url,
+                     const std::string& target) {
+  if (reply.status == 0) {
     return absl::UnavailableError(
         cat("the daemon at ", url, " did not answer ", target, ": ", reply.error_message()));
+  }
+  if (reply.status != 200) {
+    // The daemon's own words: what was wrong with the request, or where.
+    return Status(reply.status == 404  ? absl::StatusCode::kNotFound
+                  : reply.status < 500 ? absl::StatusCode::kInvalidArgument
+                                       : absl::StatusCode::kUnavailable,
+                  cat(reply.error_message(), " (the daemon at ", url, ", ", target, ")"));
   }
   Json parsed = reply.json();
   if (parsed.is_discarded()) {
     return absl::InternalError(cat("the daemon at ", url, " answered ", target, " with no JSON"));
   }
   return parsed;
+}
+
+}  // namespace
+
+Result<Json> DaemonLink::get_json(const std::string& target) const {
+  return json_of(client().get(target), url, target);
+}
+
+Result<Json> DaemonLink::post_json(const std::string& target, const Json& body) const {
+  return json_of(client().post(target, body), url, target);
 }
 
 std::optional<DaemonLink> find_running_daemon(const Config& config) {

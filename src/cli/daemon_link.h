@@ -25,6 +25,8 @@ struct DaemonLink {
   api::ApiClient client() const;
   // GET `target` as JSON; the error names the daemon and what went wrong.
   Result<Json> get_json(const std::string& target) const;
+  // POST `body` to `target`, the answer as JSON; errors as for get_json.
+  Result<Json> post_json(const std::string& target, const Json& body) const;
 };
 
 // The daemon named by <data_dir>/daemon.json when it answers /health within

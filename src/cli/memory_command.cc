@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/daemon_link.h"
 #include "core/progress_meter.h"
 #include "lotus/strings.h"
 #include "memory/embedded_memory.h"
@@ -125,6 +126,23 @@ Result<MemoryFilter> filter_of(const MemoryCommand::Options& o) {
 }
 
 // The lines of `file` ("-": standard input), blank ones skipped.
+// The same filter as the memory module reads it from a request.
+Json filter_json(const MemoryFilter& f) {
+  Json out = Json::object();
+  if (!f.ids.empty()) out["ids"] = f.ids;
+  if (!f.types.empty()) {
+    Json types = Json::array();
+    for (MemoryType t : f.types) types.push_back(std::string(to_string(t)));
+    out["types"] = std::move(types);
+  }
+  if (!f.module.empty()) out["module"] = f.module;
+  if (!f.collection.empty()) out["collection"] = f.collection;
+  if (f.since > 0) out["since"] = f.since;
+  if (f.until > 0) out["until"] = f.until;
+  if (f.min_importance > 0) out["min_importance"] = f.min_importance;
+  return out;
+}
+
 Result<std::vector<std::string>> read_lines(const std::string& file) {
   std::ifstream in;
   if (file != "-") {
@@ -145,7 +163,10 @@ Result<std::vector<std::string>> read_lines(const std::string& file) {
 class Session {
  public:
   Session(const Config& config, const MemoryCommand::Options& o)
-      : config_(config), o_(o), meter_(std::cerr, ProgressMeter::is_terminal(STDERR_FILENO)) {}
+      : config_(config),
+        o_(o),
+        meter_(std::cerr, ProgressMeter::is_terminal(STDERR_FILENO)),
+        daemon_(find_running_daemon(config)) {}
 
   // Opens the store as the memory module would; `reindex` rebuilds it.
   Status open(bool reindex) {
@@ -211,6 +232,7 @@ class Session {
     if (o_.importance >= 0) proto.importance = o_.importance;
     proto.collection = o_.collection;
     proto.module = o_.module.empty() ? "cli" : o_.module;
+    if (daemon_) return add_through_daemon(texts, proto, source);
     if (Status s = open(false); !s.ok()) return fail(s);
 
     const auto start = std::chrono::steady_clock::now();
@@ -257,30 +279,36 @@ class Session {
     for (const std::string& word : o_.text) query += (query.empty() ? "" : " ") + word;
     auto filter = filter_of(o_);
     if (!filter.ok()) return usage(std::string(message_of(filter.status())));
-    if (Status s = open(false); !s.ok()) return fail(s);
-    auto hits = store_->recall(query, o_.limit, *filter);
-    if (!hits.ok()) return fail(hits.status());
+    // Hits as the memory module answers them, from the daemon or the files.
+    Json results = Json::array();
+    if (daemon_) {
+      auto answer = daemon_->post_json(
+          "/api/memory/search",
+          Json{{"query", query}, {"limit", o_.limit}, {"filter", filter_json(*filter)}});
+      if (!answer.ok()) return fail(answer.status());
+      results = (*answer)["results"];
+    } else {
+      if (Status s = open(false); !s.ok()) return fail(s);
+      auto hits = store_->recall(query, o_.limit, *filter);
+      if (!hits.ok()) return fail(hits.status());
+      for (const RecallHit& hit : *hits) results.push_back(to_json(hit));
+    }
     if (o_.json) {
-      Json results = Json::array();
-      for (size_t i = 0; i < hits->size(); ++i) {
-        Json hit = to_json((*hits)[i]);
-        hit["rank"] = i + 1;
-        results.push_back(std::move(hit));
-      }
+      for (size_t i = 0; i < results.size(); ++i) results[i]["rank"] = i + 1;
       std::cout << Json{{"query", query}, {"results", results}}.dump(2) << "\n";
       return 0;
     }
-    if (hits->empty()) {
+    if (results.empty()) {
       std::cout << "no memories match \"" << query << "\"\n";
       return 0;
     }
     std::cout << pad("RANK", 6) << pad("SCORE", 7) << pad("TYPE", 13) << pad("ID", 38)
               << "MEMORY\n";
-    for (size_t i = 0; i < hits->size(); ++i) {
-      const RecallHit& hit = (*hits)[i];
-      std::cout << pad(std::to_string(i + 1), 6) << pad(fixed(hit.score, 3), 7)
-                << pad(std::string(to_string(hit.record.type)), 13) << pad(hit.record.id, 38)
-                << snippet(hit.record.content, 70) << "\n";
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Json& hit = results[i];
+      std::cout << pad(std::to_string(i + 1), 6) << pad(fixed(hit.value("score", 0.0), 3), 7)
+                << pad(hit.value("type", ""), 13) << pad(hit.value("id", ""), 38)
+                << snippet(hit.value("content", ""), 70) << "\n";
     }
     return 0;
   }
@@ -292,6 +320,7 @@ class Session {
       return usage(
           "give the ids to forget or a filter (--type, --module, --collection, --older-than)");
     }
+    if (daemon_) return forget_through_daemon(*filter);
     if (Status s = open(false); !s.ok()) return fail(s);
     auto count = store_->count(*filter);
     if (!count.ok()) return fail(count.status());
@@ -324,6 +353,20 @@ class Session {
   }
 
   int stats() {
+    if (daemon_) {
+      auto answer = daemon_->get_json("/api/memory/stats");
+      if (!answer.ok()) return fail(answer.status());
+      Json& s = *answer;
+      s.erase("ok");
+      if (o_.json) {
+        std::cout << s.dump(2) << "\n";
+        return 0;
+      }
+      std::cout << "daemon       " << daemon_->url << " (" << s.value("profile", "?")
+                << " profile)\n";
+      print_counts(s);
+      return 0;
+    }
     if (Status s = open(false); !s.ok()) return fail(s);
     auto stats = store_->stats();
     if (!stats.ok()) return fail(stats.status());
@@ -332,17 +375,8 @@ class Session {
       std::cout << s.dump(2) << "\n";
       return 0;
     }
-    const Json& tiers = s["tiers"];
-    int64_t total = 0;
     std::cout << "folder       " << store_->database_file().parent_path().string() << "\n";
-    std::cout << "embedder     " << s["embedder"]["name"].get<std::string>() << " (dimension "
-              << s["embedder"]["dimension"].get<size_t>() << ")\n";
-    for (const char* tier : {"short_term", "long_term", "archived"}) {
-      const int64_t n = tiers.value(tier, int64_t{0});
-      total += n;
-      std::cout << pad(tier, 13) << n << "\n";
-    }
-    std::cout << pad("total", 13) << total << "\n";
+    print_counts(s);
     const Json& index = s["index"];
     std::cout << "index        " << index["vectors"].get<size_t>() << " vectors, "
               << index["deleted"].get<size_t>() << " deleted, "
@@ -353,6 +387,11 @@ class Session {
   }
 
   int reindex() {
+    if (daemon_) {
+      return fail(
+          absl::FailedPreconditionError(cat("lotus serve is running (", daemon_->url,
+                                            ") with the index open; stop it first, then reindex")));
+    }
     const auto start = std::chrono::steady_clock::now();
     if (Status s = open(true); !s.ok()) return fail(s);
     if (Status s = store_->save_index(); !s.ok()) return fail(s);
@@ -368,6 +407,87 @@ class Session {
   }
 
  private:
+  // Embedder, counts per tier and facts, from a stats document.
+  static void print_counts(const Json& s) {
+    std::cout << "embedder     " << s["embedder"].value("name", "?") << " (dimension "
+              << s["embedder"].value("dimension", size_t{0}) << ")\n";
+    int64_t total = 0;
+    for (const char* tier : {"short_term", "long_term", "archived"}) {
+      const int64_t n = s["tiers"].value(tier, int64_t{0});
+      total += n;
+      std::cout << pad(tier, 13) << n << "\n";
+    }
+    std::cout << pad("total", 13) << total << "\n";
+    if (s.contains("facts")) {
+      std::cout << "facts        " << s["facts"].value("relations", int64_t{0})
+                << " relations between " << s["facts"].value("entities", int64_t{0})
+                << " entities\n";
+    }
+  }
+
+  // `lotus serve` runs: its memory module has the files open, so memories go
+  // through its API, one request each (a file shows progress).
+  int add_through_daemon(std::vector<std::string>& texts, const MemoryInput& proto,
+                         const std::string& source) {
+    const auto start = std::chrono::steady_clock::now();
+    Json last;
+    std::map<std::string, size_t> tiers;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      Json body = {{"content", std::move(texts[i])}, {"type", std::string(to_string(proto.type))}};
+      if (proto.importance) body["importance"] = *proto.importance;
+      if (!proto.collection.empty()) body["collection"] = proto.collection;
+      auto stored = daemon_->post_json("/api/memory", body);
+      if (!stored.ok()) {
+        meter_.finish();
+        if (i > 0) std::cerr << "lotus memory add: stored " << i << " before this error\n";
+        return fail(stored.status());
+      }
+      last = (*stored)["memory"];
+      ++tiers[last.value("tier", "")];
+      if (!source.empty()) meter_.update("importing memories", i + 1, texts.size());
+    }
+    meter_.finish();
+    if (source.empty()) {
+      if (o_.json) {
+        std::cout << last.dump(2) << "\n";
+      } else {
+        std::cout << "remembered " << last.value("id", "") << " (" << last.value("type", "") << ", "
+                  << last.value("tier", "") << ", importance "
+                  << fixed(last.value("importance", 0.0), 2) << ")\n";
+      }
+      return 0;
+    }
+    std::cout << "remembered " << texts.size() << " memories from " << source << " ("
+              << tiers["short_term"] << " short-term, " << tiers["long_term"] << " long-term) in "
+              << fixed(seconds_since(start), 1) << " s\n";
+    return 0;
+  }
+
+  int forget_through_daemon(const MemoryFilter& filter) {
+    if (!o_.yes) {
+      std::cout << "Forget "
+                << (filter.ids.empty() ? std::string("every memory the filter matches")
+                                       : cat(filter.ids.size(), " memories by id"))
+                << " for good? [y/N] " << std::flush;
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (answer != "y" && answer != "Y" && answer != "yes") {
+        std::cout << (std::cin ? "" : "\n")
+                  << "nothing forgotten (answer y to confirm, or pass --yes)\n";
+        return 1;
+      }
+    }
+    auto answer = daemon_->post_json("/api/memory/forget", Json{{"filter", filter_json(filter)}});
+    if (!answer.ok()) return fail(answer.status());
+    const int64_t forgotten = (*answer).value("forgotten", int64_t{0});
+    if (forgotten == 0) {
+      std::cout << "no memory matches; nothing forgotten\n";
+      return filter.ids.empty() ? 0 : 1;
+    }
+    std::cout << "forgot " << forgotten << (forgotten == 1 ? " memory\n" : " memories\n");
+    return 0;
+  }
+
   int usage(const std::string& message) {
     std::cerr << "lotus memory: " << message << "\n";
     return 2;
@@ -382,6 +502,7 @@ class Session {
   const MemoryCommand::Options& o_;
   ProgressMeter meter_;
   std::unique_ptr<memory::EmbeddedMemory> store_;
+  std::optional<DaemonLink> daemon_;
 };
 
 }  // namespace
@@ -391,9 +512,10 @@ MemoryCommand::MemoryCommand(CLI::App& app) : options_(std::make_unique<Options>
   o.memory = app.add_subcommand(
       "memory",
       "Add, search, forget and inspect memories; rebuild the index.\n"
-      "These open the memory files in the data folder directly (<data_dir>/modules/memory,\n"
-      "with the memory module's config from modules.memory), so they need no lotus running;\n"
-      "stop a running lotus first, since both would write the same index.");
+      "While `lotus serve` runs they go through its API (its memory module has the files\n"
+      "open; reindex asks you to stop it). Otherwise they open the memory files in the data\n"
+      "folder directly (<data_dir>/modules/memory, with modules.memory's config) and need no\n"
+      "lotus running; leave an interactive lotus first, since both would write the index.");
   o.memory->require_subcommand(1);
 
   o.add = o.memory->add_subcommand(

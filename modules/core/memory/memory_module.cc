@@ -145,6 +145,7 @@ class MemoryModule final : public Module {
     on("on_forget", &MemoryModule::on_forget);
     on("on_consolidate", &MemoryModule::on_consolidate);
     on("on_update", &MemoryModule::on_update);
+    on("on_stats", &MemoryModule::on_stats);
     on("on_relate", &MemoryModule::on_relate);
     on("on_relations", &MemoryModule::on_relations);
     on("on_unrelate", &MemoryModule::on_unrelate);
@@ -292,6 +293,13 @@ class MemoryModule final : public Module {
     Json out = Json::array();
     for (const Relation& r : *found) out.push_back(to_json(r));
     return Json{{"relations", std::move(out)}};
+  }
+
+  Task<void> on_stats(const Event& event) {
+    auto stats = store_->stats();
+    if (stats.ok()) (*stats)["ok"] = true;
+    answer(event, stats.ok() ? std::move(*stats) : error_reply(stats.status()));
+    co_return;
   }
 
   Task<void> on_relate(const Event& event) {
