@@ -133,17 +133,17 @@ std::string llm_status_line(const Config& config) {
 // Boots a nucleus with signals routed to request_stop(); returns it booted,
 // or null after printing why it could not boot.
 std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
-                              std::atomic<Nucleus*>& current) {
+                              std::atomic<Nucleus*>& current, std::string_view command) {
   auto created = Nucleus::create(config);
   if (!created.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
+    std::cerr << command << ": cannot boot: " << message_of(created.status()) << "\n";
     return nullptr;
   }
   std::unique_ptr<Nucleus> nucleus = *std::move(created);
   current.store(nucleus.get());
   Status status = nucleus->boot();
   if (!status.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(status) << "\n";
+    std::cerr << command << ": cannot boot: " << message_of(status) << "\n";
     current.store(nullptr);
     return nullptr;
   }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -31,9 +32,9 @@ Status apply_flags(const GlobalOptions& flags, Config& config);
 
 // Boots a nucleus with signals routed to request_stop(); returns it booted,
 // or null after printing why it could not boot. `current` points at it while
-// it boots, for signal handlers.
+// it boots, for signal handlers. Errors start with `command` ("lotus mcp").
 std::unique_ptr<Nucleus> boot(const Config& config, SignalWatcher& signals,
-                              std::atomic<Nucleus*>& current);
+                              std::atomic<Nucleus*>& current, std::string_view command = "lotus");
 
 int run_check(const Config& config, const std::vector<std::string>& dirs);
 int run_modules(const Config& config, bool json);

@@ -112,17 +112,8 @@ int run_mcp(Config config, const McpOptions& options) {
   SignalWatcher signals([&current](int) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
-  auto created = Nucleus::create(config);
-  if (!created.ok()) {
-    std::cerr << "lotus mcp: cannot boot: " << message_of(created.status()) << "\n";
-    return 1;
-  }
-  std::unique_ptr<Nucleus> nucleus = *std::move(created);
-  current.store(nucleus.get());
-  if (Status booted = nucleus->boot(); !booted.ok()) {
-    std::cerr << "lotus mcp: cannot boot: " << message_of(booted) << "\n";
-    return 1;
-  }
+  std::unique_ptr<Nucleus> nucleus = boot(config, signals, current, "lotus mcp");
+  if (!nucleus) return 1;
   if (nucleus->stop_requested()) {
     (void)nucleus->shutdown();
     return 130;
