@@ -336,15 +336,7 @@ class Session {
                   << snippet(r.content, 60) << "\n";
       }
       if (*count > shown->size()) std::cout << "  ... and " << *count - shown->size() << " more\n";
-      std::cout << "Forget " << *count << (*count == 1 ? " memory" : " memories")
-                << " for good? [y/N] " << std::flush;
-      std::string answer;
-      std::getline(std::cin, answer);
-      if (answer != "y" && answer != "Y" && answer != "yes") {
-        std::cout << (std::cin ? "" : "\n")
-                  << "nothing forgotten (answer y to confirm, or pass --yes)\n";
-        return 1;
-      }
+      if (!confirmed(cat(*count, *count == 1 ? " memory" : " memories"))) return 1;
     }
     auto forgotten = store_->forget(*filter);
     if (!forgotten.ok()) return fail(forgotten.status());
@@ -464,18 +456,9 @@ class Session {
   }
 
   int forget_through_daemon(const MemoryFilter& filter) {
-    if (!o_.yes) {
-      std::cout << "Forget "
-                << (filter.ids.empty() ? std::string("every memory the filter matches")
-                                       : cat(filter.ids.size(), " memories by id"))
-                << " for good? [y/N] " << std::flush;
-      std::string answer;
-      std::getline(std::cin, answer);
-      if (answer != "y" && answer != "Y" && answer != "yes") {
-        std::cout << (std::cin ? "" : "\n")
-                  << "nothing forgotten (answer y to confirm, or pass --yes)\n";
-        return 1;
-      }
+    if (!o_.yes && !confirmed(filter.ids.empty() ? std::string("every memory the filter matches")
+                                                 : cat(filter.ids.size(), " memories by id"))) {
+      return 1;
     }
     auto answer = daemon_->post_json("/api/memory/forget", Json{{"filter", filter_json(filter)}});
     if (!answer.ok()) return fail(answer.status());
@@ -486,6 +469,17 @@ class Session {
     }
     std::cout << "forgot " << forgotten << (forgotten == 1 ? " memory\n" : " memories\n");
     return 0;
+  }
+
+  // Asks "Forget <what> for good? [y/N]"; false (saying so) unless answered y.
+  static bool confirmed(const std::string& what) {
+    std::cout << "Forget " << what << " for good? [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer == "y" || answer == "Y" || answer == "yes") return true;
+    std::cout << (std::cin ? "" : "\n")
+              << "nothing forgotten (answer y to confirm, or pass --yes)\n";
+    return false;
   }
 
   int usage(const std::string& message) {
