@@ -124,7 +124,14 @@ std::string llm_status_line(const Config& config) {
     line = cat(line, first ? "" : "; ", entry);
     first = false;
   }
-  if (first) line += "none configured (set ANTHROPIC_API_KEY or OPENAI_API_KEY, or llm.providers)";
+  if (first) {
+    line += "none configured (set ANTHROPIC_API_KEY or OPENAI_API_KEY, or llm.providers)";
+  } else if (Status model = (*router)->default_model_ready(); !model.ok()) {
+    line = cat(line, "\n", message_of(model));
+  } else {
+    line = cat(line, "\nrequests go to ", (*router)->default_model(),
+               " unless a module names a model");
+  }
   return line;
 }
 
