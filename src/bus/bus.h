@@ -60,6 +60,19 @@ class Bus {
   // Backend-specific figures for health (connection state, buffers, peers).
   virtual Json backend_health() const { return Json::object(); }
   virtual boost::asio::any_io_executor executor() = 0;
+  // This process's name among the nodes sharing the bus; empty when the bus
+  // is this process's alone.
+  virtual const std::string& node_id() const {
+    static const std::string kNone;
+    return kNone;
+  }
+  // Whether a request's reply_to leads back to this process: on a shared bus
+  // every node sees a request, and services that answer for their own node
+  // (the tool broker) answer only these.
+  virtual bool replies_here(std::string_view reply_to) const {
+    (void)reply_to;
+    return true;
+  }
   // Stops the handler threads after running what is queued; called at shutdown.
   virtual void stop() = 0;
 };

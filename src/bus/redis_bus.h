@@ -98,7 +98,8 @@ class RedisBus final : public Bus {
   void stop() override;
 
   RedisBusStats redis_stats() const;
-  const std::string& node_id() const { return node_id_; }
+  const std::string& node_id() const override { return node_id_; }
+  bool replies_here(std::string_view reply_to) const override { return reply_to == reply_channel_; }
   const RedisBusOptions& options() const { return options_; }
   // Nodes this one currently knows of (itself excluded).
   std::vector<std::string> peers() const;

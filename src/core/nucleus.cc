@@ -12,6 +12,7 @@
 #include "bus/local_bus.h"
 #include "core/dependency_graph.h"
 #include "core/metrics.h"
+#include "core/node_tools.h"
 #include "lotus/strings.h"
 
 namespace lotus {
@@ -298,6 +299,8 @@ Status Nucleus::shutdown() {
   emit("system.shutdown", Json{{"reason", stop_requested() ? "signal" : "requested"}});
   // Approvals still waiting are answered "no" before the modules go.
   if (broker_) broker_->stop();
+  // Other nodes stop offering this node's tools before its modules go.
+  if (node_tools_) node_tools_->stop();
   auto deadline = std::chrono::steady_clock::now() + config_.shutdown_deadline;
   std::vector<std::shared_ptr<ModuleHost>> hosts;
   {
@@ -440,6 +443,11 @@ Status Nucleus::start_tools_and_llm() {
   options.max_result_bytes = config_.tools.max_result_bytes;
   broker_ = llm::ToolBroker::create(*bus_, tools_, std::move(options));
   if (Status s = broker_->start(); !s.ok()) return s;
+  // On a bus shared with other nodes, their tools join the registry.
+  node_tools_ = NodeTools::create(*bus_, tools_, [this](const std::string& node) {
+    emit("system.tools_changed", Json{{"node", node}, {"version", tools_.version()}});
+  });
+  if (Status s = node_tools_->start(); !s.ok()) return s;
 
   // A broken `llm:` section costs the LLM, not the system: everything that
   // needs no model keeps working, and health says what to fix.
@@ -493,11 +501,13 @@ void Nucleus::tools_added(const Manifest& manifest) {
   } else {
     tools_.add_module(manifest);
   }
+  if (node_tools_) node_tools_->local_changed();
   emit("system.tools_changed", Json{{"module", manifest.name}, {"version", tools_.version()}});
 }
 
 void Nucleus::tools_removed(const std::string& module) {
   if (!tools_.remove_module(module)) return;
+  if (node_tools_) node_tools_->local_changed();
   emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
 }
 
@@ -746,7 +756,10 @@ Json Nucleus::llm_health() const {
 }
 
 Json Nucleus::tools_health() const {
-  Json out = {{"registered", tools_.list()->size()}};
+  auto list = tools_.list();
+  size_t remote = 0;
+  for (const auto& tool : *list) remote += tool->node.empty() ? 0 : 1;
+  Json out = {{"registered", list->size()}, {"remote", remote}};
   if (broker_) {
     llm::ToolBroker::Stats stats = broker_->stats();
     out["calls"] = stats.calls;

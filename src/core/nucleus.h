@@ -30,6 +30,8 @@
 
 namespace lotus {
 
+class NodeTools;
+
 // What scanning the module folders found: manifests that parsed, and the
 // files that did not, each with the reason.
 struct Discovery {
@@ -167,6 +169,7 @@ class Nucleus {
   std::mutex mounts_mutex_;
   std::map<std::string, Mount, std::less<>> mounts_;  // by group
   std::shared_ptr<llm::ToolBroker> broker_;
+  std::shared_ptr<NodeTools> node_tools_;  // other nodes' tools, on a shared bus
   std::unique_ptr<llm::ProviderRouter> llm_;
   Status llm_status_;
   // Provider calls block (HTTP, minutes at worst), so they get threads of

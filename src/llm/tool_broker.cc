@@ -68,6 +68,13 @@ Status ToolBroker::start() {
   calls.tap = [weak, executor = bus_.executor()](const EventPtr& event) {
     auto self = weak.lock();
     if (!self || !self->running_.load()) return;
+    // On a bus shared by several nodes every broker sees the call: the
+    // caller's node answers (its policy decides); a call that wants no
+    // answer is carried out where the tool's module runs.
+    if (!event->metadata.reply_to.empty() ? !self->bus_.replies_here(event->metadata.reply_to)
+                                          : !self->serves_unanswered(*event)) {
+      return;
+    }
     boost::asio::post(executor, [self = std::move(self), event] {
       start_detached(self->serve(event), [](std::exception_ptr) {});
     });
@@ -80,6 +87,7 @@ Status ToolBroker::start() {
   lists.tap = [weak](const EventPtr& event) {
     auto self = weak.lock();
     if (!self || event->metadata.reply_to.empty()) return;
+    if (!self->bus_.replies_here(event->metadata.reply_to)) return;  // another node's
     (void)self->bus_.reply(*event, std::string(kSource), *self->tool_listing());
   };
   id = bus_.subscribe(kListChannel, SubscriptionFilter(), std::move(lists));
@@ -108,6 +116,14 @@ void ToolBroker::stop() {
   for (const std::string& id : waiting) {
     finish_approval(id, Verdict{false, "LOTUS is shutting down"});
   }
+}
+
+bool ToolBroker::serves_unanswered(const Event& event) const {
+  if (bus_.node_id().empty()) return true;
+  auto tool = event.data.find("tool");
+  if (tool == event.data.end() || !tool->is_string()) return false;
+  auto entry = registry_.find(tool->get_ref<const std::string&>());
+  return entry != nullptr && entry->node.empty();
 }
 
 Task<void> ToolBroker::serve(EventPtr event) {
@@ -318,12 +334,14 @@ std::shared_ptr<const Json> ToolBroker::tool_listing() const {
   if (listing_ && listing_version_ == version) return listing_;
   Json tools = Json::array();
   for (const auto& tool : *registry_.list()) {
-    tools.push_back({{"name", tool->model_name},
-                     {"qualified", tool->qualified},
-                     {"description", tool->description},
-                     {"parameters", tool->parameters},
-                     {"risk", to_string(tool->risk)},
-                     {"decision", to_string(options_.policy.decide(*tool).decision)}});
+    Json entry = {{"name", tool->model_name},
+                  {"qualified", tool->qualified},
+                  {"description", tool->description},
+                  {"parameters", tool->parameters},
+                  {"risk", to_string(tool->risk)},
+                  {"decision", to_string(options_.policy.decide(*tool).decision)}};
+    if (!tool->node.empty()) entry["node"] = tool->node;  // runs on another node
+    tools.push_back(std::move(entry));
   }
   listing_ = std::make_shared<const Json>(Json{{"version", version}, {"tools", std::move(tools)}});
   listing_version_ = version;

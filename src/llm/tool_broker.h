@@ -14,8 +14,13 @@
 //
 // A request on `cognition.tools` is answered with the tool list as models
 // see it: {"version": n, "tools": [{"name": "fs__read", "qualified": "fs.read",
-// "description", "parameters", "risk", "decision"}]}; `system.tools_changed`
+// "description", "parameters", "risk", "decision", "node" (when the tool runs
+// on another node)}]}; `system.tools_changed`
 // says when to ask again.
+//
+// On a bus shared by several nodes each node's broker answers the requests
+// of its own node only; a tool of a module on another node is called from
+// here (schema and policy checked here) and runs there.
 #pragma once
 
 #include <atomic>
@@ -101,6 +106,8 @@ class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
   Task<Verdict> ask_person(const ToolEntry& tool, const ToolCallRequest& request,
                            const std::string& because);
   Task<void> serve(EventPtr event);
+  // Whether a call without reply_to is this node's to carry out.
+  bool serves_unanswered(const Event& event) const;
   void on_approval_response(const EventPtr& event);
   void finish_approval(const std::string& id, Verdict verdict);
   void emit(std::string_view channel, Json data, const std::string& trace_id);

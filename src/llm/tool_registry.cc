@@ -1,6 +1,7 @@
 #include "llm/tool_registry.h"
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "lotus/strings.h"
@@ -54,26 +55,46 @@ std::string ToolRegistry::model_name(std::string_view module, std::string_view t
   return cat(module, "__", tool);
 }
 
+namespace {
+
+std::shared_ptr<ToolEntry> make_entry(const std::string& module, const std::string& tool,
+                                      std::string description, Json parameters,
+                                      std::vector<std::string> permissions) {
+  auto entry = std::make_shared<ToolEntry>();
+  entry->module = module;
+  entry->tool = tool;
+  entry->qualified = cat(module, ".", tool);
+  entry->model_name = ToolRegistry::model_name(module, tool);
+  entry->channel = cat("tool.", module, ".", tool);
+  entry->description = std::move(description);
+  entry->parameters = std::move(parameters);
+  auto compiled = JsonSchema::compile(entry->parameters);
+  if (compiled.ok()) {
+    entry->schema = *std::move(compiled);
+  } else {
+    entry->schema_error = std::string(message_of(compiled.status()));
+  }
+  entry->risk = risk_of(permissions);
+  entry->permissions = std::move(permissions);
+  return entry;
+}
+
+// Module and tool names as manifests allow them: they become bus channels.
+bool plain_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void ToolRegistry::add_module(const Manifest& manifest) {
   std::vector<std::shared_ptr<const ToolEntry>> entries;
   for (const Manifest::Tool& tool : manifest.tools) {
-    auto entry = std::make_shared<ToolEntry>();
-    entry->module = manifest.name;
-    entry->tool = tool.name;
-    entry->qualified = cat(manifest.name, ".", tool.name);
-    entry->model_name = model_name(manifest.name, tool.name);
-    entry->channel = cat("tool.", manifest.name, ".", tool.name);
-    entry->description = tool.description;
-    entry->parameters = tool.parameters;
-    auto compiled = JsonSchema::compile(tool.parameters);
-    if (compiled.ok()) {
-      entry->schema = *std::move(compiled);
-    } else {
-      entry->schema_error = std::string(message_of(compiled.status()));
-    }
-    entry->permissions = tool.permissions;
-    entry->risk = risk_of(tool.permissions);
-    entries.push_back(std::move(entry));
+    entries.push_back(
+        make_entry(manifest.name, tool.name, tool.description, tool.parameters, tool.permissions));
   }
   std::lock_guard lock(mutex_);
   if (auto old = by_module_.find(manifest.name); old != by_module_.end()) {
@@ -111,10 +132,97 @@ bool ToolRegistry::remove_module(std::string_view module) {
   return true;
 }
 
+bool ToolRegistry::set_node_tools(const std::string& node, const Json& tools) {
+  ToolList entries;
+  if (tools.is_array()) {
+    for (const Json& tool : tools) {
+      if (!tool.is_object()) continue;
+      const Json& module = tool.contains("module") ? tool["module"] : Json();
+      const Json& name = tool.contains("tool") ? tool["tool"] : Json();
+      if (!module.is_string() || !name.is_string() ||
+          !plain_name(module.get_ref<const std::string&>()) ||
+          !plain_name(name.get_ref<const std::string&>())) {
+        continue;
+      }
+      std::vector<std::string> permissions;
+      if (auto p = tool.find("permissions"); p != tool.end() && p->is_array()) {
+        for (const Json& one : *p) {
+          if (one.is_string()) permissions.push_back(one.get<std::string>());
+        }
+      }
+      Json parameters = tool.value("parameters", Json{{"type", "object"}});
+      std::string description = tool.contains("description") && tool["description"].is_string()
+                                    ? tool["description"].get<std::string>()
+                                    : std::string();
+      auto entry =
+          make_entry(module.get<std::string>(), name.get<std::string>(), std::move(description),
+                     std::move(parameters), std::move(permissions));
+      entry->node = node;
+      entries.push_back(std::move(entry));
+    }
+  }
+  std::lock_guard lock(mutex_);
+  auto known = remote_json_.find(node);
+  if (known != remote_json_.end() && known->second == tools) return false;
+  if (entries.empty() && remote_.find(node) == remote_.end()) {
+    remote_json_[node] = tools;
+    return false;
+  }
+  remote_json_[node] = tools;
+  if (entries.empty()) {
+    remote_.erase(node);
+  } else {
+    remote_[node] = std::move(entries);
+  }
+  index_remote();
+  publish_snapshot();
+  return true;
+}
+
+bool ToolRegistry::remove_node(std::string_view node) {
+  std::lock_guard lock(mutex_);
+  if (auto it = remote_json_.find(node); it != remote_json_.end()) remote_json_.erase(it);
+  auto it = remote_.find(node);
+  if (it == remote_.end()) return false;
+  remote_.erase(it);
+  index_remote();
+  publish_snapshot();
+  return true;
+}
+
+Json ToolRegistry::local_tools_json() const {
+  Json out = Json::array();
+  std::lock_guard lock(mutex_);
+  for (const auto& [module, names] : by_module_) {
+    for (const std::string& name : names) {
+      auto it = by_name_.find(name);
+      if (it == by_name_.end()) continue;
+      const ToolEntry& tool = *it->second;
+      out.push_back({{"module", tool.module},
+                     {"tool", tool.tool},
+                     {"description", tool.description},
+                     {"parameters", tool.parameters},
+                     {"permissions", tool.permissions}});
+    }
+  }
+  return out;
+}
+
+void ToolRegistry::index_remote() {
+  remote_by_name_.clear();
+  for (const auto& [node, entries] : remote_) {
+    for (const auto& entry : entries) {
+      remote_by_name_.try_emplace(entry->qualified, entry);
+      remote_by_name_.try_emplace(entry->model_name, entry);
+    }
+  }
+}
+
 std::shared_ptr<const ToolEntry> ToolRegistry::find(std::string_view name) const {
   std::lock_guard lock(mutex_);
-  auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second;
+  if (auto it = by_name_.find(name); it != by_name_.end()) return it->second;
+  auto it = remote_by_name_.find(name);
+  return it == remote_by_name_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<const ToolList> ToolRegistry::list() const {
@@ -129,6 +237,12 @@ void ToolRegistry::publish_snapshot() {
       auto it = by_name_.find(name);
       if (it != by_name_.end()) list->push_back(it->second);
     }
+  }
+  for (const auto& [name, entry] : remote_by_name_) {
+    // Each entry once (it is indexed under both names), unless a local tool
+    // has its name.
+    if (name != entry->qualified || by_name_.count(name) != 0) continue;
+    list->push_back(entry);
   }
   std::sort(list->begin(), list->end(),
             [](const auto& a, const auto& b) { return a->qualified < b->qualified; });

@@ -5,6 +5,9 @@
 // compiled JSON Schema (so arguments are checked before a call), the
 // permissions the tool needs and the risk level that follows from them.
 // list() hands out an immutable snapshot; `version()` changes with the list.
+// On a bus shared by several nodes the registry also holds the tools other
+// nodes announced (set_node_tools): listed and called like local ones, a
+// local module's tool winning over a remote one of the same name.
 #pragma once
 
 #include <atomic>
@@ -40,6 +43,7 @@ struct ToolEntry {
   std::string schema_error;                  // why, then (calls are refused)
   std::vector<std::string> permissions;
   ToolRisk risk = ToolRisk::kLow;
+  std::string node;  // the node whose module serves it; empty: this process
 };
 
 using ToolList = std::vector<std::shared_ptr<const ToolEntry>>;
@@ -55,7 +59,18 @@ class ToolRegistry {
   // Returns whether the module had any tools.
   bool remove_module(std::string_view module);
 
-  // By qualified name ("fs.read") or model name ("fs__read").
+  // The tools of modules on node `node`, as it announced them (a list of
+  // {"module", "tool", "description", "parameters", "permissions"}, what
+  // local_tools_json() gives there); replaces what the node had. Entries that
+  // are not well-formed are skipped. Returns whether the list changed.
+  bool set_node_tools(const std::string& node, const Json& tools);
+  // Forgets a node's tools (it left or died); returns whether it had any.
+  bool remove_node(std::string_view node);
+  // This process's own tools, for announcing them to other nodes.
+  Json local_tools_json() const;
+
+  // By qualified name ("fs.read") or model name ("fs__read"); a local tool
+  // before another node's.
   std::shared_ptr<const ToolEntry> find(std::string_view name) const;
   // Sorted by qualified name.
   std::shared_ptr<const ToolList> list() const;
@@ -63,10 +78,16 @@ class ToolRegistry {
 
  private:
   void publish_snapshot();  // with mutex_ held
+  void index_remote();      // rebuilds remote_by_name_, with mutex_ held
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const ToolEntry>, std::less<>> by_name_;  // both names
   std::map<std::string, std::vector<std::string>, std::less<>> by_module_;        // qualified names
+  // Other nodes' tools, by node, and by both names (the first node in order
+  // wins a name two nodes announce).
+  std::map<std::string, ToolList, std::less<>> remote_;
+  std::map<std::string, std::shared_ptr<const ToolEntry>, std::less<>> remote_by_name_;
+  std::map<std::string, Json, std::less<>> remote_json_;  // as announced, to spot no-op updates
   std::shared_ptr<const ToolList> snapshot_ = std::make_shared<ToolList>();
   std::atomic<uint64_t> version_{0};
 };

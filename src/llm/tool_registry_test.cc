@@ -108,6 +108,50 @@ TEST(ToolPolicyTest, DefaultsFollowRisk) {
   EXPECT_EQ(write.because, "risk high");
 }
 
+TEST(ToolRegistryTest, HoldsOtherNodesToolsBesideItsOwn) {
+  ToolRegistry local;
+  local.add_module(fs_manifest());
+  Json announced = local.local_tools_json();
+  ASSERT_EQ(announced.size(), 2u);
+
+  ToolRegistry registry;
+  uint64_t before = registry.version();
+  EXPECT_TRUE(registry.set_node_tools("node-b", announced));
+  EXPECT_GT(registry.version(), before);
+  auto read = registry.find("fs__read");
+  ASSERT_NE(read, nullptr);
+  EXPECT_EQ(read->node, "node-b");
+  EXPECT_EQ(read->channel, "tool.fs.read");
+  EXPECT_EQ(read->risk, ToolRisk::kLow);
+  EXPECT_EQ(registry.find("fs.write")->risk, ToolRisk::kHigh);
+  ASSERT_NE(read->schema, nullptr);
+  EXPECT_FALSE(read->schema->validate(Json{{"path", 3}}).ok());
+  EXPECT_EQ(registry.list()->size(), 2u);
+  EXPECT_TRUE(registry.local_tools_json().empty());  // not announced onwards
+
+  // The same announcement again changes nothing.
+  uint64_t version = registry.version();
+  EXPECT_FALSE(registry.set_node_tools("node-b", announced));
+  EXPECT_EQ(registry.version(), version);
+
+  // A second node with the same module: listed once; a local module of
+  // that name wins over both.
+  EXPECT_TRUE(registry.set_node_tools("node-c", announced));
+  EXPECT_EQ(registry.list()->size(), 2u);
+  registry.add_module(fs_manifest());
+  EXPECT_EQ(registry.list()->size(), 2u);
+  EXPECT_TRUE(registry.find("fs.read")->node.empty());
+  registry.remove_module("fs");
+  EXPECT_EQ(registry.find("fs.read")->node, "node-b");
+
+  EXPECT_TRUE(registry.remove_node("node-b"));
+  EXPECT_EQ(registry.find("fs.read")->node, "node-c");
+  EXPECT_TRUE(registry.set_node_tools("node-c", Json::array()));
+  EXPECT_EQ(registry.find("fs.read"), nullptr);
+  EXPECT_TRUE(registry.list()->empty());
+  EXPECT_FALSE(registry.remove_node("node-c"));
+}
+
 TEST(ToolPolicyTest, TheMostSpecificRuleWins) {
   ToolRegistry registry;
   registry.add_module(fs_manifest());

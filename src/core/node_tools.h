@@ -1,0 +1,62 @@
+// NodeTools: one tool registry for all the nodes sharing a bus.
+//
+// Each node announces its own modules' tools on `system.tools`
+//   {"node": id, "tools": [{"module", "tool", "description", "parameters",
+//    "permissions"}], "ask": bool}
+// when they change (and now and then, for a node that missed one); a node
+// that starts asks the others for theirs ("ask": true). Other nodes' tools go
+// into the registry as remote entries, so the reasoning engine, the API and
+// MCP list them, and calls to them are checked and decided by this node's
+// broker before they leave. A node that leaves or dies (system.node_left)
+// takes its tools along. Inactive on a bus that is this process's alone.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bus/bus.h"
+#include "core/periodic_timer.h"
+#include "llm/tool_registry.h"
+
+namespace lotus {
+
+class NodeTools : public std::enable_shared_from_this<NodeTools> {
+ public:
+  static constexpr std::string_view kChannel = "system.tools";
+  // Called (on the bus's pool) after another node's tools changed here.
+  using Changed = std::function<void(const std::string& node)>;
+
+  static std::shared_ptr<NodeTools> create(
+      Bus& bus, llm::ToolRegistry& registry, Changed changed,
+      std::chrono::milliseconds refresh = std::chrono::seconds(30));
+  NodeTools(const NodeTools&) = delete;
+  NodeTools& operator=(const NodeTools&) = delete;
+
+  // Subscribes and asks the other nodes for their tools.
+  Status start();
+  void stop();
+  // This node's tools changed: announce them (coalesced, off the caller's thread).
+  void local_changed();
+
+ private:
+  NodeTools(Bus& bus, llm::ToolRegistry& registry, Changed changed,
+            std::chrono::milliseconds refresh);
+  void on_announcement(const EventPtr& event);
+  void on_node_left(const EventPtr& event);
+  void announce(bool ask);
+
+  Bus& bus_;
+  llm::ToolRegistry& registry_;
+  const Changed changed_;
+  const std::chrono::milliseconds refresh_;
+  std::vector<SubscriptionId> subscriptions_;
+  std::shared_ptr<PeriodicTimer> timer_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> queued_{false};
+};
+
+}  // namespace lotus

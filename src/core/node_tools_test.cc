@@ -1,0 +1,237 @@
+// The tool registry shared across nodes: two nuclei on one real
+// redis-server, a module with tools on node B only. Node A lists B's tools
+// (description, schema, risk), calls them through its own broker (schema
+// checked and policy decided on A, before the call leaves), answers its own
+// tool-list requests, and forgets B's tools when B leaves or dies.
+#include "core/node_tools.h"
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "bus/redis_bus.h"
+#include "core/nucleus.h"
+#include "lotus/module.h"
+#include "lotus/strings.h"
+#include "runtime/module_factory.h"
+#include "testing/redis_server.h"
+#include "testing/sync_wait.h"
+#include "testing/temp_dir.h"
+
+namespace lotus {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::atomic<int> ledger_calls{0};
+
+class LedgerModule : public Module {
+ public:
+  Task<void> initialize() override {
+    tool("add", &LedgerModule::add);
+    tool("wipe", &LedgerModule::wipe);
+    co_return;
+  }
+
+ private:
+  Task<ToolResult> add(const Json& args) {
+    ledger_calls.fetch_add(1);
+    co_return Json(args["a"].get<int64_t>() + args["b"].get<int64_t>());
+  }
+  Task<ToolResult> wipe(const Json&) {
+    ledger_calls.fetch_add(1);
+    co_return Json("wiped");
+  }
+};
+static RegisterBuiltinModule<LedgerModule> registered_ledger("ledger");
+
+constexpr std::string_view kLedgerManifest = R"(name: ledger
+version: 1.0.0
+type: capability
+permissions: [file.write]
+tools:
+  - name: add
+    description: Add two integers
+    permissions: []
+    parameters:
+      - {name: a, type: integer, required: true}
+      - {name: b, type: integer, required: true}
+  - name: wipe
+    description: Wipe the ledger
+)";
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+class NodeToolsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ledger_calls.store(0);
+    fs::create_directories(dir_.path() / "b" / "modules" / "ledger");
+    fs::create_directories(dir_.path() / "a" / "modules");
+    std::ofstream(dir_.path() / "b" / "modules" / "ledger" / "manifest.yaml") << kLedgerManifest;
+  }
+
+  // A nucleus on the shared Redis; `name` is its node id and folder.
+  std::unique_ptr<Nucleus> node(const std::string& name,
+                                std::vector<std::pair<std::string, std::string>> policy = {}) {
+    RedisBusOptions options;
+    options.url = server_.url();
+    options.node_id = name;
+    options.threads = 2;
+    options.heartbeat = 100ms;
+    options.node_timeout = 800ms;
+    auto bus = RedisBus::connect(options);
+    EXPECT_TRUE(bus.ok()) << bus.status();
+    if (!bus.ok()) return nullptr;
+    Config c;
+    c.module_dirs = {dir_.path() / name / "modules"};
+    c.data_dir = dir_.path() / name / "data";
+    c.threads = 2;
+    c.shutdown_deadline = 5000ms;
+    c.tools.timeout = 3000ms;
+    c.tools.policy = std::move(policy);
+    c.llm = Json{{"providers", Json::object()}};
+    auto nucleus = std::make_unique<Nucleus>(std::move(c), *std::move(bus));
+    EXPECT_TRUE(nucleus->boot().ok());
+    return nucleus;
+  }
+
+  static bool lists(const Nucleus& n, std::string_view tool) {
+    return n.tools().find(tool) != nullptr;
+  }
+
+  static Json call(Nucleus& n, std::string tool, Json arguments) {
+    llm::ToolCallRequest request;
+    request.tool = std::move(tool);
+    request.arguments = std::move(arguments);
+    request.requested_by = "test";
+    return testing::sync_wait(n.bus().executor(), n.tool_broker()->call(std::move(request)));
+  }
+
+  testing::RedisServer server_;
+  testing::TempDir dir_;
+};
+
+TEST_F(NodeToolsTest, AnotherNodesToolsAreListedAndCalledThroughThisNodesPolicy) {
+  // B allows everything; A denies ledger.wipe. A starts first, B joins later,
+  // so A learns of B's tools from B's announcement.
+  auto a = node("a", {{"ledger.wipe", "deny"}});
+  ASSERT_TRUE(a);
+  auto b = node("b", {{"ledger.*", "allow"}});
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(eventually([&] { return lists(*a, "ledger.add") && lists(*a, "ledger__wipe"); }));
+
+  auto add = a->tools().find("ledger.add");
+  EXPECT_EQ(add->node, "b");
+  EXPECT_EQ(add->description, "Add two integers");
+  EXPECT_EQ(add->parameters["required"], Json({"a", "b"}));
+  EXPECT_EQ(add->risk, llm::ToolRisk::kLow);
+  EXPECT_EQ(a->tools().find("ledger.wipe")->risk, llm::ToolRisk::kHigh);  // from file.write
+  EXPECT_TRUE(b->tools().find("ledger.add")->node.empty());               // B's own
+
+  // Called from A, run on B.
+  Json sum = call(*a, "ledger__add", {{"a", 2}, {"b", 3}});
+  EXPECT_EQ(sum["ok"], true) << sum.dump();
+  EXPECT_EQ(sum["result"], 5);
+  EXPECT_EQ(ledger_calls.load(), 1);
+  // Checked against the schema on A: nothing reaches B.
+  Json bad = call(*a, "ledger.add", {{"a", "two"}});
+  EXPECT_EQ(bad["ok"], false);
+  EXPECT_THAT(bad["error"].get<std::string>(), HasSubstr("invalid arguments"));
+  // A's policy, not B's, decides.
+  Json wipe = call(*a, "ledger.wipe", Json::object());
+  EXPECT_EQ(wipe["ok"], false);
+  EXPECT_EQ(wipe["denied"], true) << wipe.dump();
+  EXPECT_EQ(ledger_calls.load(), 1);
+  // On B its own policy allows it.
+  EXPECT_EQ(call(*b, "ledger.wipe", Json::object())["ok"], true);
+  EXPECT_EQ(ledger_calls.load(), 2);
+
+  // The tool list as the reasoning engine asks for it on A comes from A's
+  // broker alone (A's decisions), and a call over the bus from A runs once.
+  Event list_request = Event::make("cognition.tools", "test", Json::object());
+  auto listing =
+      testing::sync_wait(a->bus().executor(), a->bus().request(std::move(list_request), 3s));
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  std::map<std::string, std::string> decisions;
+  for (const Json& t : (*listing)->data["tools"]) {
+    decisions[t["qualified"].get<std::string>()] = t["decision"].get<std::string>();
+  }
+  EXPECT_EQ(decisions["ledger.add"], "allow");
+  EXPECT_EQ(decisions["ledger.wipe"], "deny");
+  Event call_request =
+      Event::make("cognition.tool_call", "test",
+                  Json{{"tool", "ledger.add"}, {"arguments", {{"a", 1}, {"b", 1}}}});
+  auto called =
+      testing::sync_wait(a->bus().executor(), a->bus().request(std::move(call_request), 3s));
+  ASSERT_TRUE(called.ok()) << called.status();
+  EXPECT_EQ((*called)->data["result"], 2) << (*called)->data.dump();
+  std::this_thread::sleep_for(300ms);  // a second broker's run would land by now
+  EXPECT_EQ(ledger_calls.load(), 3);
+  EXPECT_EQ(b->tool_broker()->stats().calls, 1u);  // only its own call above
+
+  // B leaves: A stops offering its tools.
+  ASSERT_TRUE(b->shutdown().ok());
+  EXPECT_TRUE(eventually([&] { return !lists(*a, "ledger.add"); }));
+  EXPECT_EQ(a->tools().list()->size(), 0u);
+}
+
+TEST_F(NodeToolsTest, ANodeThatJoinsLaterLearnsTheTools) {
+  auto b = node("b");
+  ASSERT_TRUE(b);
+  auto a = node("a");  // joins after B announced: asks for the tools
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(eventually([&] { return lists(*a, "ledger.add"); }));
+  EXPECT_EQ(a->tools().find("ledger.add")->node, "b");
+
+  ASSERT_TRUE(b->shutdown().ok());
+  EXPECT_TRUE(eventually([&] { return !lists(*a, "ledger.add"); }));
+}
+
+TEST_F(NodeToolsTest, ASilentNodesToolsGoWhenItIsDeclaredGone) {
+  auto a = node("a");
+  ASSERT_TRUE(a);
+  // A node that heartbeats once, announces a tool, then dies without a word
+  // (written straight to Redis, as a node killed with -9 leaves things).
+  Json beat = {{"node", "ghost"},
+               {"op", "heartbeat"},
+               {"patterns", {"tool.spooky.*"}},
+               {"taps", Json::array()}};
+  server_.command({"PUBLISH", "lotus:ctl:nodes", beat.dump()});
+  Event announcement = Event::make("system.tools", "nucleus",
+                                   Json{{"node", "ghost"},
+                                        {"ask", false},
+                                        {"tools",
+                                         {{{"module", "spooky"},
+                                           {"tool", "boo"},
+                                           {"description", "Says boo"},
+                                           {"parameters", {{"type", "object"}}},
+                                           {"permissions", {"network.http"}}},
+                                          {{"module", "bad name"}, {"tool", "x"}}}}});
+  announcement.id = EventId::generate();
+  announcement.timestamp = now_seconds();
+  server_.command({"PUBLISH", "lotus:ev:system.tools", to_json(announcement).dump()});
+  ASSERT_TRUE(eventually([&] { return lists(*a, "spooky.boo"); }));
+  EXPECT_EQ(a->tools().list()->size(), 1u);  // the malformed entry is skipped
+  EXPECT_EQ(a->tools().find("spooky__boo")->risk, llm::ToolRisk::kMedium);
+  // Silent for longer than node_timeout: declared gone, its tools with it.
+  EXPECT_TRUE(eventually([&] { return !lists(*a, "spooky.boo"); }, 10s));
+}
+
+}  // namespace
+}  // namespace lotus
