@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <thread>
@@ -79,16 +80,56 @@ Result<RedisBusOptions> RedisBusOptions::from_config(std::string url, const Json
       if (!n.ok()) return n.status();
       options.max_buffered = static_cast<size_t>(*n);
     } else if (key == "streams") {
-      if (!value.is_array()) {
-        return absl::InvalidArgumentError(
-            cat("redis.streams: expected a list of channel names, got ", value.dump()));
-      }
-      for (const auto& channel : value) {
+      // A list of channel names (consumed per module, the default), or a
+      // mapping channel -> {group: shared | per_node}.
+      auto bind = [&](const Json& channel) -> Status {
         if (!channel.is_string() || !validate_channel(channel.get<std::string>()).ok()) {
           return absl::InvalidArgumentError(
               cat("redis.streams: not a channel name: ", channel.dump()));
         }
-        options.stream_channels.push_back(channel.get<std::string>());
+        const std::string name = channel.get<std::string>();
+        if (std::find(options.stream_channels.begin(), options.stream_channels.end(), name) ==
+            options.stream_channels.end()) {
+          options.stream_channels.push_back(name);
+        }
+        return absl::OkStatus();
+      };
+      if (value.is_array()) {
+        for (const auto& channel : value) {
+          if (Status s = bind(channel); !s.ok()) return s;
+        }
+      } else if (value.is_object()) {
+        for (const auto& [channel, spec] : value.items()) {
+          if (Status s = bind(Json(channel)); !s.ok()) return s;
+          if (spec.is_null()) continue;
+          const std::string where = cat("redis.streams.", channel);
+          if (!spec.is_object()) {
+            return absl::InvalidArgumentError(
+                cat(where, ": expected a mapping like {group: per_node}, got ", spec.dump()));
+          }
+          for (const auto& [field, setting] : spec.items()) {
+            if (field != "group") {
+              return absl::InvalidArgumentError(
+                  cat(where, ".", field, ": unknown key; expected group"));
+            }
+            if (setting == "per_node") {
+              options.per_node_streams.insert(channel);
+            } else if (setting == "shared") {
+              options.per_node_streams.erase(channel);
+            } else {
+              return absl::InvalidArgumentError(
+                  cat(where,
+                      ".group: expected shared (the instances of a module share the "
+                      "entries) or per_node (every node's module reads every entry), got ",
+                      setting.dump()));
+            }
+          }
+        }
+      } else {
+        return absl::InvalidArgumentError(
+            cat("redis.streams: expected a list of channel names or a mapping channel -> "
+                "{group: shared | per_node}, got ",
+                value.dump()));
       }
     } else if (key == "stream_maxlen") {
       auto n = read_ms(section, "stream_maxlen", 0, 1LL << 40);
@@ -267,6 +308,9 @@ Json RedisBus::announcement(std::string_view op) const {
               {"op", op},
               {"pid", getpid()},
               {"started", now_seconds()},
+              // A generated id is never used again: the node's per-node
+              // stream groups can go with it.
+              {"generated_id", options_.node_id.empty()},
               {"patterns", std::move(patterns)},
               {"taps", std::move(taps)}};
 }
@@ -302,17 +346,22 @@ void RedisBus::announce_soon() {
 }
 
 void RedisBus::forget_peer(const std::string& node, std::string_view reason) {
+  bool generated_id = false;
   {
     std::lock_guard lock(peers_mutex_);
-    if (peers_.erase(node) == 0) return;
+    auto it = peers_.find(node);
+    if (it == peers_.end()) return;
+    generated_id = it->second.info.value("generated_id", false);
+    peers_.erase(it);
   }
   spdlog::warn("node {} is gone ({})", node, reason);
   command_->send({"SREM", cat(options_.prefix, ":nodes"), node}, nullptr);
   // Every survivor notices; the one that wins this key tells the system.
   command_->send(
       {"SET", cat(options_.prefix, ":left:", node), node_id_, "NX", "PX", "60000"},
-      [this, node, why = std::string(reason)](Result<RedisReply> reply) {
+      [this, node, why = std::string(reason), generated_id](Result<RedisReply> reply) {
         if (!reply.ok() || reply->is_nil() || stopped_) return;
+        if (generated_id && streams_) streams_->destroy_node_groups(node);
         publish(Event::make("system.node_left", "nucleus",
                             Json{{"node", node}, {"reason", why}, {"noticed_by", node_id_}}))
             .IgnoreError();
@@ -615,6 +664,9 @@ void RedisBus::stop() {
     command_->send({"SREM", cat(options_.prefix, ":nodes"), node_id_}, nullptr);
     command_->send({"SET", cat(options_.prefix, ":left:", node_id_), node_id_, "PX", "60000"},
                    nullptr);
+    // Reading stops here; groups only this node reads go when its id was
+    // generated (it never comes back).
+    if (streams_) streams_->stop(/*destroy_per_node=*/options_.node_id.empty());
     Event left = Event::make("system.node_left", "nucleus",
                              Json{{"node", node_id_}, {"reason", "shutdown"}});
     left.id = EventId::generate();

@@ -55,6 +55,11 @@ struct RedisBusOptions {
   // Channels bound to streams, and how streams are kept and consumed.
   std::vector<std::string> stream_channels = {"conversation_stream", "action_log",
                                               "memory_updates"};
+  // Stream channels every node reads in full: a module's consumer group is
+  // per node ("<module>@<node>"), not shared by its instances. memory_updates
+  // is one, so each node's memory keeps its index in step. Config:
+  // `redis.streams: {<channel>: {group: per_node | shared}}`.
+  std::set<std::string> per_node_streams = {"memory_updates"};
   int64_t stream_maxlen = 1'000'000;            // XADD MAXLEN ~ (0: no length cap)
   std::chrono::milliseconds stream_max_age{0};  // XADD MINID ~ now - age (0: off)
   std::chrono::milliseconds claim_idle{30000};  // reclaim pending entries idle this long
@@ -104,6 +109,9 @@ class RedisBus final : public Bus {
   // Nodes this one currently knows of (itself excluded).
   std::vector<std::string> peers() const;
   bool is_stream_channel(std::string_view channel) const;
+  bool is_per_node_stream(std::string_view channel) const {
+    return options_.per_node_streams.count(std::string(channel)) > 0;
+  }
   // Subscriptions matching `channel` on this node and, as last announced, on
   // its peers: what publish() returns.
   size_t known_receivers(std::string_view channel) const;

@@ -222,5 +222,27 @@ TEST(RedisBusOptionsTest, ReadsTheConfigSectionAndNamesBadKeys) {
   EXPECT_THAT(std::string(message_of(wrong.status())), HasSubstr("redis.heartbeat_ms"));
 }
 
+TEST(RedisBusOptionsTest, StreamsMayBeReadPerNode) {
+  auto defaults = RedisBusOptions::from_config("redis://h", Json());
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->per_node_streams, std::set<std::string>{"memory_updates"});
+  auto options = RedisBusOptions::from_config(
+      "redis://h", Json::parse(R"({"streams": {"audit.trail": {"group": "per_node"},
+                                               "memory_updates": {"group": "shared"},
+                                               "jobs": null}})"));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(options->stream_channels, Contains("audit.trail"));
+  EXPECT_THAT(options->stream_channels, Contains("jobs"));
+  EXPECT_EQ(options->per_node_streams, std::set<std::string>{"audit.trail"});
+  auto bad = RedisBusOptions::from_config(
+      "redis://h", Json::parse(R"({"streams": {"audit.trail": {"group": "everyone"}}})"));
+  EXPECT_THAT(std::string(message_of(bad.status())),
+              HasSubstr("redis.streams.audit.trail.group: expected shared"));
+  auto odd = RedisBusOptions::from_config(
+      "redis://h", Json::parse(R"({"streams": {"audit.trail": {"mode": "per_node"}}})"));
+  EXPECT_THAT(std::string(message_of(odd.status())),
+              HasSubstr("redis.streams.audit.trail.mode: unknown key"));
+}
+
 }  // namespace
 }  // namespace lotus

@@ -25,8 +25,22 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
     std::vector<std::string> streams;
   };
 
-  Group(RedisStreams& owner, std::string name)
-      : owner_(owner), name_(std::move(name)), retry_timer_(owner.bus_.command_io_.context()) {}
+  // `per_node`: this node's own group ("<module>@<node>"), made at the
+  // stream's end; otherwise the module's group shared by its instances,
+  // made at the start of what the stream retains.
+  Group(RedisStreams& owner, std::string name, bool own)
+      : owner_(owner),
+        name_(std::move(name)),
+        start_id_(own ? "$" : "0"),
+        per_node_(own),
+        retry_timer_(owner.bus_.command_io_.context()) {}
+
+  const std::string& name() const { return name_; }
+  bool per_node() const { return per_node_; }
+  std::vector<std::string> stream_keys() {
+    std::lock_guard lock(mutex_);
+    return {streams_.begin(), streams_.end()};
+  }
 
   Status start() {
     RedisBus& bus = owner_.bus_;
@@ -44,8 +58,9 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
     return absl::OkStatus();
   }
 
-  // Creates the group on each new stream (from the start of what the stream
-  // retains, so nothing written before the first subscriber is missed).
+  // Creates the group on each new stream (a shared group from the start of
+  // what the stream retains, so nothing written before the first subscriber
+  // is missed).
   void add_route(SubscriptionId id, Route route) {
     std::vector<std::string> fresh;
     {
@@ -57,7 +72,8 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
     }
     RedisBus& bus = owner_.bus_;
     for (const auto& stream : fresh) {
-      Status s = bus.wait_for(*bus.command_, {"XGROUP", "CREATE", stream, name_, "0", "MKSTREAM"});
+      Status s =
+          bus.wait_for(*bus.command_, {"XGROUP", "CREATE", stream, name_, start_id_, "MKSTREAM"});
       if (!s.ok() && message_of(s).find("BUSYGROUP") == std::string_view::npos) {
         spdlog::warn("creating consumer group {} on {}: {}", name_, stream, message_of(s));
       }
@@ -144,7 +160,8 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
       streams.assign(streams_.begin(), streams_.end());
     }
     for (const auto& stream : streams) {
-      owner_.bus_.command_->send({"XGROUP", "CREATE", stream, name_, "0", "MKSTREAM"}, nullptr);
+      owner_.bus_.command_->send({"XGROUP", "CREATE", stream, name_, start_id_, "MKSTREAM"},
+                                 nullptr);
     }
   }
 
@@ -320,6 +337,8 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
 
   RedisStreams& owner_;
   const std::string name_;
+  const std::string start_id_;
+  const bool per_node_;
   std::shared_ptr<RedisConnection> reader_;
   std::shared_ptr<PeriodicTimer> claim_timer_;
   boost::asio::steady_timer retry_timer_;  // command io thread only
@@ -370,57 +389,92 @@ void RedisStreams::add(const Event& event, std::string payload) {
 void RedisStreams::attach(SubscriptionId id, std::string_view pattern,
                           const SubscriptionFilter& filter, const Subscriber& subscriber) {
   if (!subscriber.mailbox) return;
-  Group::Route route{std::string(pattern), filter, subscriber, {}};
+  // The streams this route reads, by the group that reads them.
+  const std::string module = subscriber.mailbox->owner();
+  const std::string own = cat(module, "@", bus_.node_id_);
+  std::map<std::string, std::vector<std::string>> by_group;
   for (const auto& channel : bus_.options_.stream_channels) {
-    if (pattern_matches(pattern, channel)) route.streams.push_back(stream_key(channel));
+    if (!pattern_matches(pattern, channel)) continue;
+    by_group[bus_.is_per_node_stream(channel) ? own : module].push_back(stream_key(channel));
   }
-  if (route.streams.empty()) return;
-  const std::string name = subscriber.mailbox->owner();
-  std::shared_ptr<Group> group;
-  bool fresh = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopped_) return;
-    auto& slot = groups_[name];
-    if (!slot) {
-      slot = std::make_shared<Group>(*this, name);
-      fresh = true;
+  for (auto& [name, streams] : by_group) {
+    std::shared_ptr<Group> group;
+    bool fresh = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) return;
+      auto& slot = groups_[name];
+      if (!slot) {
+        slot = std::make_shared<Group>(*this, name, name == own);
+        fresh = true;
+      }
+      group = slot;
+      group_of_[id].push_back(name);
     }
-    group = slot;
-    group_of_[id] = name;
-  }
-  if (fresh) {
-    if (Status s = group->start(); !s.ok()) {
-      spdlog::error("stream consumer group {}: {}", name, message_of(s));
+    if (fresh) {
+      if (Status s = group->start(); !s.ok()) {
+        spdlog::error("stream consumer group {}: {}", name, message_of(s));
+      }
     }
+    group->add_route(id,
+                     Group::Route{std::string(pattern), filter, subscriber, std::move(streams)});
   }
-  group->add_route(id, std::move(route));
 }
 
 void RedisStreams::detach(SubscriptionId id) {
-  std::shared_ptr<Group> emptied;
+  std::vector<std::shared_ptr<Group>> emptied;
   {
     std::lock_guard lock(mutex_);
     auto it = group_of_.find(id);
     if (it == group_of_.end()) return;
-    auto group = groups_.find(it->second);
-    group_of_.erase(it);
-    if (group != groups_.end() && group->second->remove_route(id)) {
-      emptied = group->second;
-      groups_.erase(group);
+    for (const std::string& name : it->second) {
+      auto group = groups_.find(name);
+      if (group != groups_.end() && group->second->remove_route(id)) {
+        emptied.push_back(group->second);
+        groups_.erase(group);
+      }
     }
+    group_of_.erase(it);
   }
-  if (emptied) emptied->stop();
+  for (auto& group : emptied) group->stop();
 }
 
-void RedisStreams::stop() {
+void RedisStreams::stop(bool destroy_per_node) {
   std::map<std::string, std::shared_ptr<Group>> groups;
   {
     std::lock_guard lock(mutex_);
     stopped_ = true;
     groups.swap(groups_);
   }
-  for (auto& [name, group] : groups) group->stop();
+  for (auto& [name, group] : groups) {
+    group->stop();
+    if (!destroy_per_node || !group->per_node()) continue;
+    for (const std::string& stream : group->stream_keys()) {
+      bus_.command_->send({"XGROUP", "DESTROY", stream, name}, nullptr);
+    }
+  }
+}
+
+void RedisStreams::destroy_node_groups(const std::string& node) {
+  const std::string suffix = cat("@", node);
+  for (const auto& channel : bus_.options_.per_node_streams) {
+    const std::string stream = stream_key(channel);
+    RedisConnection* command = bus_.command_.get();
+    bus_.command_->send({"XINFO", "GROUPS", stream},
+                        [command, stream, suffix](Result<RedisReply> reply) {
+                          if (!reply.ok() || !reply->is_array()) return;  // no such stream
+                          for (const auto& group : reply->elements) {
+                            // A flat list of field, value pairs.
+                            for (size_t i = 0; i + 1 < group.elements.size(); i += 2) {
+                              if (group.elements[i].str != "name") continue;
+                              const std::string& name = group.elements[i + 1].str;
+                              if (name.size() > suffix.size() && name.ends_with(suffix)) {
+                                command->send({"XGROUP", "DESTROY", stream, name}, nullptr);
+                              }
+                            }
+                          }
+                        });
+  }
 }
 
 }  // namespace lotus

@@ -14,6 +14,12 @@
 // Reading is windowed: a group reads its next batch only when fewer than
 // read_count entries are still with its handlers, so a slow module slows its
 // reads instead of filling its mailbox or blocking the io thread.
+//
+// A channel the options name per-node (memory_updates by default) is read
+// by a group per module and node ("<module>@<node>"), so every node's module
+// sees every entry; such a group starts at the stream's end when first made
+// (a new node reads what comes after it joined), and goes away with a node
+// whose id was generated (it never comes back).
 #pragma once
 
 #include <atomic>
@@ -58,7 +64,11 @@ class RedisStreams {
   void attach(SubscriptionId id, std::string_view pattern, const SubscriptionFilter& filter,
               const Subscriber& subscriber);
   void detach(SubscriptionId id);
-  void stop();
+  // Stops reading; with `destroy_per_node` also removes this node's
+  // per-node groups from Redis. Safe to call twice.
+  void stop(bool destroy_per_node = false);
+  // Removes the per-node groups of `node` (gone for good) from Redis.
+  void destroy_node_groups(const std::string& node);
 
   const Counters& counters() const { return counters_; }
 
@@ -69,7 +79,7 @@ class RedisStreams {
   Counters counters_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Group>> groups_;  // by module name
-  std::map<SubscriptionId, std::string> group_of_;
+  std::map<SubscriptionId, std::vector<std::string>> group_of_;
   bool stopped_ = false;
 };
 

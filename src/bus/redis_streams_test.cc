@@ -255,6 +255,66 @@ TEST(RedisRestartTest, NoAcknowledgedEntryIsLostAcrossARestartWithAof) {
   a.stop();
 }
 
+// memory_updates is read per node: each node's memory module sees every
+// entry (its own group "memory@<node>"), while a shared channel's entries are
+// split between the instances. A node whose id was generated takes its
+// per-node groups along when it leaves.
+TEST_F(RedisStreamsTest, PerNodeStreamsReachEveryNodesModule) {
+  auto a = node("a");
+  auto b = node("b");
+  Worker memory_a(*a, "memory");
+  Worker memory_b(*b, "memory");
+  Worker jobs_a(*a, "jobs");
+  Worker jobs_b(*b, "jobs");
+  ASSERT_TRUE(a->subscribe("memory_updates", {}, Subscriber{memory_a.mailbox, 0, nullptr}).ok());
+  ASSERT_TRUE(b->subscribe("memory_updates", {}, Subscriber{memory_b.mailbox, 0, nullptr}).ok());
+  ASSERT_TRUE(a->subscribe("jobs.queue", {}, Subscriber{jobs_a.mailbox, 0, nullptr}).ok());
+  ASSERT_TRUE(b->subscribe("jobs.queue", {}, Subscriber{jobs_b.mailbox, 0, nullptr}).ok());
+  constexpr int kEvents = 500;
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_TRUE(a->publish(Event::make("memory_updates", "memory", Json{{"n", i}})).ok());
+    ASSERT_TRUE(b->publish(Event::make("jobs.queue", "tester", Json{{"n", i}})).ok());
+  }
+  ASSERT_TRUE(eventually([&] {
+    return memory_a.distinct() == kEvents && memory_b.distinct() == kEvents &&
+           jobs_a.distinct() + jobs_b.distinct() >= kEvents;
+  })) << memory_a.distinct()
+      << " " << memory_b.distinct();
+  EXPECT_EQ(memory_a.total(), kEvents);
+  EXPECT_EQ(memory_b.total(), kEvents);
+  EXPECT_EQ(jobs_a.total() + jobs_b.total(), kEvents) << "a shared group: each entry once";
+  ASSERT_TRUE(eventually([&] {
+    return pending("lotus:stream:memory_updates", "memory@a") == 0 &&
+           pending("lotus:stream:memory_updates", "memory@b") == 0;
+  }));
+  auto groups = server_.command({"XINFO", "GROUPS", "lotus:stream:memory_updates"});
+  EXPECT_EQ(groups.elements.size(), 2u);
+
+  // A node with a generated id: its group goes when it stops; a node with a
+  // configured one ("a", "b") keeps it, to resume where it stopped.
+  RedisBusOptions options;
+  options.url = server_.url();
+  options.threads = 2;
+  auto c = RedisBus::connect(options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  Worker memory_c(**c, "memory");
+  ASSERT_TRUE((*c)->subscribe("memory_updates", {}, Subscriber{memory_c.mailbox, 0, nullptr}).ok());
+  EXPECT_EQ(server_.command({"XINFO", "GROUPS", "lotus:stream:memory_updates"}).elements.size(),
+            3u);
+  // Made at the end of the stream: a new node reads what comes after it joined.
+  ASSERT_TRUE(a->publish(Event::make("memory_updates", "memory", Json{{"n", kEvents}})).ok());
+  ASSERT_TRUE(eventually([&] { return memory_c.distinct() == 1; }));
+  EXPECT_EQ(memory_c.attempts().begin()->first, kEvents);
+  (*c)->stop();
+  EXPECT_TRUE(eventually([&] {
+    return server_.command({"XINFO", "GROUPS", "lotus:stream:memory_updates"}).elements.size() ==
+           2u;
+  }));
+  b->stop();
+  EXPECT_EQ(server_.command({"XINFO", "GROUPS", "lotus:stream:memory_updates"}).elements.size(),
+            2u);
+}
+
 TEST_F(RedisStreamsTest, TapsStillSeeDurableChannelsLive) {
   std::atomic<int> seen{0};  // before the node: its tap may fire until the node stops
   auto a = node("a");
