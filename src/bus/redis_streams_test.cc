@@ -315,6 +315,43 @@ TEST_F(RedisStreamsTest, PerNodeStreamsReachEveryNodesModule) {
             2u);
 }
 
+// A node with a generated id that dies without a word: the survivor that
+// declares it gone removes its per-node groups (nobody else reads them); a
+// node with a configured id keeps them, as it will come back to them.
+TEST_F(RedisStreamsTest, ADeadNodesPerNodeGroupsGoWhenItsIdWasGenerated) {
+  RedisBusOptions options;
+  options.heartbeat = 100ms;
+  options.node_timeout = 500ms;
+  auto a = node("a", options);
+  Worker memory(*a, "memory");
+  ASSERT_TRUE(a->subscribe("memory_updates", {}, Subscriber{memory.mailbox, 0, nullptr}).ok());
+  const std::string stream = "lotus:stream:memory_updates";
+  for (const char* group : {"memory@ghost", "memory@keeper"}) {
+    server_.command({"XGROUP", "CREATE", stream, group, "$", "MKSTREAM"});
+  }
+  // Each heartbeats once (as a node killed with -9 leaves things).
+  for (auto [id, generated] : {std::pair{"ghost", true}, std::pair{"keeper", false}}) {
+    Json beat = {{"node", id},
+                 {"op", "heartbeat"},
+                 {"patterns", Json::array()},
+                 {"taps", Json::array()},
+                 {"generated_id", generated}};
+    server_.command({"PUBLISH", "lotus:ctl:nodes", beat.dump()});
+  }
+  auto groups = [&] {
+    std::set<std::string> names;
+    for (const auto& g : server_.command({"XINFO", "GROUPS", stream}).elements) {
+      for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+        if (g.elements[i].text == "name") names.insert(g.elements[i + 1].text);
+      }
+    }
+    return names;
+  };
+  ASSERT_EQ(groups(), (std::set<std::string>{"memory@a", "memory@ghost", "memory@keeper"}));
+  EXPECT_TRUE(eventually([&] { return groups().count("memory@ghost") == 0; }));
+  EXPECT_TRUE(groups().count("memory@keeper") == 1 && groups().count("memory@a") == 1);
+}
+
 TEST_F(RedisStreamsTest, TapsStillSeeDurableChannelsLive) {
   std::atomic<int> seen{0};  // before the node: its tap may fire until the node stops
   auto a = node("a");
