@@ -207,20 +207,32 @@ void RedisConnection::start_connect() {
       });
 }
 
+namespace {
+
+void append_header(std::string& out, char kind, size_t n) {
+  char buffer[24];
+  buffer[0] = kind;
+  char* end = std::to_chars(buffer + 1, buffer + sizeof buffer - 2, n).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(buffer, static_cast<size_t>(end - buffer));
+}
+
+}  // namespace
+
+// The RESP request form ("*<n>\r\n" then "$<len>\r\n<arg>\r\n" per
+// argument), written straight into `out`: no intermediate buffers, no
+// printf, on every publish.
 void RedisConnection::append_command(std::string& out, const Args& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  argv.reserve(args.size());
-  lengths.reserve(args.size());
+  size_t total = 16;
+  for (const auto& arg : args) total += arg.size() + 16;
+  out.reserve(out.size() + total);
+  append_header(out, '*', args.size());
   for (const auto& arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
+    append_header(out, '$', arg.size());
+    out.append(arg);
+    out.append("\r\n", 2);
   }
-  char* command = nullptr;
-  int length =
-      redisFormatCommandArgv(&command, static_cast<int>(args.size()), argv.data(), lengths.data());
-  if (length > 0 && command != nullptr) out.append(command, static_cast<size_t>(length));
-  redisFreeCommand(command);
 }
 
 void RedisConnection::on_connected() {
