@@ -222,6 +222,9 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
       if (in_progress_.count(entry_id) > 0) return;  // still with a handler here
       if (remembered_.count(event_id) > 0) {
         owner_.counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+        // Handled here already; the marker may have been lost with a Redis
+        // crash (with the ack), so it is set again for the other nodes.
+        mark_done(event_id);
         ack(stream, entry_id);
         return;
       }
@@ -306,10 +309,7 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
     if (ok) {
       if (ran) {
         owner_.counters_.handled.fetch_add(1, std::memory_order_relaxed);
-        const auto ttl =
-            std::chrono::duration_cast<std::chrono::milliseconds>(bus.options_.dedupe_ttl);
-        bus.command_->send({"SET", done_key(event_id), "1", "PX", std::to_string(ttl.count())},
-                           nullptr);
+        mark_done(event_id);
       }
       ack(stream, entry_id);
     } else {
@@ -320,6 +320,14 @@ class RedisStreams::Group : public std::enable_shared_from_this<Group> {
       auto self = shared_from_this();
       boost::asio::post(bus.command_io_.context(), [self] { self->read(); });
     }
+  }
+
+  // Tells every node the event's handler finished (for dedupe_ttl).
+  void mark_done(const std::string& event_id) {
+    RedisBus& bus = owner_.bus_;
+    const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(bus.options_.dedupe_ttl);
+    bus.command_->send({"SET", done_key(event_id), "1", "PX", std::to_string(ttl.count())},
+                       nullptr);
   }
 
   void ack(const std::string& stream, const std::string& entry_id) {

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/strings/str_join.h"
+#include "core/timer_sleep.h"
 #include "lotus/strings.h"
 
 namespace lotus {
@@ -700,11 +701,8 @@ Status ModuleHost::set_state(std::string_view key, const Json& value) {
 }
 
 Task<void> ModuleHost::sleep(std::chrono::milliseconds duration) {
-  auto timer = std::make_shared<boost::asio::steady_timer>(services_.bus->executor(), duration);
-  auto awaiter = resume_with<bool>([timer](auto resume) {
-    timer->async_wait([timer, resume](boost::system::error_code) { resume(true); });
-  });
-  co_await awaiter;
+  auto pause = sleep_on(services_.bus->executor(), duration);
+  co_await std::move(pause);
 }
 
 Task<Result<ChatResponse>> ModuleHost::chat(ChatRequest request, StreamCallback on_text) {

@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <utility>
 
+#include "core/timer_sleep.h"
 #include "lotus/strings.h"
 
 namespace lotus::llm {
@@ -11,6 +12,9 @@ namespace lotus::llm {
 namespace {
 
 constexpr std::string_view kSource = "nucleus";
+// How long a call to another node's tool waits for that node's subscriptions
+// to become known (a heartbeat or two).
+constexpr auto kRemoteSettle = std::chrono::seconds(3);
 
 int64_t elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -203,8 +207,20 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
   Event call_event =
       Event::make(tool->channel, std::string(kSource), Json{{"arguments", request.arguments}});
   call_event.metadata.trace_id = request.trace_id;
-  auto pending = bus_.request(std::move(call_event), options_.timeout);
+  auto pending = bus_.request(call_event, options_.timeout);
   Result<EventPtr> reply = co_await std::move(pending);
+  // A node announces its tools as its modules start; the other nodes learn
+  // the subscriptions that route to them with its next heartbeat, so a call
+  // right after the announcement may find no receiver yet: try again for a
+  // little while before calling the tool unavailable.
+  const auto give_up = std::chrono::steady_clock::now() + kRemoteSettle;
+  while (!reply.ok() && absl::IsNotFound(reply.status()) && !tool->node.empty() &&
+         std::chrono::steady_clock::now() < give_up) {
+    auto pause = sleep_on(bus_.executor(), std::chrono::milliseconds(100));
+    co_await std::move(pause);
+    auto again = bus_.request(call_event, options_.timeout);
+    reply = co_await std::move(again);
+  }
 
   Json log_entry = {{"tool", tool->qualified},    {"arguments", request.arguments},
                     {"call_id", request.call_id}, {"requested_by", request.requested_by},
