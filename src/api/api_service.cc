@@ -97,7 +97,7 @@ class EventWaiter : public std::enable_shared_from_this<EventWaiter> {
 
 }  // namespace
 
-ApiService::ApiService(Nucleus& nucleus) : nucleus_(nucleus) {}
+ApiService::ApiService(Nucleus& nucleus) : nucleus_(nucleus), mcp_(nucleus) {}
 
 ApiService::~ApiService() { blocking_.join(); }
 
@@ -177,6 +177,7 @@ Router ApiService::routes() {
   add(spec(verb::get, "/", "The web UI", false, Json(), "text/html"), &ApiService::ui_asset);
   add(spec(verb::get, "/ui/{file}", "The web UI's files", false, Json(), "text/html"),
       &ApiService::ui_asset);
+  for (RouteSpec& mcp_spec : mcp_.add_routes(router)) specs_.push_back(std::move(mcp_spec));
   return router;
 }
 

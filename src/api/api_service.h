@@ -19,6 +19,7 @@
 //   GET  /api/memory/stats                counts per tier, index, embedder
 //   POST /api/events                      publish {"channel": ..., "data": {...}}
 //   GET  /api/events (WebSocket)          live events, ?pattern=&filter=
+//   POST|GET|DELETE /mcp                  MCP over Streamable HTTP (McpEndpoint)
 //   GET  /, /ui/...                       the web UI
 #pragma once
 
@@ -29,6 +30,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "api/mcp_endpoint.h"
 #include "api/router.h"
 #include "core/nucleus.h"
 
@@ -86,6 +88,7 @@ class ApiService {
   std::chrono::steady_clock::time_point health_built_;
   std::vector<RouteSpec> specs_;  // for the OpenAPI description
   boost::asio::thread_pool blocking_{2};
+  McpEndpoint mcp_;
 };
 
 }  // namespace lotus::api

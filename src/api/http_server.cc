@@ -270,6 +270,34 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
       co_await std::move(streaming);
       co_return;
     }
+    if (auto target = parse_target(request.target()); target.ok()) {
+      Router::Match match = router_.find(request.method(), target->path);
+      if (match.route != nullptr && match.route->stream_handler) {
+        ResponseWriter writer(stream, request.keep_alive() && !stopping_.load(),
+                              [this](const HttpResponse& r) { count(r); });
+        if (auto refusal = refuse(request, match.route->spec.needs_token)) {
+          auto replying = writer.reply(*std::move(refusal));
+          co_await std::move(replying);
+        } else if (request.method() == http::verb::head) {
+          auto replying = writer.reply(error_response(
+              http::status::method_not_allowed, cat("HEAD is not offered on ", target->path)));
+          co_await std::move(replying);
+        } else {
+          RequestContext context{request, std::move(match.params), std::move(target->query),
+                                 Json()};
+          try {
+            auto handling = match.route->stream_handler(context, writer);
+            co_await std::move(handling);
+          } catch (const std::exception& e) {
+            spdlog::error("api: {} {} failed: {}", std::string(request.method_string()),
+                          std::string(request.target()), e.what());
+            writer.close_after();
+          }
+        }
+        if (!writer.keep_alive() || stopping_.load()) break;
+        continue;
+      }
+    }
     auto answering = answer(request);
     HttpResponse response = co_await std::move(answering);
     response.set(http::field::server, "lotus");

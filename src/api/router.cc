@@ -60,6 +60,14 @@ void Router::add(RouteSpec spec, RouteHandler handler) {
   routes_.push_back(std::move(route));
 }
 
+void Router::add_stream(RouteSpec spec, StreamRouteHandler handler) {
+  Route route;
+  route.segments = split_path(spec.pattern);
+  route.spec = std::move(spec);
+  route.stream_handler = std::move(handler);
+  routes_.push_back(std::move(route));
+}
+
 Router::Match Router::find(http::verb method, std::string_view path) const {
   Match match;
   const std::vector<std::string> segments = split_path(path);

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "api/http_types.h"
+#include "api/response_writer.h"
 #include "llm/json_schema.h"
 
 namespace lotus::api {
@@ -31,6 +32,11 @@ struct RequestContext {
 };
 
 using RouteHandler = std::function<boost::asio::awaitable<HttpResponse>(const RequestContext&)>;
+// A route that writes its own answer (streams, or answers long after the
+// request): it gets the request and a writer, and must write exactly one
+// response through it.
+using StreamRouteHandler =
+    std::function<boost::asio::awaitable<void>(const RequestContext&, ResponseWriter&)>;
 
 // What a route is, as the OpenAPI description shows it.
 struct RouteSpec {
@@ -47,6 +53,7 @@ struct Route {
   std::vector<std::string> segments;
   std::shared_ptr<const llm::JsonSchema> body_schema;
   RouteHandler handler;
+  StreamRouteHandler stream_handler;  // set instead of handler for streaming routes
 };
 
 class Router {
@@ -54,6 +61,8 @@ class Router {
   // Throws std::invalid_argument on a body schema that does not compile (a
   // programming error, caught by the API tests).
   void add(RouteSpec spec, RouteHandler handler);
+  // A streaming route (no body schema: it reads the body itself).
+  void add_stream(RouteSpec spec, StreamRouteHandler handler);
 
   struct Match {
     const Route* route = nullptr;  // null: see status
