@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "lotus/event.h"
 #include "lotus/status.h"
@@ -29,6 +30,16 @@ class McpContent {
   // A prompts/get result ({description, messages}). NotFound for an unknown
   // prompt, InvalidArgument for missing or wrong arguments.
   virtual Task<Result<Json>> get_prompt(std::string name, Json arguments) = 0;
+
+  // Values for completion/complete: what the argument `argument` of `ref`
+  // ({"type": "ref/prompt", "name"} or {"type": "ref/resource", "uri"}) may be,
+  // starting with `prefix`. None by default.
+  virtual Json complete(const Json& ref, std::string_view argument, std::string_view prefix) {
+    (void)ref;
+    (void)argument;
+    (void)prefix;
+    return Json::array();
+  }
 };
 
 }  // namespace lotus::mcp

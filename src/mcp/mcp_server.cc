@@ -233,6 +233,7 @@ void McpServer::handle_request(const RpcMessage& message) {
     if (!next.empty()) result["nextCursor"] = next;
     return respond(message.id, std::move(result));
   }
+  if (method == "completion/complete") return complete(message);
   if (method == "resources/read") {
     auto uri = message.params.find("uri");
     if (uri == message.params.end() || !uri->is_string()) {
@@ -291,7 +292,8 @@ void McpServer::initialize(const RpcMessage& message) {
   Json capabilities = {{"tools", {{"listChanged", true}}},
                        {"logging", Json::object()},
                        {"resources", {{"subscribe", false}, {"listChanged", false}}},
-                       {"prompts", {{"listChanged", false}}}};
+                       {"prompts", {{"listChanged", false}}},
+                       {"completions", Json::object()}};
   Json result = {{"protocolVersion", chosen},
                  {"capabilities", std::move(capabilities)},
                  {"serverInfo", {{"name", options_.name}, {"version", options_.version}}}};
@@ -385,6 +387,36 @@ void McpServer::call_tool(const RpcMessage& message) {
   }
   if (!track(message.id, request.call_id)) return;
   run(run_tool(message.id, std::move(request), std::move(token)));
+}
+
+void McpServer::complete(const RpcMessage& message) {
+  constexpr size_t kMaxValues = 100;  // the most one completion may carry
+  const Json& params = message.params;
+  auto ref = params.find("ref");
+  auto argument = params.find("argument");
+  if (ref == params.end() || !ref->is_object() || !ref->contains("type") ||
+      !(*ref)["type"].is_string()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for completion/complete: \"ref\" must be an object with a "
+                "\"type\" (ref/prompt or ref/resource)");
+  }
+  if (argument == params.end() || !argument->is_object() ||
+      !argument->value("name", Json()).is_string() ||
+      !argument->value("value", Json()).is_string()) {
+    return fail(message.id, kInvalidParams,
+                "invalid params for completion/complete: \"argument\" must be an object with "
+                "string \"name\" and \"value\"");
+  }
+  Json values = content_ == nullptr
+                    ? Json::array()
+                    : content_->complete(*ref, (*argument)["name"].get<std::string>(),
+                                         (*argument)["value"].get<std::string>());
+  const size_t total = values.size();
+  if (values.size() > kMaxValues) values.erase(values.begin() + kMaxValues, values.end());
+  respond(
+      message.id,
+      Json{{"completion",
+            {{"values", std::move(values)}, {"total", total}, {"hasMore", total > kMaxValues}}}});
 }
 
 void McpServer::set_log_level(const RpcMessage& message) {

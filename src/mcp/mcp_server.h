@@ -105,6 +105,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void list_tools(const RpcMessage& message);
   void call_tool(const RpcMessage& message);
   void set_log_level(const RpcMessage& message);
+  void complete(const RpcMessage& message);
   void cancel(const Json& params);
   // Starts `task` for request `id` on the bus executor, tracked for cancelling.
   bool track(const Json& id, std::string call_id);

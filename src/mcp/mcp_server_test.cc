@@ -53,6 +53,14 @@ class FakeContent : public McpContent {
     co_return Json::array({{{"uri", uri}, {"mimeType", "text/plain"}, {"text", "A"}}});
   }
   Json prompts() override { return Json::array({{{"name", "hello"}}}); }
+  Json complete(const Json& ref, std::string_view argument, std::string_view prefix) override {
+    Json values = Json::array();
+    if (ref.value("name", "") != "hello" || argument != "who") return values;
+    for (const char* who : {"ada", "alan", "grace"}) {
+      if (std::string_view(who).starts_with(prefix)) values.push_back(who);
+    }
+    return values;
+  }
   Task<Result<Json>> get_prompt(std::string name, Json arguments) override {
     if (name != "hello") co_return absl::NotFoundError(cat("unknown prompt \"", name, "\""));
     if (!arguments.contains("who")) co_return absl::InvalidArgumentError("who: required");
@@ -165,6 +173,23 @@ TEST(JsonRpcTest, ClassifiesMessagesAndNamesTheError) {
   EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":4,"result":{}})").kind,
             RpcMessage::Kind::kResponse);
   EXPECT_EQ(Json::parse(make_error(Json(), RpcError{kParseError, "x", Json()}))["id"], Json());
+}
+
+TEST_F(McpServerTest, CompletesPromptArgumentsFromTheContent) {
+  start();
+  initialize();
+  Json reply = request(1, "completion/complete",
+                       {{"ref", {{"type", "ref/prompt"}, {"name", "hello"}}},
+                        {"argument", {{"name", "who"}, {"value", "a"}}}});
+  ASSERT_TRUE(reply.contains("result")) << reply.dump();
+  EXPECT_EQ(reply["result"]["completion"]["values"], Json::array({"ada", "alan"}));
+  EXPECT_EQ(reply["result"]["completion"]["hasMore"], false);
+  Json nothing = request(2, "completion/complete",
+                         {{"ref", {{"type", "ref/prompt"}, {"name", "other"}}},
+                          {"argument", {{"name", "x"}, {"value", ""}}}});
+  EXPECT_EQ(nothing["result"]["completion"]["values"], Json::array());
+  Json bad = request(3, "completion/complete", {{"ref", "hello"}});
+  EXPECT_EQ(bad["error"]["code"], kInvalidParams);
 }
 
 TEST_F(McpServerTest, NegotiatesTheProtocolVersion) {

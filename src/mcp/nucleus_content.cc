@@ -185,6 +185,18 @@ Json NucleusContent::prompts() {
                                     {"required", true}}})}}});
 }
 
+Json NucleusContent::complete(const Json& ref, std::string_view argument, std::string_view prefix) {
+  Json values = Json::array();
+  if (ref.value("type", "") != "ref/prompt" || ref.value("name", "") != "explain_module" ||
+      argument != "module") {
+    return values;
+  }
+  for (const ModuleSummary& m : nucleus_.modules()) {
+    if (std::string_view(m.name).starts_with(prefix)) values.push_back(m.name);
+  }
+  return values;
+}
+
 Task<Result<Json>> NucleusContent::get_prompt(std::string name, Json arguments) {
   if (name == "lotus_task") {
     auto task = required_string(arguments, "task");

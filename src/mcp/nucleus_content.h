@@ -26,6 +26,8 @@ class NucleusContent : public McpContent {
   Task<Result<Json>> read_resource(std::string uri) override;
   Json prompts() override;
   Task<Result<Json>> get_prompt(std::string name, Json arguments) override;
+  // Module names for explain_module's "module".
+  Json complete(const Json& ref, std::string_view argument, std::string_view prefix) override;
 
  private:
   // The manifest file of a module that is running (or was found but failed).
