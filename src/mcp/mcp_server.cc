@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include <boost/asio/post.hpp>
-
 #include "lotus/strings.h"
 
 namespace lotus::mcp {
@@ -474,10 +472,10 @@ bool McpServer::finish(const Json& id) {
 }
 
 void McpServer::run(Task<void> task) {
-  boost::asio::post(bus_.executor(), [self = shared_from_this(),
-                                      t = std::make_shared<Task<void>>(std::move(task))]() mutable {
-    start_detached(std::move(*t), [](std::exception_ptr) {});
-  });
+  // Started on the caller's thread (the transport's reader): it runs until it
+  // first waits (for the module's reply) and goes on wherever that arrives.
+  // Handing it to another thread first would cost a thread switch per call.
+  start_detached(std::move(task), [](std::exception_ptr) {});
 }
 
 Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progress_token) {

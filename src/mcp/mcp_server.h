@@ -107,7 +107,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void set_log_level(const RpcMessage& message);
   void complete(const RpcMessage& message);
   void cancel(const Json& params);
-  // Starts `task` for request `id` on the bus executor, tracked for cancelling.
+  // Tracks request `id` for cancelling; false (and answered) when the id is in flight already.
   bool track(const Json& id, std::string call_id);
   // Whether the request is still wanted (not cancelled, session open); forgets it.
   bool finish(const Json& id);
