@@ -1,0 +1,391 @@
+// mcp_bench: sequential MCP tools/call round trips per second, from a client
+// that costs little, over stdio (a child process's stdin/stdout, one JSON
+// message a line) or Streamable HTTP (one keep-alive connection, POST /mcp).
+//
+//   mcp_bench stdio [--calls N] [--tool echo] -- COMMAND ARGS...
+//   mcp_bench http --url http://127.0.0.1:PORT/mcp [--token T] [--calls N] [--tool echo]
+//   mcp_bench bare-stdio              a bare echo server on stdio (the client's ceiling)
+//   mcp_bench bare-http --port-file F a bare echo server over HTTP (the client's ceiling)
+//
+// Prints one line: transport, calls, calls/s, mean and p99 microseconds.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string mode;
+  std::string url;
+  std::string token;
+  std::string tool = "echo";
+  std::string port_file;
+  int calls = 20000;
+  int warmup = 500;
+  std::vector<std::string> command;
+};
+
+std::string call_message(int id, const std::string& tool) {
+  return Json{{"jsonrpc", "2.0"},
+              {"id", id},
+              {"method", "tools/call"},
+              {"params", {{"name", tool}, {"arguments", {{"text", "hello"}}}}}}
+      .dump();
+}
+
+std::string initialize_message() {
+  return Json{{"jsonrpc", "2.0"},
+              {"id", 0},
+              {"method", "initialize"},
+              {"params",
+               {{"protocolVersion", "2025-11-25"},
+                {"capabilities", Json::object()},
+                {"clientInfo", {{"name", "mcp_bench"}, {"version", "1"}}}}}}
+      .dump();
+}
+
+// Whether `reply` answers request `id` with a successful tool result.
+bool answers(const std::string& reply, int id) {
+  Json parsed = Json::parse(reply, nullptr, false);
+  return parsed.is_object() && parsed.value("id", -1) == id && parsed.contains("result") &&
+         !parsed["result"].value("isError", false);
+}
+
+void report(const std::string& label, std::vector<double>& micros, double seconds) {
+  std::sort(micros.begin(), micros.end());
+  double sum = 0;
+  for (double m : micros) sum += m;
+  std::printf("%-28s %7zu calls  %9.0f calls/s  mean %7.1f us  p99 %7.1f us\n", label.c_str(),
+              micros.size(), static_cast<double>(micros.size()) / seconds,
+              sum / static_cast<double>(micros.size()),
+              micros[static_cast<size_t>(static_cast<double>(micros.size()) * 0.99)]);
+}
+
+// ---- stdio ----------------------------------------------------------------
+
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], STDIN_FILENO);
+      dup2(out[1], STDOUT_FILENO);
+      close(in[1]);
+      close(out[0]);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_ = in[1];
+    from_ = out[0];
+  }
+  ~Child() {
+    close(to_);
+    int status = 0;
+    for (int i = 0; i < 500; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) return;
+      usleep(10'000);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+  }
+  void send(const std::string& line) {
+    std::string out = line + "\n";
+    const char* p = out.data();
+    size_t left = out.size();
+    while (left > 0) {
+      ssize_t n = ::write(to_, p, left);
+      if (n <= 0) throw std::runtime_error("the server closed its input");
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+  std::string line() {
+    for (;;) {
+      size_t newline = buffer_.find('\n', scanned_);
+      if (newline != std::string::npos) {
+        std::string out = buffer_.substr(0, newline);
+        buffer_.erase(0, newline + 1);
+        scanned_ = 0;
+        return out;
+      }
+      scanned_ = buffer_.size();
+      char chunk[65536];
+      ssize_t n = ::read(from_, chunk, sizeof chunk);
+      if (n <= 0) throw std::runtime_error("the server closed its output");
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  // The reply to `id`, skipping notifications.
+  std::string reply(int id) {
+    const std::string needle = "\"id\":" + std::to_string(id);
+    for (;;) {
+      std::string l = line();
+      size_t at = l.find(needle);
+      if (at != std::string::npos &&
+          (at + needle.size() == l.size() || !std::isdigit(l[at + needle.size()]))) {
+        return l;
+      }
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1;
+  int from_ = -1;
+  std::string buffer_;
+  size_t scanned_ = 0;
+};
+
+int run_stdio(const Options& o) {
+  Child child(o.command);
+  child.send(initialize_message());
+  child.reply(0);
+  child.send(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  int id = 1;
+  for (int i = 0; i < o.warmup; ++i, ++id) {
+    child.send(call_message(id, o.tool));
+    if (!answers(child.reply(id), id)) {
+      std::cerr << "mcp_bench: tools/call " << o.tool << " failed\n";
+      return 1;
+    }
+  }
+  std::vector<double> micros;
+  micros.reserve(static_cast<size_t>(o.calls));
+  auto begin = Clock::now();
+  for (int i = 0; i < o.calls; ++i, ++id) {
+    auto start = Clock::now();
+    child.send(call_message(id, o.tool));
+    std::string r = child.reply(id);
+    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    if (r.find("\"result\"") == std::string::npos) {
+      std::cerr << "mcp_bench: bad reply: " << r << "\n";
+      return 1;
+    }
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  report("stdio", micros, seconds);
+  return 0;
+}
+
+int run_bare_stdio() {
+  std::string line;
+  std::ios::sync_with_stdio(false);
+  while (std::getline(std::cin, line)) {
+    Json message = Json::parse(line, nullptr, false);
+    if (!message.is_object() || !message.contains("id")) continue;
+    Json result =
+        message.value("method", "") == "initialize"
+            ? Json{{"protocolVersion", "2025-11-25"},
+                   {"capabilities", {{"tools", Json::object()}}},
+                   {"serverInfo", {{"name", "bare"}, {"version", "1"}}}}
+            : Json{{"content", {{{"type", "text"}, {"text", "hello"}}}}, {"isError", false}};
+    std::cout << Json{{"jsonrpc", "2.0"}, {"id", message["id"]}, {"result", result}}.dump() << '\n'
+              << std::flush;
+  }
+  return 0;
+}
+
+// ---- HTTP -----------------------------------------------------------------
+
+struct Url {
+  std::string host, port, target;
+};
+
+Url parse_url(const std::string& url) {
+  const std::string prefix = "http://";
+  if (url.rfind(prefix, 0) != 0) throw std::runtime_error("only http:// URLs: " + url);
+  std::string rest = url.substr(prefix.size());
+  size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  Url out;
+  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  size_t colon = authority.rfind(':');
+  out.host = authority.substr(0, colon);
+  out.port = colon == std::string::npos ? "80" : authority.substr(colon + 1);
+  return out;
+}
+
+// The JSON-RPC message of a reply: the body, or the last SSE data line.
+std::string message_of(const http::response<http::string_body>& response) {
+  const std::string& body = response.body();
+  if (response[http::field::content_type].find("text/event-stream") == std::string::npos) {
+    return body;
+  }
+  size_t data = body.rfind("data: ");
+  if (data == std::string::npos) return {};
+  size_t end = body.find('\n', data);
+  return body.substr(data + 6, end == std::string::npos ? std::string::npos : end - data - 6);
+}
+
+int run_http(const Options& o) {
+  Url url = parse_url(o.url);
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  stream.connect(resolver.resolve(url.host, url.port));
+  stream.socket().set_option(asio::ip::tcp::no_delay(true));
+  beast::flat_buffer buffer;
+  std::string session;
+  auto exchange = [&](const std::string& body) {
+    http::request<http::string_body> request{http::verb::post, url.target, 11};
+    request.set(http::field::host, url.host + ":" + url.port);
+    request.set(http::field::content_type, "application/json");
+    request.set(http::field::accept, "application/json, text/event-stream");
+    if (!o.token.empty()) request.set(http::field::authorization, "Bearer " + o.token);
+    if (!session.empty()) {
+      request.set("Mcp-Session-Id", session);
+      request.set("MCP-Protocol-Version", "2025-11-25");
+    }
+    request.body() = body;
+    request.prepare_payload();
+    http::write(stream, request);
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    return response;
+  };
+  auto init = exchange(initialize_message());
+  if (init.result() != http::status::ok) {
+    std::cerr << "mcp_bench: initialize: HTTP " << init.result_int() << " " << init.body() << "\n";
+    return 1;
+  }
+  session = std::string(init["Mcp-Session-Id"]);
+  exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  int id = 1;
+  for (int i = 0; i < o.warmup; ++i, ++id) {
+    auto response = exchange(call_message(id, o.tool));
+    if (!answers(message_of(response), id)) {
+      std::cerr << "mcp_bench: tools/call " << o.tool << " failed: " << response.body() << "\n";
+      return 1;
+    }
+  }
+  std::vector<double> micros;
+  micros.reserve(static_cast<size_t>(o.calls));
+  auto begin = Clock::now();
+  for (int i = 0; i < o.calls; ++i, ++id) {
+    auto start = Clock::now();
+    auto response = exchange(call_message(id, o.tool));
+    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    if (response.result() != http::status::ok ||
+        response.body().find("\"result\"") == std::string::npos) {
+      std::cerr << "mcp_bench: bad reply: " << response.body() << "\n";
+      return 1;
+    }
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  report("http", micros, seconds);
+  return 0;
+}
+
+int run_bare_http(const Options& o) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  std::ofstream(o.port_file) << acceptor.local_endpoint().port() << "\n";
+  for (;;) {
+    asio::ip::tcp::socket socket = acceptor.accept();
+    socket.set_option(asio::ip::tcp::no_delay(true));
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    for (;;) {
+      http::request<http::string_body> request;
+      http::read(socket, buffer, request, ec);
+      if (ec) break;
+      Json message = Json::parse(request.body(), nullptr, false);
+      http::response<http::string_body> response{http::status::accepted, 11};
+      if (message.is_object() && message.contains("id")) {
+        response.result(http::status::ok);
+        response.set(http::field::content_type, "application/json");
+        response.set("Mcp-Session-Id", "bare");
+        Json result =
+            message.value("method", "") == "initialize"
+                ? Json{{"protocolVersion", "2025-11-25"},
+                       {"capabilities", {{"tools", Json::object()}}},
+                       {"serverInfo", {{"name", "bare"}, {"version", "1"}}}}
+                : Json{{"content", {{{"type", "text"}, {"text", "hello"}}}}, {"isError", false}};
+        response.body() =
+            Json{{"jsonrpc", "2.0"}, {"id", message["id"]}, {"result", result}}.dump();
+      }
+      response.keep_alive(request.keep_alive());
+      response.prepare_payload();
+      http::write(socket, response, ec);
+      if (ec) break;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (argc < 2) {
+    std::cerr << "usage: mcp_bench stdio|http|bare-stdio|bare-http [options] [-- COMMAND...]\n";
+    return 2;
+  }
+  o.mode = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--") {
+      o.command.assign(argv + i + 1, argv + argc);
+      break;
+    }
+    if (arg == "--calls") {
+      o.calls = std::stoi(value());
+    } else if (arg == "--warmup") {
+      o.warmup = std::stoi(value());
+    } else if (arg == "--url") {
+      o.url = value();
+    } else if (arg == "--token") {
+      o.token = value();
+    } else if (arg == "--tool") {
+      o.tool = value();
+    } else if (arg == "--port-file") {
+      o.port_file = value();
+    } else {
+      std::cerr << "mcp_bench: unknown argument " << arg << "\n";
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    if (o.mode == "stdio") return run_stdio(o);
+    if (o.mode == "http") return run_http(o);
+    if (o.mode == "bare-stdio") return run_bare_stdio();
+    if (o.mode == "bare-http") return run_bare_http(o);
+  } catch (const std::exception& e) {
+    std::cerr << "mcp_bench: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "mcp_bench: unknown mode " << o.mode << "\n";
+  return 2;
+}

