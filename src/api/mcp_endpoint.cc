@@ -140,6 +140,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void touch() { last_used_.store(Clock::now().time_since_epoch().count()); }
   bool expired(std::chrono::seconds idle) {
     std::lock_guard lock(mutex_);
+    // A POST that went away (its client gone) no longer keeps the session.
+    std::erase_if(waiting_, [](const auto& entry) { return entry.second.expired(); });
     if (!waiting_.empty() || !stream_.expired()) return false;
     return Clock::now() - Clock::time_point(Clock::duration(last_used_.load())) > idle;
   }
