@@ -59,7 +59,8 @@ int run_serve(Config config, const ServeOptions& flags) {
             << "  web UI     " << server.url() << "/#token=" << *token << "\n"
             << "  API token  " << options->token_file.string() << " (send it as "
             << "\"Authorization: Bearer <token>\")\n"
-            << "  API        " << server.url() << "/api/openapi.json\n";
+            << "  API        " << server.url() << "/api/openapi.json\n"
+            << "  MCP        " << server.url() << "/mcp (Streamable HTTP, the same token)\n";
   if (!loopback) {
     std::cout << "  warning: listening on " << options->host
               << ", not loopback: anyone who can reach it and has the token can drive LOTUS\n";
