@@ -1,6 +1,8 @@
 #include "mcp/http_session.h"
 
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "llm/http_client.h"
 #include "llm/stream_parsers.h"
@@ -48,15 +50,22 @@ void HttpSession::post(const std::string& message) {
   request.headers = {{"Content-Type", "application/json"},
                      {"Accept", "application/json, text/event-stream"}};
   for (const auto& [name, value] : headers_) request.headers.emplace_back(name, value);
+  // Until the server has named a session (its answer to initialize does, in
+  // a header known once the response is complete), what arrives is held back
+  // until then: a request the client sends on seeing the answer would
+  // otherwise leave without the session id, and the server refuse it.
+  bool holding = false;
+  std::vector<std::string> held;
   {
     std::lock_guard lock(mutex_);
+    holding = session_id_.empty();
     if (!session_id_.empty()) request.headers.emplace_back("Mcp-Session-Id", session_id_);
     if (!protocol_version_.empty()) {
       request.headers.emplace_back("MCP-Protocol-Version", protocol_version_);
     }
   }
   // Remembers the negotiated version from the initialize answer.
-  auto deliver = [this](std::string_view text) {
+  auto deliver = [this, &holding, &held](std::string_view text) {
     Json parsed = Json::parse(text, nullptr, false);
     if (parsed.is_object() && parsed.contains("result") && parsed["result"].is_object()) {
       if (auto v = parsed["result"].find("protocolVersion");
@@ -65,7 +74,11 @@ void HttpSession::post(const std::string& message) {
         protocol_version_ = v->get<std::string>();
       }
     }
-    on_message_(text);
+    if (holding) {
+      held.emplace_back(text);
+    } else {
+      on_message_(text);
+    }
   };
   bool sse = false;
   bool decided = false;
@@ -86,16 +99,20 @@ void HttpSession::post(const std::string& message) {
     json_body.append(bytes);
     return absl::OkStatus();
   });
+  if (response.ok()) {
+    if (std::string id = response->header("mcp-session-id"); !id.empty()) {
+      std::lock_guard lock(mutex_);
+      session_id_ = id;
+    }
+  }
+  holding = false;
+  for (const std::string& text : held) on_message_(text);
   if (!response.ok()) {
     if (cancel_.load()) return;
     std::string why = cat("cannot reach ", url_, ": ", message_of(response.status()));
     answer_error(message, why);
     broke(why);
     return;
-  }
-  if (std::string id = response->header("mcp-session-id"); !id.empty()) {
-    std::lock_guard lock(mutex_);
-    session_id_ = id;
   }
   if (response->status == 404) {
     std::string why = "the server ended the session (HTTP 404)";
