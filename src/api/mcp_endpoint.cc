@@ -463,6 +463,15 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
   }
   session->server().handle(body);
 
+  // The reply as one JSON body (naming the session when it answers initialize).
+  auto json_answer = [&](std::string json_text) {
+    HttpResponse response{http::status::ok, 11};
+    response.set(http::field::content_type, "application/json");
+    if (initialize) name_session(*session, response);
+    response.body() = std::move(json_text);
+    response.prepare_payload();
+    return response;
+  };
   bool streaming = false;
   for (;;) {
     auto taking = outbox->take(Clock::now() + options_.keepalive);
@@ -470,12 +479,7 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
     if (!streaming) {
       // A reply with nothing before it is plain JSON, when the client takes it.
       if (batch.final && batch.messages.size() == 1 && (json_ok || !sse_ok)) {
-        HttpResponse response{http::status::ok, 11};
-        response.set(http::field::content_type, "application/json");
-        if (initialize) name_session(*session, response);
-        response.body() = std::move(batch.messages.front());
-        response.prepare_payload();
-        auto replying = out.reply(std::move(response));
+        auto replying = out.reply(json_answer(std::move(batch.messages.front())));
         co_await std::move(replying);
         co_return;
       }
@@ -483,12 +487,7 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
       if (!sse_ok) {
         // Only JSON is taken: notifications have nowhere to go, the reply waits.
         if (batch.final) {
-          HttpResponse response{http::status::ok, 11};
-          response.set(http::field::content_type, "application/json");
-          if (initialize) name_session(*session, response);
-          response.body() = std::move(batch.messages.back());
-          response.prepare_payload();
-          auto replying = out.reply(std::move(response));
+          auto replying = out.reply(json_answer(std::move(batch.messages.back())));
           co_await std::move(replying);
           co_return;
         }
