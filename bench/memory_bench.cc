@@ -14,7 +14,11 @@
 //   - the overhead ratios against plain hnswlib.
 //
 //   memory_bench [--sizes 10000,100000] [--queries 1000] [--ef 128] [--m 16]
-//                [--postings N (keyword_max_postings)] [--dir /tmp/x]
+//                [--postings N (keyword_max_postings)] [--dir /tmp/x] [--reuse]
+//
+// --reuse keeps the store and a saved copy of the plain index in --dir and
+// uses them again on the next run with the same size and parameters, so
+// search can be measured again without minutes of inserts.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -182,7 +186,7 @@ double recall_at(const std::vector<uint64_t>& truth, const std::vector<uint64_t>
 }
 
 void run(size_t size, size_t queries, const std::filesystem::path& base,
-         const lotus::memory::VectorIndexOptions& params, size_t postings) {
+         const lotus::memory::VectorIndexOptions& params, size_t postings, bool reuse) {
   constexpr size_t kK = 10;
   constexpr size_t kDim = HashingEmbedder::kDefaultDimension;
   std::printf(
@@ -194,17 +198,26 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   std::printf("corpus generated and embedded in %.1f s\n", micros_since(t0) / 1e6);
 
   // Plain hnswlib.
+  const std::string tag = lotus::cat(size, "-m", params.m, "-efc", params.ef_construction);
+  const std::filesystem::path plain_file = base / lotus::cat("plain-", tag, ".bin");
+  const std::filesystem::path dir = base / lotus::cat("memory-", tag);
+  const bool reused = reuse && std::filesystem::exists(plain_file) &&
+                      std::filesystem::exists(dir / "reuse-complete");
   plain::hnswlib::InnerProductSpace space(kDim);
   plain::hnswlib::HierarchicalNSW<float> plain(&space, size, params.m, params.ef_construction);
+  double plain_insert_s = 0;
+  if (reused) {
+    plain.loadIndex(plain_file.string(), &space, size);
+  } else {
+    t0 = Clock::now();
+    for (size_t i = 0; i < size; ++i) plain.addPoint(corpus.doc_vectors[i].data(), i + 1);
+    plain_insert_s = micros_since(t0) / 1e6;
+  }
   plain.setEf(params.ef_search);
-  t0 = Clock::now();
-  for (size_t i = 0; i < size; ++i) plain.addPoint(corpus.doc_vectors[i].data(), i + 1);
-  const double plain_insert_s = micros_since(t0) / 1e6;
 
   // The store: every memory long-term (importance 0.9), so all go through the
   // index, each in its own committed transaction.
-  const std::filesystem::path dir = base / lotus::cat("memory-", size);
-  std::filesystem::remove_all(dir);
+  if (!reused) std::filesystem::remove_all(dir);
   lotus::memory::EmbeddedMemoryOptions options;
   options.dir = dir;
   options.embedder = std::make_shared<LookupEmbedder>(&corpus.vectors);
@@ -218,7 +231,7 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   }
   auto& store = **opened;
   t0 = Clock::now();
-  for (size_t i = 0; i < size; ++i) {
+  for (size_t i = 0; i < size && !reused; ++i) {
     auto r =
         store.remember(corpus.docs[i], lotus::MemoryType::kSemantic, lotus::Json::object(), 0.9);
     if (!r.ok()) {
@@ -231,6 +244,10 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   t0 = Clock::now();
   if (!store.save_index().ok()) std::exit(1);
   const double save_s = micros_since(t0) / 1e6;
+  if (reuse && !reused) {
+    plain.saveIndex(plain_file.string());
+    std::ofstream(dir / "reuse-complete") << size << "\n";
+  }
 
   // The store's own index, loaded back from its file (labels are 1-based
   // insertion order, as in the plain index).
@@ -270,10 +287,14 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   plain_recall /= static_cast<double>(queries);
   index_recall /= static_cast<double>(queries);
 
-  std::printf(
-      "insert   store remember(): %8.0f /s   plain hnswlib addPoint: %8.0f /s   "
-      "(index save %.2f s)\n",
-      size / store_insert_s, size / plain_insert_s, save_s);
+  if (reused) {
+    std::printf("insert   (reused the store and plain index of an earlier run)\n");
+  } else {
+    std::printf(
+        "insert   store remember(): %8.0f /s   plain hnswlib addPoint: %8.0f /s   "
+        "(index save %.2f s)\n",
+        size / store_insert_s, size / plain_insert_s, save_s);
+  }
   std::printf(
       "recall   p50 / p99 us      store recall() hybrid: %7.1f / %7.1f   store index: "
       "%7.1f / %7.1f   plain hnswlib: %7.1f / %7.1f\n",
@@ -285,7 +306,8 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
       "overhead vs plain hnswlib (p50)   store index: %.2fx   hybrid recall(): %.2fx   "
       "insert: %.2fx\n",
       percentile(index_us, 50) / percentile(plain_us, 50),
-      percentile(store_us, 50) / percentile(plain_us, 50), store_insert_s / plain_insert_s);
+      percentile(store_us, 50) / percentile(plain_us, 50),
+      reused ? 0.0 : store_insert_s / plain_insert_s);
   std::fflush(stdout);
 }
 
@@ -297,10 +319,16 @@ int main(int argc, char** argv) {
   lotus::memory::VectorIndexOptions params;  // the store's defaults unless flags say otherwise
   size_t postings = lotus::memory::EmbeddedMemoryOptions().keyword_max_postings;
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "lotus-memory-bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool reuse = false;
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    if (flag == "--sizes") {
+    if (flag == "--reuse") {
+      reuse = true;
+      --i;  // a flag without a value
+      continue;
+    }
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    if (flag == "--sizes" && !value.empty()) {
       sizes.clear();
       size_t start = 0;
       while (start < value.size()) {
@@ -309,25 +337,25 @@ int main(int argc, char** argv) {
         sizes.push_back(std::stoul(value.substr(start, end - start)));
         start = end + 1;
       }
-    } else if (flag == "--ef") {
+    } else if (flag == "--ef" && !value.empty()) {
       params.ef_search = std::stoul(value);
-    } else if (flag == "--m") {
+    } else if (flag == "--m" && !value.empty()) {
       params.m = std::stoul(value);
-    } else if (flag == "--postings") {
+    } else if (flag == "--postings" && !value.empty()) {
       postings = std::stoul(value);
-    } else if (flag == "--queries") {
+    } else if (flag == "--queries" && !value.empty()) {
       queries = std::stoul(value);
-    } else if (flag == "--dir") {
+    } else if (flag == "--dir" && !value.empty()) {
       dir = value;
     } else {
       std::fprintf(
           stderr,
           "usage: memory_bench [--sizes N,N] [--queries N] [--ef N] [--m N] [--postings N] "
-          "[--dir DIR]\n");
+          "[--dir DIR] [--reuse]\n");
       return 2;
     }
   }
-  for (size_t size : sizes) run(size, queries, dir, params, postings);
-  if (std::getenv("LOTUS_BENCH_KEEP") == nullptr) std::filesystem::remove_all(dir);
+  for (size_t size : sizes) run(size, queries, dir, params, postings, reuse);
+  if (!reuse && std::getenv("LOTUS_BENCH_KEEP") == nullptr) std::filesystem::remove_all(dir);
   return 0;
 }
