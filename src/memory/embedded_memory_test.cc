@@ -1,6 +1,7 @@
-// The embedded memory store end to end on a temporary folder: recall by
-// meaning and by keyword, restarts, a killed writer, a damaged or foreign
-// index, forgetting and consolidation. Also the pieces it is made of.
+// The pieces memory is made of (embedder, working memory, importance, the
+// vector index, filters) and what only the embedded store has: a foreign
+// index, keyword search limits, an old database. What both profiles share is
+// tested on both in memory_store_test.cc.
 #include "memory/embedded_memory.h"
 
 #include <sys/wait.h>
@@ -129,6 +130,15 @@ TEST(VectorIndexTest, RefusesAnotherEmbedderAndDetectsDamage) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(MemoryFilterTest, ReadsJsonAndNamesTheFieldThatIsWrong) {
+  auto parsed = memory_filter_from_json(Json{{"types", {"semantic"}}, {"module", "x"}});
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->types, std::vector<MemoryType>{MemoryType::kSemantic});
+  EXPECT_EQ(parsed->module, "x");
+  EXPECT_THAT(std::string(message_of(memory_filter_from_json(Json{{"kind", 1}}).status())),
+              HasSubstr("filter.kind"));
+}
+
 class EmbeddedMemoryTest : public ::testing::Test {
  protected:
   EmbeddedMemoryOptions options() {
@@ -173,164 +183,6 @@ class EmbeddedMemoryTest : public ::testing::Test {
   double clock_ = 1'700'000'000.0;
 };
 
-TEST_F(EmbeddedMemoryTest, RecallsByMeaningAndByKeyword) {
-  auto store = open();
-  EXPECT_EQ(store->index_rebuild_reason(), "") << "a new store has nothing to rebuild";
-  store_corpus(*store);
-  EXPECT_THAT(top(store->recall("how do I deploy and restart the server", 3, {})),
-              HasSubstr("deploy.sh"));
-  EXPECT_THAT(top(store->recall("which editor theme does alice like", 3, {})),
-              HasSubstr("dark mode"));
-  EXPECT_THAT(top(store->recall("pie recipes", 3, {})), HasSubstr("apple pie"));
-  // A word that appears once, found by keyword search even among near misses.
-  auto hits = store->recall("zanzibar", 3, {});
-  ASSERT_TRUE(hits.ok());
-  ASSERT_FALSE(hits->empty());
-  EXPECT_THAT(hits->front().record.content, HasSubstr("VPN gateway"));
-  EXPECT_TRUE(hits->front().keyword_match);
-  // Unrelated queries find nothing rather than noise.
-  auto nothing = store->recall("quantum chromodynamics", 3, {});
-  ASSERT_TRUE(nothing.ok());
-  EXPECT_TRUE(nothing->empty()) << ::testing::PrintToString(contents(*nothing));
-}
-
-TEST_F(EmbeddedMemoryTest, ImportantMemoriesGoLongTermAndRankHigher) {
-  auto store = open();
-  auto minor = store->remember("the build server was slow today", MemoryType::kEpisodic);
-  auto major = store->remember("the build server password rotates monthly", MemoryType::kSemantic,
-                               Json::object(), 0.9);
-  ASSERT_TRUE(minor.ok() && major.ok());
-  EXPECT_EQ(minor->tier, MemoryTier::kShortTerm);
-  EXPECT_EQ(major->tier, MemoryTier::kLongTerm);
-  auto hits = store->recall("build server", 2, {});
-  ASSERT_TRUE(hits.ok());
-  ASSERT_EQ(hits->size(), 2u);
-  EXPECT_EQ(hits->front().record.id, major->id);
-  EXPECT_TRUE(hits->front().in_working_memory);
-  auto stats = store->stats();
-  ASSERT_TRUE(stats.ok());
-  EXPECT_EQ((*stats)["tiers"]["short_term"], 1);
-  EXPECT_EQ((*stats)["tiers"]["long_term"], 1);
-  EXPECT_EQ((*stats)["index"]["vectors"], 1);
-}
-
-TEST_F(EmbeddedMemoryTest, FiltersByTypeModuleCollectionAndTime) {
-  auto store = open();
-  MemoryInput a;
-  a.content = "restart the database after upgrades";
-  a.type = MemoryType::kProcedural;
-  a.module = "code_assistant";
-  a.collection = "code_patterns";
-  ASSERT_TRUE(store->remember(a).ok());
-  clock_ += 100;
-  ASSERT_TRUE(store->remember("we restarted the database yesterday").ok());
-  MemoryFilter procedural;
-  procedural.types = {MemoryType::kProcedural};
-  EXPECT_THAT(contents(*store->recall("restart database", 5, procedural)),
-              ::testing::ElementsAre("restart the database after upgrades"));
-  MemoryFilter by_module;
-  by_module.module = "code_assistant";
-  by_module.collection = "code_patterns";
-  EXPECT_EQ(store->recall("restart database", 5, by_module)->size(), 1u);
-  MemoryFilter recent;
-  recent.since = clock_ - 10;
-  EXPECT_THAT(contents(*store->recall("restart database", 5, recent)),
-              ::testing::ElementsAre("we restarted the database yesterday"));
-  auto parsed = memory_filter_from_json(Json{{"types", {"semantic"}}, {"module", "x"}});
-  ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed->types, std::vector<MemoryType>{MemoryType::kSemantic});
-  EXPECT_THAT(std::string(message_of(memory_filter_from_json(Json{{"kind", 1}}).status())),
-              HasSubstr("filter.kind"));
-}
-
-TEST_F(EmbeddedMemoryTest, EverythingSurvivesARestart) {
-  std::string long_id, short_id;
-  {
-    auto store = open();
-    store_corpus(*store);
-    long_id = store
-                  ->remember("Always back up /etc before upgrades", MemoryType::kProcedural,
-                             Json{{"source", "user"}}, 0.95)
-                  ->id;
-    short_id = store->remember("lunch was pasta")->id;
-  }
-  auto store = open();
-  EXPECT_TRUE(store->index_rebuild_reason().empty()) << store->index_rebuild_reason();
-  auto hits = store->recall("backup etc before upgrading", 3, {});
-  ASSERT_TRUE(hits.ok());
-  ASSERT_FALSE(hits->empty());
-  EXPECT_EQ(hits->front().record.id, long_id);
-  EXPECT_EQ(hits->front().record.metadata["source"], "user");
-  EXPECT_FALSE(hits->front().in_working_memory);  // working memory does not survive
-  EXPECT_THAT(top(store->recall("pasta for lunch", 3, {})), "lunch was pasta");
-  EXPECT_THAT(top(store->recall("zanzibar", 1, {})), HasSubstr("VPN"));
-  EXPECT_EQ(store->get(short_id)->content, "lunch was pasta");
-}
-
-TEST_F(EmbeddedMemoryTest, AKilledWriterLosesNothingItAcknowledged) {
-  { auto store = open(); }  // an index file exists, so the child must replay the journal
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    auto store = EmbeddedMemory::open(options());
-    if (!store.ok()) _exit(2);
-    for (int i = 0; i < 200; ++i) {
-      auto stored =
-          (*store)->remember(cat("burst memory ", i, " mentions kumquat ", i),
-                             MemoryType::kSemantic, Json::object(), i % 2 == 0 ? 0.9 : 0.2);
-      if (!stored.ok()) _exit(3);
-    }
-    // As kill -9 would: no destructor, no index save.
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(WEXITSTATUS(status), 0);
-  auto store = open();
-  auto stats = *store->stats();
-  EXPECT_EQ(stats["tiers"]["long_term"], 100);
-  EXPECT_EQ(stats["tiers"]["short_term"], 100);
-  EXPECT_EQ(stats["index"]["vectors"], 100) << "the journal was replayed into the index";
-  EXPECT_THAT(top(store->recall("burst memory 42 mentions kumquat 42", 1, {})),
-              "burst memory 42 mentions kumquat 42");
-  EXPECT_THAT(top(store->recall("burst memory 43 mentions kumquat 43", 1, {})),
-              "burst memory 43 mentions kumquat 43");
-}
-
-TEST_F(EmbeddedMemoryTest, ADamagedOrMissingIndexIsRebuiltFromTheDatabase) {
-  std::vector<std::string> progress;
-  {
-    auto store = open();
-    for (int i = 0; i < 30; ++i) {
-      ASSERT_TRUE(
-          store->remember(cat("fact ", i, " about planet ", i * 7), MemoryType::kSemantic, {}, 0.8)
-              .ok());
-    }
-  }
-  const fs::path index = dir_.path() / "memory" / "index.hnsw";
-  ASSERT_TRUE(fs::exists(index));
-  {
-    std::fstream f(index, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(200);
-    f.write("garbage garbage garbage", 23);
-  }
-  auto o = options();
-  o.progress = [&](std::string_view what, size_t done, size_t total) {
-    progress.push_back(cat(what, " ", done, "/", total));
-  };
-  {
-    auto store = open(o);
-    EXPECT_THAT(store->index_rebuild_reason(), HasSubstr("checksum"));
-    EXPECT_THAT(progress, ::testing::Contains("rebuilding memory index 30/30"));
-    EXPECT_EQ(top(store->recall("fact 12 about planet 84", 1, {})), "fact 12 about planet 84");
-  }
-  fs::remove(index);
-  auto store = open(o);
-  EXPECT_THAT(store->index_rebuild_reason(), HasSubstr("incomplete"));
-  EXPECT_EQ((*store->stats())["index"]["vectors"], 30);
-}
-
 TEST_F(EmbeddedMemoryTest, AnotherEmbedderIsRefusedUntilReindexed) {
   {
     auto store = open();
@@ -352,85 +204,6 @@ TEST_F(EmbeddedMemoryTest, AnotherEmbedderIsRefusedUntilReindexed) {
   store.reset();
   o.reindex = false;
   EXPECT_NE(open(o), nullptr) << "after a reindex the new embedder opens normally";
-}
-
-TEST_F(EmbeddedMemoryTest, ForgetsByIdAndByFilterForGood) {
-  std::string gone;
-  {
-    auto store = open();
-    store_corpus(*store);
-    gone =
-        store->remember("the secret launch code is tangerine", MemoryType::kSemantic, {}, 0.9)->id;
-    MemoryInput scratch;
-    scratch.content = "scratch note about tangerine marmalade";
-    scratch.module = "scratchpad";
-    ASSERT_TRUE(store->remember(scratch).ok());
-    EXPECT_EQ(*store->forget(gone), 1u);
-    EXPECT_EQ(*store->forget(gone), 0u);
-    MemoryFilter by_module;
-    by_module.module = "scratchpad";
-    EXPECT_EQ(*store->forget(by_module), 1u);
-    EXPECT_EQ(store->forget(MemoryFilter()).status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_TRUE(store->recall("tangerine", 5, {})->empty());
-  }
-  auto store = open();
-  EXPECT_TRUE(store->recall("tangerine launch code", 5, {})->empty());
-  EXPECT_EQ(store->get(gone).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ((*store->stats())["index"]["vectors"], 0);
-}
-
-TEST_F(EmbeddedMemoryTest, ConsolidationPromotesArchivesAndSummarizes) {
-  auto o = options();
-  o.working_ttl_seconds = 600;
-  auto store = open(o);
-  auto keep = store->remember("We decided the API will use port 8080 for the gateway",
-                              MemoryType::kSemantic);
-  ASSERT_TRUE(keep.ok());
-  EXPECT_EQ(keep->tier, MemoryTier::kShortTerm);
-  EXPECT_GE(keep->importance, 0.5);
-  auto recalled = store->remember("the coffee machine on floor two is broken");
-  ASSERT_TRUE(recalled.ok());
-  ASSERT_FALSE(store->recall("coffee machine broken", 1, {})->empty());
-  ASSERT_FALSE(store->recall("is the coffee machine working", 1, {})->empty());
-  std::vector<std::string> chatter;
-  for (const char* text :
-       {"user asked about the gateway timeout settings.",
-        "user said the gateway timeout happens on large uploads.", "user said hello"}) {
-    chatter.push_back(store->remember(text)->id);
-  }
-  clock_ += 60;
-  auto early = store->consolidate();
-  ASSERT_TRUE(early.ok());
-  EXPECT_EQ(early->promoted + early->archived, 0u) << "nothing is old enough yet";
-
-  clock_ += 2 * 3600;
-  auto report = store->consolidate();
-  ASSERT_TRUE(report.ok()) << report.status();
-  EXPECT_EQ(report->promoted, 2u);  // important, and recalled twice
-  EXPECT_THAT(report->promoted_ids, ::testing::UnorderedElementsAre(keep->id, recalled->id));
-  EXPECT_EQ(report->archived, 3u);
-  EXPECT_EQ(report->working_expired, 5u);
-  ASSERT_FALSE(report->summary_id.empty());
-  auto summary = store->get(report->summary_id);
-  ASSERT_TRUE(summary.ok());
-  EXPECT_EQ(summary->type, MemoryType::kSemantic);
-  EXPECT_EQ(summary->tier, MemoryTier::kLongTerm);
-  EXPECT_THAT(summary->content, HasSubstr("gateway timeout"));
-  EXPECT_EQ(summary->metadata["summarizes"], 3);
-  EXPECT_EQ(to_json(*report)["archived"], 3);
-
-  // Archived memories are still found by keyword.
-  auto hits = store->recall("uploads", 5, {});
-  ASSERT_TRUE(hits.ok());
-  EXPECT_THAT(contents(*hits),
-              ::testing::Contains("user said the gateway timeout happens on large uploads."));
-  store.reset();
-  auto again = open(o);
-  auto stats = *again->stats();
-  EXPECT_EQ(stats["tiers"]["long_term"], 3);
-  EXPECT_EQ(stats["tiers"]["archived"], 3);
-  EXPECT_EQ(stats["index"]["vectors"], 3);
-  EXPECT_THAT(top(again->recall("which port does the API gateway use", 1, {})), HasSubstr("8080"));
 }
 
 TEST_F(EmbeddedMemoryTest, KeywordSearchSkipsWordsThatMatchTooMuch) {

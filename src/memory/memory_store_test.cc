@@ -317,6 +317,7 @@ TEST_P(MemoryStoreTest, ConsolidationPromotesArchivesAndSummarizes) {
                               MemoryType::kSemantic);
   ASSERT_TRUE(keep.ok());
   EXPECT_EQ(keep->tier, MemoryTier::kShortTerm);
+  EXPECT_GE(keep->importance, 0.5);
   auto recalled = store->remember("the coffee machine on floor two is broken");
   ASSERT_TRUE(recalled.ok());
   ASSERT_FALSE(store->recall("coffee machine broken", 1, {})->empty());
@@ -334,12 +335,15 @@ TEST_P(MemoryStoreTest, ConsolidationPromotesArchivesAndSummarizes) {
   clock_ += 2 * 3600;
   auto report = store->consolidate();
   ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->promoted, 2u);  // important, and recalled twice
   EXPECT_THAT(report->promoted_ids, ::testing::UnorderedElementsAre(keep->id, recalled->id));
   EXPECT_EQ(report->archived, 3u);
+  EXPECT_EQ(to_json(*report)["archived"], 3);
   EXPECT_EQ(report->working_expired, 5u);
   ASSERT_FALSE(report->summary_id.empty());
   auto summary = store->get(report->summary_id);
   ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->type, MemoryType::kSemantic);
   EXPECT_EQ(summary->tier, MemoryTier::kLongTerm);
   EXPECT_THAT(summary->content, HasSubstr("gateway timeout"));
   EXPECT_EQ(summary->metadata["summarizes"], 3);
