@@ -696,28 +696,14 @@ Result<std::vector<RecallHit>> EmbeddedMemory::recall(std::string_view query, si
   const double t = now();
 
   // Meaning: short-term vectors exhaustively, long-term through the index.
-  std::vector<std::pair<float, int64_t>> by_meaning;
-  for (const auto& [seq, v] : short_term_) {
-    if (v.size() != q.size()) continue;
-    const float sim = dot(q.data(), v.data(), q.size());
-    if (sim >= options_.min_similarity) by_meaning.emplace_back(sim, seq);
-  }
-  for (const auto& [sim, label] : index_->search(q.data(), candidates)) {
-    if (sim >= options_.min_similarity) by_meaning.emplace_back(sim, static_cast<int64_t>(label));
-  }
-  std::sort(by_meaning.begin(), by_meaning.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
-  if (by_meaning.size() > candidates) by_meaning.resize(candidates);
+  const auto by_meaning =
+      rank_by_meaning(q, short_term_, *index_, candidates, options_.min_similarity);
 
   // Words: FTS5 over every tier; the filter is applied with the rows below.
   auto by_words = keyword_search(query, candidates);
   if (!by_words.ok()) return by_words.status();
 
-  std::vector<int64_t> seqs;
-  for (const auto& [sim, seq] : by_meaning) seqs.push_back(seq);
-  seqs.insert(seqs.end(), by_words->begin(), by_words->end());
-  std::sort(seqs.begin(), seqs.end());
-  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+  const std::vector<int64_t> seqs = keys_of(by_meaning, *by_words);
   auto rows = fetch_rows(seqs, filter, /*with_vectors=*/false);
   if (!rows.ok()) return rows.status();
   std::unordered_map<int64_t, Row*> by_seq;

@@ -6,6 +6,7 @@
 #include "lotus/strings.h"
 #include "memory/hashing_embedder.h"
 #include "memory/importance.h"
+#include "memory/vector_index.h"
 
 namespace lotus::memory {
 
@@ -121,6 +122,36 @@ std::vector<RecallHit> fuse_rankings(const std::vector<std::pair<float, int64_t>
 bool worth_promoting(const StoredMemory& row, const EmbeddedMemoryOptions& options) {
   return row.record.importance >= options.promote_threshold ||
          row.recalls >= options.promote_recalls;
+}
+
+std::vector<std::pair<float, int64_t>> rank_by_meaning(
+    const std::vector<float>& query,
+    const std::unordered_map<int64_t, std::vector<float>>& short_term, const VectorIndex& index,
+    size_t candidates, double min_similarity) {
+  std::vector<std::pair<float, int64_t>> ranked;
+  for (const auto& [key, v] : short_term) {
+    if (v.size() != query.size()) continue;
+    const float sim = dot(query.data(), v.data(), query.size());
+    if (sim >= min_similarity) ranked.emplace_back(sim, key);
+  }
+  for (const auto& [sim, label] : index.search(query.data(), candidates)) {
+    if (sim >= min_similarity) ranked.emplace_back(sim, static_cast<int64_t>(label));
+  }
+  std::sort(ranked.begin(), ranked.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (ranked.size() > candidates) ranked.resize(candidates);
+  return ranked;
+}
+
+std::vector<int64_t> keys_of(const std::vector<std::pair<float, int64_t>>& by_meaning,
+                             const std::vector<int64_t>& by_words) {
+  std::vector<int64_t> keys;
+  keys.reserve(by_meaning.size() + by_words.size());
+  for (const auto& [sim, key] : by_meaning) keys.push_back(key);
+  keys.insert(keys.end(), by_words.begin(), by_words.end());
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
 }
 
 namespace {

@@ -37,6 +37,19 @@ struct StoredMemory {
   std::vector<float> vector;
 };
 
+// The meaning ranking of a recall: short-term vectors compared exhaustively,
+// long-term ones searched in `index`, those at least `min_similarity`
+// similar, best first, `candidates` at most.
+class VectorIndex;
+std::vector<std::pair<float, int64_t>> rank_by_meaning(
+    const std::vector<float>& query,
+    const std::unordered_map<int64_t, std::vector<float>>& short_term, const VectorIndex& index,
+    size_t candidates, double min_similarity);
+
+// The keys of both rankings, each once, in ascending order (to fetch rows).
+std::vector<int64_t> keys_of(const std::vector<std::pair<float, int64_t>>& by_meaning,
+                             const std::vector<int64_t>& by_words);
+
 // Reciprocal rank fusion of the meaning ranking (similarity, key; best
 // first) and the keyword ranking (keys, best first), counting only keys
 // present in `rows` (those the filter kept), scored by relevance, importance
