@@ -654,7 +654,8 @@ Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view que
   // Each word's matches read straight off its FTS5 doclist (no bm25: that
   // looks up every matching row's length, which is what made keyword search
   // slow), scored by the inverse document frequency of the words they hold.
-  std::unordered_map<int64_t, double> score;
+  std::vector<double>& score = keyword_scores_;
+  std::vector<int64_t> matched;  // the keys with a score, each once
   Statement stmt(db_, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1");
   if (!stmt.ok()) return sqlite_error("search");
   int64_t postings = 0;
@@ -665,13 +666,27 @@ Result<std::vector<int64_t>> EmbeddedMemory::keyword_search(std::string_view que
     const double idf = std::log(1.0 + (static_cast<double>(total) - n + 0.5) / (n + 0.5));
     stmt.bind(1, std::string_view(cat("\"", *term, "\"")));
     int rc;
-    while ((rc = stmt.step()) == SQLITE_ROW) score[stmt.integer(0)] += idf;
-    if (rc != SQLITE_DONE) return sqlite_error("search");
+    while ((rc = stmt.step()) == SQLITE_ROW) {
+      const int64_t seq = stmt.integer(0);
+      if (seq < 0) continue;
+      const auto at = static_cast<size_t>(seq);
+      if (at >= score.size()) score.resize(std::max(at + 1, score.size() * 2), 0.0);
+      if (score[at] == 0.0) matched.push_back(seq);
+      score[at] += idf;
+    }
+    if (rc != SQLITE_DONE) {
+      for (int64_t seq : matched) score[static_cast<size_t>(seq)] = 0.0;
+      return sqlite_error("search");
+    }
     stmt.reset();
   }
   std::vector<std::pair<double, int64_t>> ranked;
-  ranked.reserve(score.size());
-  for (const auto& [seq, s] : score) ranked.emplace_back(s, seq);
+  ranked.reserve(matched.size());
+  for (int64_t seq : matched) {
+    double& s = score[static_cast<size_t>(seq)];
+    ranked.emplace_back(s, seq);
+    s = 0.0;
+  }
   const size_t n = std::min(k, ranked.size());
   // Best first; among equals the newer memory.
   std::partial_sort(ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(n), ranked.end(),

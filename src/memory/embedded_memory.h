@@ -153,6 +153,10 @@ class EmbeddedMemory final : public MemoryStore {
   std::unique_ptr<VectorIndex> index_;
   WorkingMemory working_;
   std::unordered_map<int64_t, std::vector<float>> short_term_;
+  // Keyword scores by row key, kept between searches (zeroed again after
+  // each): a hash map allocated a node for each of up to thousands of
+  // postings per search.
+  std::vector<double> keyword_scores_;
   std::string rebuild_reason_;
   bool index_dirty_ = false;
 };
