@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -440,20 +441,28 @@ Status EmbeddedMemory::rebuild_index() {
     if (count.step() == SQLITE_ROW) total = static_cast<size_t>(count.integer(0));
   }
   Statement stmt(db_, "SELECT seq, embedding FROM memories WHERE tier = 'long_term' ORDER BY seq");
+  // Read in chunks and inserted on every core: rebuilding a large index is
+  // minutes of work (hnswlib inserts dominate, SQLite reads are quick).
+  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  constexpr size_t kChunk = 2000;
+  std::vector<uint64_t> labels;
+  std::vector<std::vector<float>> vectors;
   size_t done = 0;
   int rc;
-  while ((rc = stmt.step()) == SQLITE_ROW) {
-    std::vector<float> v = stmt.floats(1);
-    if (v.size() == index_->dimension()) {
-      if (Status s = index_->add(static_cast<uint64_t>(stmt.integer(0)), v.data()); !s.ok()) {
-        return s;
-      }
+  do {
+    rc = stmt.step();
+    if (rc == SQLITE_ROW) {
+      labels.push_back(static_cast<uint64_t>(stmt.integer(0)));
+      vectors.push_back(stmt.floats(1));
     }
-    ++done;
-    if (options_.progress && (done % 1000 == 0 || done == total)) {
-      options_.progress("rebuilding memory index", done, total);
+    if (labels.size() == kChunk || (rc != SQLITE_ROW && !labels.empty())) {
+      if (Status s = index_->add_many(labels, vectors, threads); !s.ok()) return s;
+      done += labels.size();
+      labels.clear();
+      vectors.clear();
+      if (options_.progress) options_.progress("rebuilding memory index", done, total);
     }
-  }
+  } while (rc == SQLITE_ROW);
   if (rc != SQLITE_DONE) return sqlite_error("read");
   index_dirty_ = true;
   return save_index_locked();

@@ -91,6 +91,29 @@ TEST(ImportanceTest, ScoresCuesFactsAndTypes) {
   EXPECT_EQ(score_importance("x", MemoryType::kEpisodic, Json{{"pinned", true}}), 1.0);
 }
 
+TEST(VectorIndexTest, AddsManyOnSeveralThreadsAsOneByOne) {
+  HashingEmbedder embedder(64);
+  std::vector<uint64_t> labels;
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 1; i <= 3000; ++i) {
+    labels.push_back(i);
+    vectors.push_back(*embedder.embed(cat("record ", i, " of batch ", i % 13, " word", i * 7919)));
+  }
+  VectorIndex index("hashing-v1", 64, {});
+  ASSERT_TRUE(index.add(9999, vectors[0].data()).ok());  // not empty before, and grown past 1024
+  ASSERT_TRUE(index.add_many(labels, vectors, 4).ok());
+  EXPECT_EQ(index.size(), 3001u);
+  size_t found_itself = 0;
+  for (size_t i = 1; i < vectors.size(); i += 97) {
+    const auto hits = index.search(vectors[i].data(), 1);
+    ASSERT_EQ(hits.size(), 1u);
+    found_itself += hits[0].second == labels[i] ? 1 : 0;
+  }
+  EXPECT_EQ(found_itself, (vectors.size() - 1 + 96) / 97) << "each vector is its own nearest";
+
+  EXPECT_EQ(index.add_many({1, 2}, {vectors[0]}, 2).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(VectorIndexTest, RefusesAnotherEmbedderAndDetectsDamage) {
   TempDir dir;
   const fs::path file = dir.path() / "index.hnsw";

@@ -7,6 +7,7 @@
 #include <future>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -327,16 +328,19 @@ Status ServerMemory::rebuild_index() {
         "ORDER BY seq LIMIT $2",
         {PgParam::number(after), PgParam::number(int64_t{kPage})}, "read");
     if (!page.ok()) return page.status();
+    std::vector<uint64_t> labels;
+    std::vector<std::vector<float>> vectors;
     for (int i = 0; i < page->rows(); ++i) {
       after = page->integer(i, 0);
-      std::vector<float> v = page->floats(i, 1);
-      if (v.size() == index_->dimension()) {
-        if (Status s = index_->add(static_cast<uint64_t>(after), v.data()); !s.ok()) return s;
-      }
-      ++done;
-      if (local.progress && (done % 1000 == 0 || done == static_cast<size_t>(*total))) {
-        local.progress("rebuilding memory index", done, static_cast<size_t>(*total));
-      }
+      labels.push_back(static_cast<uint64_t>(after));
+      vectors.push_back(page->floats(i, 1));
+    }
+    // Inserted on every core: hnswlib inserts are most of a rebuild's time.
+    const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+    if (Status s = index_->add_many(labels, vectors, threads); !s.ok()) return s;
+    done += labels.size();
+    if (local.progress && !labels.empty()) {
+      local.progress("rebuilding memory index", done, static_cast<size_t>(*total));
     }
     if (page->rows() < kPage) break;
   }

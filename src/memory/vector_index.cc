@@ -1,9 +1,12 @@
 #include "memory/vector_index.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include <hnswlib/hnswlib.h>
 
@@ -156,6 +159,45 @@ Status VectorIndex::add(uint64_t label, const float* vector) {
     hnsw_->addPoint(vector, label);
   } catch (const std::exception& e) {
     return absl::ResourceExhaustedError(cat("cannot add to the memory index: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+Status VectorIndex::add_many(const std::vector<uint64_t>& labels,
+                             const std::vector<std::vector<float>>& vectors, size_t threads) {
+  if (labels.size() != vectors.size()) {
+    return absl::InvalidArgumentError(
+        cat("memory index: ", labels.size(), " labels for ", vectors.size(), " vectors"));
+  }
+  try {
+    const size_t needed = hnsw_->cur_element_count + labels.size();
+    if (needed > hnsw_->max_elements_) {
+      hnsw_->resizeIndex(std::max(needed, hnsw_->max_elements_ * 2));
+    }
+  } catch (const std::exception& e) {
+    return absl::ResourceExhaustedError(cat("cannot grow the memory index: ", e.what()));
+  }
+  std::atomic<size_t> next{0};
+  std::mutex failure_mutex;
+  std::string failure;
+  const auto work = [&] {
+    for (size_t i = next++; i < labels.size(); i = next++) {
+      if (vectors[i].size() != dimension_) continue;
+      try {
+        hnsw_->addPoint(vectors[i].data(), labels[i]);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(failure_mutex);
+        if (failure.empty()) failure = e.what();
+        next = labels.size();
+      }
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t t = 1; t < std::max<size_t>(1, threads); ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& worker : workers) worker.join();
+  if (!failure.empty()) {
+    return absl::ResourceExhaustedError(cat("cannot add to the memory index: ", failure));
   }
   return absl::OkStatus();
 }
