@@ -24,10 +24,15 @@
 #include "memory/importance.h"
 #include "memory/vector_index.h"
 #include "memory/working_memory.h"
+#include "testing/memory_test_support.h"
 #include "testing/temp_dir.h"
 
 namespace lotus::memory {
 namespace {
+
+using testing::contents;
+using testing::everyday_corpus;
+using testing::top;
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -177,26 +182,8 @@ class EmbeddedMemoryTest : public ::testing::Test {
   }
   std::unique_ptr<EmbeddedMemory> open() { return open(options()); }
 
-  static std::vector<std::string> contents(const std::vector<RecallHit>& hits) {
-    std::vector<std::string> out;
-    for (const auto& h : hits) out.push_back(h.record.content);
-    return out;
-  }
-  static std::string top(Result<std::vector<RecallHit>> hits) {
-    if (!hits.ok()) return cat("error: ", message_of(hits.status()));
-    return hits->empty() ? "(nothing)" : hits->front().record.content;
-  }
-
   void store_corpus(EmbeddedMemory& store) {
-    for (const char* text : {
-             "The deployment script scripts/deploy.sh restarts the web server",
-             "Alice prefers dark mode in every editor",
-             "Grandmother's apple pie recipe uses cinnamon and nutmeg",
-             "The quarterly report is due on the first Monday of the month",
-             "Unit tests run with ctest from the build directory",
-             "The cat knocked a glass of water off the kitchen table",
-             "Our VPN gateway is called zanzibar and lives in Frankfurt",
-         }) {
+    for (const std::string& text : everyday_corpus()) {
       ASSERT_TRUE(store.remember(text).ok());
       clock_ += 1;
     }

@@ -21,12 +21,17 @@
 #include "memory/hashing_embedder.h"
 #include "memory/memory_config.h"
 #include "memory/server_memory.h"
+#include "testing/memory_test_support.h"
 #include "testing/postgres_server.h"
 #include "testing/redis_server.h"
 #include "testing/temp_dir.h"
 
 namespace lotus::memory {
 namespace {
+
+using testing::contents;
+using testing::everyday_corpus;
+using testing::top;
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -81,26 +86,8 @@ class MemoryStoreTest : public ::testing::TestWithParam<Profile> {
   static std::string rebuild_reason(MemoryStore& store) {
     return stats(store)["index"].value("rebuilt_because", "");
   }
-  static std::vector<std::string> contents(const std::vector<RecallHit>& hits) {
-    std::vector<std::string> out;
-    for (const auto& h : hits) out.push_back(h.record.content);
-    return out;
-  }
-  static std::string top(Result<std::vector<RecallHit>> hits) {
-    if (!hits.ok()) return cat("error: ", message_of(hits.status()));
-    return hits->empty() ? "(nothing)" : hits->front().record.content;
-  }
-
   void store_corpus(MemoryStore& store) {
-    for (const char* text : {
-             "The deployment script scripts/deploy.sh restarts the web server",
-             "Alice prefers dark mode in every editor",
-             "Grandmother's apple pie recipe uses cinnamon and nutmeg",
-             "The quarterly report is due on the first Monday of the month",
-             "Unit tests run with ctest from the build directory",
-             "The cat knocked a glass of water off the kitchen table",
-             "Our VPN gateway is called zanzibar and lives in Frankfurt",
-         }) {
+    for (const std::string& text : everyday_corpus()) {
       ASSERT_TRUE(store.remember(text).ok());
       clock_ += 1;
     }
