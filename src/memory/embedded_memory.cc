@@ -27,6 +27,8 @@ namespace {
 constexpr int kSchemaVersion = 2;  // 2: term_stats
 constexpr int kJournalAdd = 1;
 constexpr int kJournalDelete = 0;
+// Imports at least this large insert into the index on every core.
+constexpr size_t kParallelIndexBatch = 64;
 
 // A prepared statement that finalizes itself.
 class Statement {
@@ -575,17 +577,27 @@ Result<std::vector<MemoryRecord>> EmbeddedMemory::remember_all(std::vector<Memor
   if (!count_terms(db_, {contents.begin(), contents.end()}, 1)) return sqlite_error("store in");
   if (!tx.commit()) return sqlite_error("store in");
 
+  std::vector<uint64_t> labels;
+  std::vector<std::vector<float>> long_term;
   for (size_t i = 0; i < records.size(); ++i) {
-    std::vector<float>& v = (*vectors)[i];
     if (records[i].tier == MemoryTier::kLongTerm) {
-      // Committed: a failure here only leaves the index behind the journal,
-      // which the next open replays.
-      index_->add(static_cast<uint64_t>(seqs[i]), v.data()).IgnoreError();
-      index_dirty_ = true;
+      labels.push_back(static_cast<uint64_t>(seqs[i]));
+      long_term.push_back((*vectors)[i]);
     } else {
-      short_term_[seqs[i]] = v;
+      short_term_[seqs[i]] = (*vectors)[i];
     }
-    working_.put(records[i], std::move(v), t);
+  }
+  if (!labels.empty()) {
+    // Committed: a failure here only leaves the index behind the journal,
+    // which the next open replays. A large import inserts on every core.
+    const size_t threads = labels.size() >= kParallelIndexBatch
+                               ? std::max(1u, std::thread::hardware_concurrency())
+                               : 1;
+    index_->add_many(labels, long_term, threads).IgnoreError();
+    index_dirty_ = true;
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    working_.put(records[i], std::move((*vectors)[i]), t);
   }
   return records;
 }

@@ -193,6 +193,29 @@ class EmbeddedMemoryTest : public ::testing::Test {
   double clock_ = 1'700'000'000.0;
 };
 
+TEST_F(EmbeddedMemoryTest, ALargeImportIsIndexedWholeAndSurvivesARestart) {
+  std::vector<MemoryInput> inputs;
+  for (int i = 0; i < 300; ++i) {
+    MemoryInput input;
+    input.content = cat("imported note ", i, " on subject ", i * 31, " kept for later");
+    input.type = MemoryType::kSemantic;
+    input.importance = 0.9;  // long-term: straight into the index
+    inputs.push_back(std::move(input));
+  }
+  {
+    auto store = open();
+    ASSERT_TRUE(store->remember_all(std::move(inputs)).ok());
+    EXPECT_EQ((*store->stats())["index"]["vectors"], 300);
+    EXPECT_EQ(top(store->recall("imported note 123 on subject 3813", 1, {})),
+              "imported note 123 on subject 3813 kept for later");
+  }
+  auto store = open();
+  EXPECT_EQ((*store->stats())["index"]["vectors"], 300);
+  EXPECT_EQ(store->index_rebuild_reason(), "");
+  EXPECT_EQ(top(store->recall("imported note 277 on subject 8587", 1, {})),
+            "imported note 277 on subject 8587 kept for later");
+}
+
 TEST_F(EmbeddedMemoryTest, AnotherEmbedderIsRefusedUntilReindexed) {
   {
     auto store = open();
