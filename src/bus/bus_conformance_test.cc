@@ -5,6 +5,7 @@
 // promises: delivery may be asynchronous, so they wait, never sleep-and-hope.
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -395,6 +396,31 @@ TYPED_TEST(BusConformanceTest, RequestTimesOutWhenNobodyAnswers) {
   ASSERT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(message_of(reply.status())),
               HasSubstr("no reply to \"math.double\" within 50 ms"));
+}
+
+// Sends a request and hands its outcome to `outcome`.
+Task<void> request_into(Bus& bus, Event event, std::chrono::milliseconds timeout,
+                        std::shared_ptr<std::promise<absl::StatusCode>> outcome) {
+  auto pending = bus.request(std::move(event), timeout);
+  Result<EventPtr> reply = co_await std::move(pending);
+  outcome->set_value(reply.status().code());
+}
+
+TYPED_TEST(BusConformanceTest, AShortTimeoutIsNotHeldUpByALongerOneSentBefore) {
+  Bus& bus = this->make_bus(2);
+  auto silent = std::make_shared<Mailbox>(Mailbox::Options{.owner = "silent"}, bus.executor());
+  silent->set_dispatch([](const Delivery&) -> Task<Status> { co_return absl::OkStatus(); });
+  ASSERT_TRUE(bus.subscribe("math.double", {}, Subscriber{silent, 0, nullptr}).ok());
+  auto slow = std::make_shared<std::promise<absl::StatusCode>>();
+  auto slow_outcome = slow->get_future();
+  start_detached(request_into(bus, numbered("math.double", 1), 30s, slow),
+                 [](std::exception_ptr) {});
+  auto begin = std::chrono::steady_clock::now();
+  auto reply = testing::sync_wait(bus.executor(), bus.request(numbered("math.double", 2), 50ms));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 5s) << "it waited for the 30 s request";
+  EXPECT_EQ(slow_outcome.wait_for(0s), std::future_status::timeout) << "the 30 s one still waits";
+  EXPECT_EQ(bus.stats().pending_requests, 1u);
 }
 
 TYPED_TEST(BusConformanceTest, RequestFailsFastWhenNoModuleHandlesTheChannel) {

@@ -10,14 +10,17 @@
 namespace lotus {
 
 struct LocalBus::Pending {
-  explicit Pending(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
   std::atomic<bool> done{false};
   std::function<void(Result<EventPtr>)> resume;
-  boost::asio::steady_timer timer;
+  std::string correlation;
+  std::string channel;
+  std::chrono::milliseconds timeout{0};
+  std::chrono::steady_clock::time_point deadline;
 };
 
 LocalBus::LocalBus(size_t threads)
-    : pool_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())) {
+    : pool_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())),
+      deadline_timer_(pool_.get_executor()) {
   // One reply channel per bus instance; the random part keeps two buses (or,
   // later, two nodes) from reading each other's replies.
   reply_channel_ = cat("reply.", EventId::generate().to_string());
@@ -32,9 +35,10 @@ LocalBus::~LocalBus() { stop(); }
 void LocalBus::stop() {
   {
     std::lock_guard lock(pending_mutex_);
+    deadline_timer_.cancel();
+    armed_for_ = std::chrono::steady_clock::time_point::max();
     for (auto& [id, pending] : pending_) {
       if (!pending->done.exchange(true)) {
-        pending->timer.cancel();
         auto resume = std::move(pending->resume);
         boost::asio::post(pool_,
                           [resume] { resume(absl::CancelledError("the bus is shutting down")); });
@@ -110,45 +114,76 @@ bool LocalBus::unsubscribe(SubscriptionId id) {
 }
 
 Task<Result<EventPtr>> LocalBus::request(Event event, std::chrono::milliseconds timeout) {
-  std::string correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
-  event.metadata.correlation_id = correlation;
+  auto pending = std::make_shared<Pending>();
+  pending->correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
+  pending->channel = event.channel;
+  pending->timeout = timeout;
+  event.metadata.correlation_id = pending->correlation;
   event.metadata.reply_to = reply_channel_;
-  const std::string channel = event.channel;
-  auto pending = std::make_shared<Pending>(pool_.get_executor());
-  auto awaiter = resume_with<Result<EventPtr>>([this, pending, correlation, channel, timeout,
-                                                event = std::move(event)](auto resume) mutable {
-    pending->resume = resume;
-    {
-      std::lock_guard lock(pending_mutex_);
-      pending_.emplace(correlation, pending);
-    }
-    auto finish = [this, pending, correlation](Result<EventPtr> outcome) {
-      if (pending->done.exchange(true)) return;
-      {
-        std::lock_guard lock(pending_mutex_);
-        pending_.erase(correlation);
-      }
-      pending->timer.cancel();
-      // Resume on the pool, never inside the publisher's call stack.
-      boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
-        pending->resume(std::move(outcome));
+  auto awaiter =
+      resume_with<Result<EventPtr>>([this, pending, event = std::move(event)](auto resume) mutable {
+        pending->resume = resume;
+        {
+          std::lock_guard lock(pending_mutex_);
+          pending->deadline = std::chrono::steady_clock::now() + pending->timeout;
+          pending_.emplace(pending->correlation, pending);
+          arm_deadline_locked(pending->deadline);
+        }
+        auto routed = publish(std::move(event));
+        if (!routed.ok()) {
+          finish(pending, routed.status());
+        } else if (*routed == 0) {
+          finish(pending, absl::NotFoundError(cat("no module handles \"", pending->channel, "\"")));
+        }
       });
-    };
-    pending->timer.expires_after(timeout);
-    pending->timer.async_wait([finish, channel, timeout](boost::system::error_code ec) {
-      if (ec) return;
-      finish(absl::DeadlineExceededError(
-          cat("no reply to \"", channel, "\" within ", timeout.count(), " ms")));
-    });
-    auto routed = publish(std::move(event));
-    if (!routed.ok()) {
-      finish(routed.status());
-    } else if (*routed == 0) {
-      finish(absl::NotFoundError(cat("no module handles \"", channel, "\"")));
-    }
-  });
   Result<EventPtr> result = co_await awaiter;
   co_return result;
+}
+
+void LocalBus::finish(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome) {
+  if (pending->done.exchange(true)) return;
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_.erase(pending->correlation);
+  }
+  // Resume on the pool, never inside the publisher's call stack.
+  boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
+    pending->resume(std::move(outcome));
+  });
+}
+
+void LocalBus::arm_deadline_locked(std::chrono::steady_clock::time_point deadline) {
+  if (deadline >= armed_for_) return;  // the timer wakes sooner and re-arms then
+  armed_for_ = deadline;
+  deadline_timer_.expires_at(deadline);
+  deadline_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) on_deadline();
+  });
+}
+
+void LocalBus::on_deadline() {
+  std::vector<std::shared_ptr<Pending>> expired;
+  {
+    std::lock_guard lock(pending_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second->deadline <= now) {
+        expired.push_back(it->second);
+        it = pending_.erase(it);
+      } else {
+        next = std::min(next, it->second->deadline);
+        ++it;
+      }
+    }
+    armed_for_ = std::chrono::steady_clock::time_point::max();
+    if (next != std::chrono::steady_clock::time_point::max()) arm_deadline_locked(next);
+  }
+  for (const auto& pending : expired) {
+    finish(pending,
+           absl::DeadlineExceededError(cat("no reply to \"", pending->channel, "\" within ",
+                                           pending->timeout.count(), " ms")));
+  }
 }
 
 void LocalBus::on_reply(const EventPtr& event) {
@@ -158,11 +193,8 @@ void LocalBus::on_reply(const EventPtr& event) {
     auto it = pending_.find(event->metadata.correlation_id);
     if (it == pending_.end()) return;  // late reply after a timeout: nobody waits
     pending = it->second;
-    pending_.erase(it);
   }
-  if (pending->done.exchange(true)) return;
-  pending->timer.cancel();
-  boost::asio::post(pool_, [pending, event] { pending->resume(event); });
+  finish(pending, event);
 }
 
 Result<size_t> LocalBus::reply(const Event& request, std::string source, Json reply_data) {
