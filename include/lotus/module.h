@@ -30,7 +30,7 @@
 // Bumped whenever Module, ModuleContext or a type they use changes layout.
 // It folds in the compiler and library versions a plugin must share with
 // the nucleus, since the boundary passes C++ objects.
-#define LOTUS_MODULE_ABI_VERSION 5
+#define LOTUS_MODULE_ABI_VERSION 6
 #define LOTUS_ABI_STAMP                                                                            \
   (static_cast<uint64_t>(LOTUS_MODULE_ABI_VERSION) << 48 | static_cast<uint64_t>(__GNUC__) << 40 | \
    static_cast<uint64_t>(__GNUC_MINOR__) << 32 |                                                   \
@@ -121,6 +121,42 @@ class ModuleContext {
 
 using ToolResult = Result<Json>;
 
+// One call of a tool, as the tool sees it while it runs: besides returning its
+// result it may tell its caller how far it got, log to it, and ask it things
+// (an MCP client's sampling/createMessage or elicitation/create). Callers
+// that take none of this (the reasoning engine) drop progress and logs, and
+// ask() fails for them. Valid until the tool returns.
+//
+// A result may carry MCP content instead of plain JSON: an object with a
+// "content" array of MCP content blocks ({"type": "text" | "image" | "audio" |
+// "resource" | "resource_link", ...}) and "mcp": true; MCP clients get the
+// blocks as they are, everyone else gets the object. An error Status is an
+// error result (MCP "isError": true) with the status message as its text.
+class ToolCallContext {
+ public:
+  virtual ~ToolCallContext() = default;
+  virtual const std::string& call_id() const = 0;
+  // `progress` out of `total` (0 when unknown); each report must be higher
+  // than the one before. Dropped when the caller did not ask for progress.
+  virtual void progress(double progress, double total = 0, std::string_view message = {}) = 0;
+  // A log message for the caller: an MCP level name ("debug", "info", "notice",
+  // "warning", "error", "critical", "alert", "emergency") and any JSON.
+  virtual void log(std::string_view level, Json data) = 0;
+  // Sends a request (`method`, `params`) to whoever made the call and waits
+  // for its result. FailedPrecondition when the caller cannot be asked (it is
+  // not an MCP client, or its client does not offer `method`),
+  // DeadlineExceeded after `timeout`.
+  virtual Task<Result<Json>> ask(std::string method, Json params,
+                                 std::chrono::milliseconds timeout) = 0;
+};
+
+// A finished MCP tool result: `content` blocks, and whether it is an error.
+inline Json mcp_content(Json content, bool is_error = false) {
+  Json out = {{"mcp", true}, {"content", std::move(content)}};
+  if (is_error) out["isError"] = true;
+  return out;
+}
+
 // Thrown from initialize() when retrying cannot help (bad config, a missing
 // device): the module is marked failed at once instead of being restarted
 // with backoff. Any other exception is treated as transient and retried.
@@ -132,7 +168,8 @@ class PermanentError : public std::runtime_error {
 class Module {
  public:
   using Handler = std::function<Task<void>(const Event&)>;
-  using Tool = std::function<Task<ToolResult>(const Json& arguments)>;
+  using Tool = std::function<Task<ToolResult>(const Json& arguments, ToolCallContext& call)>;
+  using SimpleTool = std::function<Task<ToolResult>(const Json& arguments)>;
   using Job = std::function<Task<void>()>;
 
   struct PeriodicJob {
@@ -169,9 +206,9 @@ class Module {
     }
     co_return absl::OkStatus();
   }
-  Task<ToolResult> invoke_tool(const Tool& tool, const Json& arguments) {
+  Task<ToolResult> invoke_tool(const Tool& tool, const Json& arguments, ToolCallContext& call) {
     try {
-      co_return co_await tool(arguments);
+      co_return co_await tool(arguments, call);
     } catch (const std::exception& e) {
       co_return absl::InternalError(std::string("tool threw: ") + e.what());
     } catch (...) {
@@ -212,12 +249,27 @@ class Module {
     on(std::move(handler_name), [self, method](const Event& e) { return (self->*method)(e); });
   }
 
-  // Registers a tool the manifest declares (`tools[].name`).
+  // Registers a tool the manifest declares (`tools[].name`). The forms
+  // taking a ToolCallContext& may report progress, log and ask the caller.
   void tool(std::string name, Tool fn) { tools_[std::move(name)] = std::move(fn); }
+  void tool(std::string name, SimpleTool fn) {
+    tools_[std::move(name)] = [fn = std::move(fn)](const Json& args, ToolCallContext&) {
+      return fn(args);
+    };
+  }
   template <typename Derived>
   void tool(std::string name, Task<ToolResult> (Derived::*method)(const Json&)) {
     auto* self = static_cast<Derived*>(this);
-    tool(std::move(name), [self, method](const Json& args) { return (self->*method)(args); });
+    tool(std::move(name), Tool([self, method](const Json& args, ToolCallContext&) {
+           return (self->*method)(args);
+         }));
+  }
+  template <typename Derived>
+  void tool(std::string name, Task<ToolResult> (Derived::*method)(const Json&, ToolCallContext&)) {
+    auto* self = static_cast<Derived*>(this);
+    tool(std::move(name), Tool([self, method](const Json& args, ToolCallContext& call) {
+           return (self->*method)(args, call);
+         }));
   }
 
   // Runs `job` every `interval` in the module's mailbox (never concurrently

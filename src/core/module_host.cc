@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/strings/str_join.h"
+#include "core/bus_tool_call.h"
 #include "core/timer_sleep.h"
 #include "lotus/strings.h"
 
@@ -392,8 +393,10 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
              {"error", cat("module \"", manifest().name, "\" has no tool \"", tool_name, "\"")}};
   } else {
     Json arguments = event.data.value("arguments", Json::object());
+    BusToolCall call(*services_.bus, manifest().name, event.data.value("call_id", std::string()),
+                     event.data.value("session", std::string()), event.metadata.trace_id);
     auto begin = std::chrono::steady_clock::now();
-    ToolResult result = co_await instance_->invoke_tool(it->second, arguments);
+    ToolResult result = co_await instance_->invoke_tool(it->second, arguments, call);
     latency_.record(std::chrono::steady_clock::now() - begin);
     if (result.ok()) {
       response = Json{{"ok", true}, {"result", std::move(*result)}};

@@ -204,8 +204,9 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     approved_by = "person";
   }
 
-  Event call_event =
-      Event::make(tool->channel, std::string(kSource), Json{{"arguments", request.arguments}});
+  Json call_data = {{"arguments", request.arguments}, {"call_id", request.call_id}};
+  if (!request.session.empty()) call_data["session"] = request.session;
+  Event call_event = Event::make(tool->channel, std::string(kSource), std::move(call_data));
   call_event.metadata.trace_id = request.trace_id;
   auto pending = bus_.request(call_event, options_.timeout);
   Result<EventPtr> reply = co_await std::move(pending);

@@ -50,6 +50,9 @@ struct ToolCallRequest {
   std::string call_id;
   std::string trace_id;
   std::string requested_by;  // module or interface, for the action log
+  // Where the tool sends progress, logs and questions while it runs (an MCP
+  // session's channel, see BusToolCall); empty: the caller takes none.
+  std::string session;
 };
 
 class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
