@@ -140,6 +140,24 @@ struct Manifest {
     std::string overflow = "wait";
   };
 
+  // What the module offers MCP clients besides its tools (`mcp:`). Each
+  // resource, template and prompt is an MCP object (resource: uri, name,
+  // title?, description?, mimeType?; template: uriTemplate instead of uri;
+  // prompt: name, title?, description?, arguments?) plus where its content
+  // comes from: "text" or "blob" (base64) for a resource, "messages" for a
+  // prompt, with {{name}} replaced by template variables or prompt arguments;
+  // or "channel", a channel the module answers requests on
+  // ({"uri", "variables"} -> {"contents": [...]}; {"name", "arguments"} ->
+  // {"messages": [...], "description"?}).
+  struct Mcp {
+    // `tool_names: bare`: MCP clients see the tools as "tool" instead of
+    // "module__tool" (a name another tool has already stays module__tool).
+    bool bare_tool_names = false;
+    nlohmann::json resources = nlohmann::json::array();
+    nlohmann::json resource_templates = nlohmann::json::array();
+    nlohmann::json prompts = nlohmann::json::array();
+  };
+
   std::string name;  // [a-z][a-z0-9_]*
   SemVer version;
   ModuleType type = ModuleType::kCapability;
@@ -162,6 +180,7 @@ struct Manifest {
   std::vector<std::string> permissions;  // "file.read", "network.http", "file.*"
   Runtime runtime;
   Mailbox mailbox;
+  Mcp mcp;
   nlohmann::json extensions = nlohmann::json::object();  // the "x-" keys, as given
 
   std::filesystem::path directory;  // the module's folder

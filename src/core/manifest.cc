@@ -613,6 +613,11 @@ class ManifestParser {
   void parse_runtime(const At& at, Manifest::Runtime* out);
   std::optional<std::filesystem::path> relative_path(const At& at);
   void parse_mailbox(const At& at, Manifest::Mailbox* out);
+  void parse_mcp(const At& at, Manifest::Mcp* out);
+  // One list of `mcp:` (resources, resource_templates, prompts): each item a
+  // mapping with the string fields `required` and exactly one of `sources`.
+  Json parse_mcp_list(const At& at, std::string_view id_field,
+                      const std::vector<std::string_view>& sources);
 
   std::string path_;
   std::vector<std::string> errors_;
@@ -1413,6 +1418,84 @@ void ManifestParser::parse_runtime(const At& at, Manifest::Runtime* out) {
   }
 }
 
+void ManifestParser::parse_mcp(const At& at, Manifest::Mcp* out) {
+  auto fields = entries(at, {"tool_names", "resources", "resource_templates", "prompts"});
+  if (!fields) return;
+  for (const At& f : *fields) {
+    if (f.key == "tool_names") {
+      if (auto s = nonempty_string(f)) {
+        if (*s == "bare") {
+          out->bare_tool_names = true;
+        } else if (*s != "qualified") {
+          fail(f, cat(quote(*s),
+                      " is not a naming; expected bare (\"tool\") or qualified "
+                      "(\"module__tool\", the default)"));
+        }
+      }
+    } else if (f.key == "resources") {
+      out->resources = parse_mcp_list(f, "uri", {"text", "blob", "channel"});
+    } else if (f.key == "resource_templates") {
+      out->resource_templates = parse_mcp_list(f, "uriTemplate", {"text", "blob", "channel"});
+    } else if (f.key == "prompts") {
+      out->prompts = parse_mcp_list(f, "name", {"messages", "channel"});
+    }
+  }
+}
+
+Json ManifestParser::parse_mcp_list(const At& at, std::string_view id_field,
+                                    const std::vector<std::string_view>& sources) {
+  Json out = Json::array();
+  if (!is_sequence(at)) return out;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    At item = item_at(at, at.node[i], i);
+    std::optional<Json> value = to_json(item);
+    if (!value) continue;
+    if (!value->is_object()) {
+      fail(item, cat("expected a mapping with ", id_field, ", got ", describe(item.node)));
+      continue;
+    }
+    bool ok = true;
+    for (std::string_view required : {id_field, std::string_view("name")}) {
+      auto it = value->find(std::string(required));
+      if (it == value->end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+        fail(item, cat("\"", required, "\" is required (a string)"));
+        ok = false;
+      }
+    }
+    if (ok && !seen.insert((*value)[std::string(id_field)].get<std::string>()).second) {
+      fail(item, cat("another entry has the same ", id_field));
+      ok = false;
+    }
+    int given = 0;
+    for (std::string_view source : sources) given += value->contains(std::string(source)) ? 1 : 0;
+    if (given != 1) {
+      fail(item,
+           cat("give exactly one of ", join(sources, ", "), " (where the content comes from)"));
+      ok = false;
+    }
+    if (auto channel = value->find("channel"); channel != value->end()) {
+      if (!channel->is_string() || !validate_channel(channel->get<std::string>()).ok()) {
+        fail(item, "\"channel\" must be a channel name the module answers requests on");
+        ok = false;
+      }
+    }
+    if (auto messages = value->find("messages");
+        messages != value->end() && !messages->is_array()) {
+      fail(item, "\"messages\" must be a list of {role, content}");
+      ok = false;
+    }
+    for (const char* text_field : {"text", "blob", "mimeType", "description", "title"}) {
+      if (auto it = value->find(text_field); it != value->end() && !it->is_string()) {
+        fail(item, cat("\"", text_field, "\" must be a string"));
+        ok = false;
+      }
+    }
+    if (ok) out.push_back(std::move(*value));
+  }
+  return out;
+}
+
 void ManifestParser::parse_mailbox(const At& at, Manifest::Mailbox* out) {
   auto fields = entries(at, {"capacity", "overflow"});
   if (!fields) return;
@@ -1474,7 +1557,7 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
       "name",      "version",     "type",         "description",   "author",
       "license",   "priority",    "dependencies", "subscriptions", "publications",
       "providers", "memory",      "tools",        "capabilities",  "config_schema",
-      "hotload",   "permissions", "runtime",      "mailbox"};
+      "hotload",   "permissions", "runtime",      "mailbox",       "mcp"};
   At root{document, document.Mark(), "", ""};
   if (!root.node.IsMap()) {
     fail(root, cat("a manifest is a mapping of fields (name, version, type, ...), got ",
@@ -1567,6 +1650,8 @@ Result<Manifest> ManifestParser::parse(std::string_view text) {
       parse_runtime(f, &manifest.runtime);
     } else if (key == "mailbox") {
       parse_mailbox(f, &manifest.mailbox);
+    } else if (key == "mcp") {
+      parse_mcp(f, &manifest.mcp);
     }
   }
   check_tool_permissions(manifest);

@@ -499,7 +499,8 @@ void Nucleus::tools_added(const Manifest& manifest) {
     // last ones away.
     if (!tools_.remove_module(manifest.name)) return;
   } else {
-    tools_.add_module(manifest);
+    // A bare MCP name another tool has already: the tool stays module__tool.
+    for (const std::string& warning : tools_.add_module(manifest)) spdlog::warn("{}", warning);
   }
   if (node_tools_) node_tools_->local_changed();
   emit("system.tools_changed", Json{{"module", manifest.name}, {"version", tools_.version()}});
@@ -779,6 +780,18 @@ std::map<std::string, std::vector<std::string>> Nucleus::vector_collections() co
   for (const auto& host : hosts_) {
     const Manifest& m = host->manifest();
     out[m.name] = m.memory.vector_collections;
+  }
+  return out;
+}
+
+std::vector<Manifest> Nucleus::running_manifests() const {
+  std::vector<Manifest> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& host : hosts_) {
+    ModuleState state = host->state();
+    if (state == ModuleState::kRunning || state == ModuleState::kDegraded) {
+      out.push_back(host->manifest());
+    }
   }
   return out;
 }

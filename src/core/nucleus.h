@@ -80,6 +80,9 @@ class Nucleus {
 
   Json health() const;
   std::vector<ModuleSummary> modules() const;
+  // The manifests of the modules that are running (or degraded), in load
+  // order: what MCP serves their resources and prompts from.
+  std::vector<Manifest> running_manifests() const;
   // Every loaded module's memory.vector_collections, by module name.
   std::map<std::string, std::vector<std::string>> vector_collections() const;
   // Publishes on behalf of an interface (the CLI, the API), not a module.

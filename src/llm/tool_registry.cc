@@ -65,6 +65,7 @@ std::shared_ptr<ToolEntry> make_entry(const std::string& module, const std::stri
   entry->tool = tool;
   entry->qualified = cat(module, ".", tool);
   entry->model_name = ToolRegistry::model_name(module, tool);
+  entry->mcp_name = entry->model_name;
   entry->channel = cat("tool.", module, ".", tool);
   entry->description = std::move(description);
   entry->parameters = std::move(parameters);
@@ -90,43 +91,64 @@ bool plain_name(std::string_view name) {
 
 }  // namespace
 
-void ToolRegistry::add_module(const Manifest& manifest) {
-  std::vector<std::shared_ptr<const ToolEntry>> entries;
+std::vector<std::string> ToolRegistry::add_module(const Manifest& manifest) {
+  std::vector<std::shared_ptr<ToolEntry>> entries;
   for (const Manifest::Tool& tool : manifest.tools) {
     entries.push_back(
         make_entry(manifest.name, tool.name, tool.description, tool.parameters, tool.permissions));
   }
+  std::vector<std::string> warnings;
   std::lock_guard lock(mutex_);
   if (auto old = by_module_.find(manifest.name); old != by_module_.end()) {
-    for (const std::string& name : old->second) {
-      auto it = by_name_.find(name);
-      if (it == by_name_.end()) continue;
-      by_name_.erase(it->second->model_name);
-      by_name_.erase(it);
-    }
+    for (const std::string& name : old->second) erase_names(name);
     by_module_.erase(old);
+  }
+  if (manifest.mcp.bare_tool_names) {
+    for (auto& entry : entries) {
+      bool clash = by_name_.count(entry->tool) != 0 || remote_by_name_.count(entry->tool) != 0;
+      if (clash) {
+        auto other = by_name_.count(entry->tool) != 0 ? by_name_.at(entry->tool)
+                                                      : remote_by_name_.at(entry->tool);
+        warnings.push_back(
+            cat(manifest.path.string(), ": mcp.tool_names: tool \"", entry->tool,
+                "\" cannot be offered to MCP clients under its own name: ", other->qualified,
+                " already has it; it stays \"", entry->model_name, "\""));
+        continue;
+      }
+      entry->mcp_name = entry->tool;
+    }
   }
   if (!entries.empty()) {
     std::vector<std::string>& names = by_module_[manifest.name];
     for (auto& entry : entries) {
       names.push_back(entry->qualified);
-      by_name_[entry->model_name] = entry;
-      by_name_[entry->qualified] = std::move(entry);
+      std::shared_ptr<const ToolEntry> shared = std::move(entry);
+      by_name_[shared->model_name] = shared;
+      if (shared->mcp_name != shared->model_name) by_name_[shared->mcp_name] = shared;
+      by_name_[shared->qualified] = std::move(shared);
     }
   }
   publish_snapshot();
+  return warnings;
+}
+
+void ToolRegistry::erase_names(const std::string& qualified) {
+  auto it = by_name_.find(qualified);
+  if (it == by_name_.end()) return;
+  std::shared_ptr<const ToolEntry> entry = it->second;
+  by_name_.erase(it);
+  by_name_.erase(entry->model_name);
+  if (entry->mcp_name != entry->model_name) {
+    auto bare = by_name_.find(entry->mcp_name);
+    if (bare != by_name_.end() && bare->second == entry) by_name_.erase(bare);
+  }
 }
 
 bool ToolRegistry::remove_module(std::string_view module) {
   std::lock_guard lock(mutex_);
   auto old = by_module_.find(module);
   if (old == by_module_.end()) return false;
-  for (const std::string& name : old->second) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) continue;
-    by_name_.erase(it->second->model_name);
-    by_name_.erase(it);
-  }
+  for (const std::string& name : old->second) erase_names(name);
   by_module_.erase(old);
   publish_snapshot();
   return true;

@@ -36,7 +36,11 @@ struct ToolEntry {
   std::string tool;
   std::string qualified;   // "fs.read": what policies, logs and people use
   std::string model_name;  // "fs__read": what LLM tool-calling APIs accept
-  std::string channel;     // "tool.fs.read": where calls go on the bus
+  // What MCP clients call it: model_name, or the bare tool name ("read") when
+  // the module's manifest asks for that (mcp: {tool_names: bare}) and no
+  // other tool has that name.
+  std::string mcp_name;
+  std::string channel;  // "tool.fs.read": where calls go on the bus
   std::string description;
   Json parameters;                           // JSON Schema object
   std::shared_ptr<const JsonSchema> schema;  // null when the schema did not compile
@@ -54,8 +58,10 @@ class ToolRegistry {
   // provider's API requires, and unambiguous since module names hold no "__".
   static std::string model_name(std::string_view module, std::string_view tool);
 
-  // Replaces whatever tools `manifest`'s module had.
-  void add_module(const Manifest& manifest);
+  // Replaces whatever tools `manifest`'s module had. Returns a warning for
+  // each bare MCP name it could not give (another tool has that name; the
+  // tool keeps module__tool).
+  std::vector<std::string> add_module(const Manifest& manifest);
   // Returns whether the module had any tools.
   bool remove_module(std::string_view module);
 
@@ -69,8 +75,8 @@ class ToolRegistry {
   // This process's own tools, for announcing them to other nodes.
   Json local_tools_json() const;
 
-  // By qualified name ("fs.read") or model name ("fs__read"); a local tool
-  // before another node's.
+  // By qualified name ("fs.read"), model name ("fs__read") or MCP name; a
+  // local tool before another node's.
   std::shared_ptr<const ToolEntry> find(std::string_view name) const;
   // Sorted by qualified name.
   std::shared_ptr<const ToolList> list() const;
@@ -78,7 +84,9 @@ class ToolRegistry {
 
  private:
   void publish_snapshot();  // with mutex_ held
-  void index_remote();      // rebuilds remote_by_name_, with mutex_ held
+  // Forgets a local tool under all its names, with mutex_ held.
+  void erase_names(const std::string& qualified);
+  void index_remote();  // rebuilds remote_by_name_, with mutex_ held
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const ToolEntry>, std::less<>> by_name_;  // both names
