@@ -11,6 +11,7 @@
 
 #include "lotus/strings.h"
 #include "mcp/json_rpc.h"
+#include "mcp/module_content.h"
 #include "mcp/nucleus_content.h"
 
 namespace lotus::api {
@@ -169,9 +170,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // The McpServer's sink: a reply goes to the POST that asked, progress to
-  // the POST whose token it carries, anything else to the GET stream (or,
-  // without one, to a POST still streaming).
-  void deliver(std::string message) {
+  // the POST whose token it carries, what belongs to a request (a tool's logs
+  // and questions for the client) to that request's POST, anything else to
+  // the GET stream (or, without one, to a POST still streaming).
+  void deliver(std::string message, const Json& related) {
     Json parsed = Json::parse(message, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object()) return;
     if (parsed.contains("id") && (parsed.contains("result") || parsed.contains("error"))) {
@@ -191,6 +193,11 @@ class Session : public std::enable_shared_from_this<Session> {
               target = it->second.lock();
             }
           }
+        }
+      }
+      if (!target && !related.is_null()) {
+        if (auto it = waiting_.find(related.dump()); it != waiting_.end()) {
+          target = it->second.lock();
         }
       }
       if (!target) target = stream_.lock();
@@ -246,7 +253,9 @@ using mcp_http::Session;
 McpEndpoint::McpEndpoint(Nucleus& nucleus, McpEndpointOptions options)
     : nucleus_(nucleus),
       options_(std::move(options)),
-      content_(std::make_shared<mcp::NucleusContent>(nucleus)) {}
+      content_(std::make_shared<mcp::ModuleContent>(
+          nucleus.bus(), [&nucleus] { return nucleus.running_manifests(); },
+          std::make_shared<mcp::NucleusContent>(nucleus))) {}
 
 McpEndpoint::~McpEndpoint() {
   std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions;
@@ -316,11 +325,12 @@ Result<std::shared_ptr<Session>> McpEndpoint::create_session() {
       "memory__recall, shell__run); calls go through its permission policy, so a denied "
       "call returns an error result.";
   std::weak_ptr<Session> weak = session;
-  auto server =
-      mcp::McpServer::create(nucleus_.bus(), nucleus_.tools(), nucleus_.tool_broker(), content_,
-                             std::move(server_options), [weak](std::string message) {
-                               if (auto s = weak.lock()) s->deliver(std::move(message));
-                             });
+  auto server = mcp::McpServer::create(nucleus_.bus(), nucleus_.tools(), nucleus_.tool_broker(),
+                                       content_, std::move(server_options),
+                                       [weak](std::string message, const Json& related) {
+                                         if (auto s = weak.lock())
+                                           s->deliver(std::move(message), related);
+                                       });
   if (Status started = server->start(); !started.ok()) return started;
   session->attach(std::move(server));
   std::lock_guard lock(mutex_);

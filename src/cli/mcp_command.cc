@@ -20,6 +20,7 @@
 #include "core/nucleus.h"
 #include "lotus/strings.h"
 #include "mcp/mcp_server.h"
+#include "mcp/module_content.h"
 #include "mcp/nucleus_content.h"
 #include "mcp/stdio_transport.h"
 
@@ -127,10 +128,12 @@ int run_mcp(Config config, const McpOptions& options) {
       "memory__recall, shell__run); calls go through its permission policy, so a denied "
       "call returns an error result. Resources: lotus://health, module manifests, "
       "conversations and memory searches (lotus://memory/search/{query}).";
-  auto server = mcp::McpServer::create(nucleus->bus(), nucleus->tools(), nucleus->tool_broker(),
-                                       std::make_shared<mcp::NucleusContent>(*nucleus),
-                                       std::move(server_options),
-                                       [writer](std::string message) { writer->write(message); });
+  auto server = mcp::McpServer::create(
+      nucleus->bus(), nucleus->tools(), nucleus->tool_broker(),
+      std::make_shared<mcp::ModuleContent>(
+          nucleus->bus(), [n = nucleus.get()] { return n->running_manifests(); },
+          std::make_shared<mcp::NucleusContent>(*nucleus)),
+      std::move(server_options), [writer](std::string message) { writer->write(message); });
   if (Status started = server->start(); !started.ok()) {
     std::cerr << "lotus mcp: " << message_of(started) << "\n";
     (void)nucleus->shutdown();

@@ -35,11 +35,29 @@ Json tool_result(const Json& answer) {
     return result;
   }
   const Json& value = answer.contains("result") ? answer["result"] : Json();
+  // MCP content the tool made itself (see lotus::mcp_content).
+  if (value.is_object() && value.contains("mcp") && value["mcp"] == true &&
+      value.contains("content") && value["content"].is_array()) {
+    result["content"] = value["content"];
+    result["isError"] = value.contains("isError") && value["isError"] == true;
+    if (value.contains("structuredContent"))
+      result["structuredContent"] = value["structuredContent"];
+    return result;
+  }
   std::string text = value.is_string() ? value.get<std::string>()
                                        : value.dump(-1, ' ', false, Json::error_handler_t::replace);
   result["content"].push_back({{"type", "text"}, {"text", std::move(text)}});
   if (value.is_object()) result["structuredContent"] = value;
   return result;
+}
+
+// The client capability a request to it needs ("sampling" for
+// sampling/createMessage); empty for methods every client answers.
+std::string capability_for(std::string_view method) {
+  if (method.starts_with("sampling/")) return "sampling";
+  if (method.starts_with("elicitation/")) return "elicitation";
+  if (method.starts_with("roots/")) return "roots";
+  return "";
 }
 
 }  // namespace
@@ -59,18 +77,31 @@ std::shared_ptr<McpServer> McpServer::create(Bus& bus, const llm::ToolRegistry& 
                                              llm::ToolBroker* broker,
                                              std::shared_ptr<McpContent> content,
                                              McpServerOptions options, Sink sink) {
+  RoutedSink routed;
+  if (sink)
+    routed = [sink = std::move(sink)](std::string message, const Json&) {
+      sink(std::move(message));
+    };
+  return create(bus, registry, broker, std::move(content), std::move(options), std::move(routed));
+}
+
+std::shared_ptr<McpServer> McpServer::create(Bus& bus, const llm::ToolRegistry& registry,
+                                             llm::ToolBroker* broker,
+                                             std::shared_ptr<McpContent> content,
+                                             McpServerOptions options, RoutedSink sink) {
   return std::shared_ptr<McpServer>(new McpServer(bus, registry, broker, std::move(content),
                                                   std::move(options), std::move(sink)));
 }
 
 McpServer::McpServer(Bus& bus, const llm::ToolRegistry& registry, llm::ToolBroker* broker,
-                     std::shared_ptr<McpContent> content, McpServerOptions options, Sink sink)
+                     std::shared_ptr<McpContent> content, McpServerOptions options, RoutedSink sink)
     : bus_(bus),
       registry_(registry),
       broker_(broker),
       content_(std::move(content)),
       options_(std::move(options)),
       sink_(std::move(sink)),
+      session_channel_(cat("mcp.session.", EventId::generate().to_string())),
       log_level_(static_cast<int>(options_.log_level)) {}
 
 McpServer::~McpServer() {
@@ -88,16 +119,159 @@ Status McpServer::start() {
   auto id = bus_.subscribe("system.tools_changed", SubscriptionFilter(), std::move(changes));
   if (!id.ok()) return id.status();
   subscriptions_.push_back(*id);
+
+  Subscriber reports;
+  reports.tap = [weak](const EventPtr& event) {
+    if (auto self = weak.lock()) self->on_session_event(event);
+  };
+  id = bus_.subscribe(session_channel_, SubscriptionFilter(), std::move(reports));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
+
+  Subscriber updates;
+  updates.tap = [weak](const EventPtr& event) {
+    auto self = weak.lock();
+    if (!self || !self->initialized_.load() || !event->data.is_object()) return;
+    std::string uri = event->data.value("uri", "");
+    {
+      std::lock_guard lock(self->mutex_);
+      if (self->subscribed_.count(uri) == 0) return;
+    }
+    self->send(make_notification("notifications/resources/updated", {{"uri", uri}}));
+  };
+  id = bus_.subscribe(kResourceUpdatedChannel, SubscriptionFilter(), std::move(updates));
+  if (!id.ok()) return id.status();
+  subscriptions_.push_back(*id);
   return absl::OkStatus();
+}
+
+void McpServer::on_session_event(const EventPtr& event) {
+  try {
+    handle_session_event(event);
+  } catch (const Json::exception& e) {
+    // Only tool calls publish here (BusToolCall); anything malformed is dropped.
+    log(McpLogLevel::kWarning, "lotus", cat("dropped a malformed tool report: ", e.what()));
+  }
+}
+
+void McpServer::handle_session_event(const EventPtr& event) {
+  const Json& data = event->data;
+  if (!data.is_object()) return;
+  std::string kind = data.value("kind", "");
+  std::string call_id = data.value("call_id", "");
+  std::string key;
+  Json related;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [k, call] : calls_) {
+      if (!call_id.empty() && call.call_id == call_id) {
+        key = k;
+        related = call.id;
+        break;
+      }
+    }
+  }
+  if (kind == "ask") {
+    if (event->metadata.reply_to.empty()) return;
+    if (key.empty() || closed_.load()) {
+      return answer_ask(event, {{"ok", false}, {"error", "the MCP call is over"}});
+    }
+    std::string method = data.value("method", "");
+    std::string capability = capability_for(method);
+    bool offered;
+    {
+      std::lock_guard lock(mutex_);
+      offered = capability.empty() || client_capabilities_.contains(capability);
+    }
+    if (!offered) {
+      return answer_ask(
+          event, {{"ok", false},
+                  {"unsupported", true},
+                  {"error", cat("the MCP client does not offer ", capability, " (it declared no \"",
+                                capability, "\" capability)")}});
+    }
+    Json id;
+    {
+      std::lock_guard lock(mutex_);
+      id = cat("lotus-", next_ask_++);
+      asks_[key_of(id)] = Ask{event, related};
+    }
+    send(make_request(id, method, data.value("params", Json::object())), related);
+    return;
+  }
+  if (key.empty()) return;  // the call is over (or not ours): dropped
+  if (kind == "progress") {
+    progress(key, data.value("progress", 0.0), data.value("total", Json()),
+             data.value("message", ""), true);
+  } else if (kind == "log") {
+    auto level = parse_log_level(data.value("level", "info"));
+    McpLogLevel parsed = level.ok() ? *level : McpLogLevel::kInfo;
+    if (!initialized_.load() || static_cast<int>(parsed) < log_level_.load()) return;
+    send(make_notification("notifications/message", {{"level", to_string(parsed)},
+                                                     {"logger", data.value("logger", "lotus")},
+                                                     {"data", data.value("data", Json())}}),
+         related);
+  }
+}
+
+void McpServer::answer_ask(const EventPtr& event, Json data) {
+  (void)bus_.reply(*event, "mcp", std::move(data));
+}
+
+void McpServer::on_response(const RpcMessage& message) {
+  Ask ask;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = asks_.find(key_of(message.id));
+    if (it == asks_.end()) return;  // not ours, or answered already: ignored
+    ask = std::move(it->second);
+    asks_.erase(it);
+  }
+  if (!message.error.is_null()) {
+    std::string text = message.error.is_object() && message.error.contains("message") &&
+                               message.error["message"].is_string()
+                           ? message.error["message"].get<std::string>()
+                           : message.error.dump();
+    return answer_ask(ask.event,
+                      {{"ok", false}, {"error", cat("the MCP client answered: ", text)}});
+  }
+  answer_ask(ask.event, {{"ok", true}, {"result", message.result}});
+}
+
+void McpServer::progress(const std::string& key, double value, Json total, std::string message,
+                         bool from_tool) {
+  Json token;
+  Json related;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = calls_.find(key);
+    if (it == calls_.end()) return;
+    Call& call = it->second;
+    if (call.cancelled || call.progress_token.is_null() || value <= call.last_progress) return;
+    if (!from_tool && call.tool_progress) return;
+    call.last_progress = value;
+    call.tool_progress = call.tool_progress || from_tool;
+    token = call.progress_token;
+    related = call.id;
+  }
+  Json params = {{"progressToken", token}, {"progress", value}};
+  if (total.is_number()) params["total"] = total;
+  if (!message.empty()) params["message"] = message;
+  send(make_notification("notifications/progress", std::move(params)), related);
 }
 
 void McpServer::close() {
   if (closed_.exchange(true)) return;
   for (SubscriptionId id : subscriptions_) bus_.unsubscribe(id);
   subscriptions_.clear();
+  std::map<std::string, Ask> asks;
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, call] : calls_) call.cancelled = true;
+    asks.swap(asks_);
+  }
+  for (auto& [key, ask] : asks) {
+    answer_ask(ask.event, {{"ok", false}, {"error", "the MCP client went away"}});
   }
   refuse_approvals("the MCP client went away");
 }
@@ -136,10 +310,10 @@ size_t McpServer::in_flight() const {
   return calls_.size();
 }
 
-void McpServer::send(std::string message) {
+void McpServer::send(std::string message, const Json& related) {
   if (closed_.load()) return;
   std::lock_guard lock(send_mutex_);
-  if (sink_) sink_(std::move(message));
+  if (sink_) sink_(std::move(message), related);
 }
 
 void McpServer::respond(const Json& id, Json result) { send(make_result(id, std::move(result))); }
@@ -173,7 +347,8 @@ void McpServer::handle(std::string_view text) {
       send(make_error(message.id, message.problem));
       return;
     case RpcMessage::Kind::kResponse:
-      return;  // this server sends no requests that need answers
+      on_response(message);  // to a request a tool made (sampling, elicitation)
+      return;
     case RpcMessage::Kind::kNotification:
       handle_notification(message);
       return;
@@ -232,6 +407,8 @@ void McpServer::handle_request(const RpcMessage& message) {
     return respond(message.id, std::move(result));
   }
   if (method == "completion/complete") return complete(message);
+  if (method == "resources/subscribe") return subscribe_resource(message, true);
+  if (method == "resources/unsubscribe") return subscribe_resource(message, false);
   if (method == "resources/read") {
     auto uri = message.params.find("uri");
     if (uri == message.params.end() || !uri->is_string()) {
@@ -289,7 +466,7 @@ void McpServer::initialize(const RpcMessage& message) {
   }
   Json capabilities = {{"tools", {{"listChanged", true}}},
                        {"logging", Json::object()},
-                       {"resources", {{"subscribe", false}, {"listChanged", false}}},
+                       {"resources", {{"subscribe", true}, {"listChanged", false}}},
                        {"prompts", {{"listChanged", false}}},
                        {"completions", Json::object()}};
   Json result = {{"protocolVersion", chosen},
@@ -303,7 +480,7 @@ void McpServer::initialize(const RpcMessage& message) {
 Json McpServer::tool_json(const llm::ToolEntry& tool) const {
   Json schema = tool.parameters.is_object() ? tool.parameters : Json::object();
   if (!schema.contains("type")) schema["type"] = "object";
-  Json out = {{"name", tool.model_name},
+  Json out = {{"name", tool.mcp_name},
               {"title", tool.qualified},
               {"description", tool.description},
               {"inputSchema", std::move(schema)}};
@@ -379,11 +556,13 @@ void McpServer::call_tool(const RpcMessage& message) {
   request.call_id = cat("mcp-", EventId::generate().to_string());
   request.trace_id = EventId::generate().to_string();
   request.requested_by = options_.requested_by;
+  request.session = session_channel_;
   Json token;
   if (auto meta = params.find("_meta"); meta != params.end() && meta->is_object()) {
     token = meta->value("progressToken", Json());
   }
-  if (!track(message.id, request.call_id)) return;
+  bool wants_progress = token.is_string() || token.is_number_integer();
+  if (!track(message.id, request.call_id, wants_progress ? token : Json())) return;
   run(run_tool(message.id, std::move(request), std::move(token)));
 }
 
@@ -453,10 +632,32 @@ void McpServer::cancel(const Json& params) {
   }
 }
 
-bool McpServer::track(const Json& id, std::string call_id) {
+void McpServer::subscribe_resource(const RpcMessage& message, bool subscribe) {
+  auto uri = message.params.find("uri");
+  if (uri == message.params.end() || !uri->is_string() ||
+      uri->get_ref<const std::string&>().empty()) {
+    return fail(message.id, kInvalidParams,
+                cat("invalid params for ", message.method, ": \"uri\" must be a string"));
+  }
   {
     std::lock_guard lock(mutex_);
-    if (calls_.emplace(key_of(id), Call{std::move(call_id), false}).second) return true;
+    if (subscribe) {
+      subscribed_.insert(uri->get<std::string>());
+    } else {
+      subscribed_.erase(uri->get<std::string>());
+    }
+  }
+  respond(message.id, Json::object());
+}
+
+bool McpServer::track(const Json& id, std::string call_id, Json progress_token) {
+  {
+    std::lock_guard lock(mutex_);
+    Call call;
+    call.call_id = std::move(call_id);
+    call.id = id;
+    call.progress_token = std::move(progress_token);
+    if (calls_.emplace(key_of(id), std::move(call)).second) return true;
   }
   fail(id, kInvalidRequest, cat("invalid request: id ", key_of(id), " is already in use"));
   return false;
@@ -480,22 +681,15 @@ void McpServer::run(Task<void> task) {
 
 Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progress_token) {
   auto self = shared_from_this();  // the session outlives its calls
-  bool progress = progress_token.is_string() || progress_token.is_number_integer();
-  if (progress) {
-    send(make_notification("notifications/progress", {{"progressToken", progress_token},
-                                                      {"progress", 0},
-                                                      {"total", 1},
-                                                      {"message", cat("calling ", request.tool)}}));
-  }
+  (void)progress_token;            // kept with the call (see track)
+  const std::string key = key_of(id);
+  progress(key, 0, Json(1), cat("calling ", request.tool), false);
   auto broker = broker_->shared_from_this();  // and so does the broker
   auto calling = broker->call(std::move(request));
   Json answer = co_await std::move(calling);
+  // Unless the tool reported its own progress, say it is done.
+  progress(key, 1, Json(1), "done", false);
   if (!finish(id)) co_return;  // cancelled: the client expects no answer
-  if (progress) {
-    send(make_notification(
-        "notifications/progress",
-        {{"progressToken", progress_token}, {"progress", 1}, {"total", 1}, {"message", "done"}}));
-  }
   respond(id, tool_result(answer));
 }
 

@@ -51,18 +51,33 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   // the work (the caller's for quick answers, a bus thread for tool calls);
   // calls never overlap.
   using Sink = std::function<void(std::string message)>;
+  // As Sink, with the id of the request a message belongs to (a tool call's
+  // progress, logs and questions to the client; null for the rest), so HTTP
+  // can send it on that request's stream.
+  using RoutedSink = std::function<void(std::string message, const Json& related)>;
 
   // `broker` and `content` may be null (no tools, or no resources/prompts).
   static std::shared_ptr<McpServer> create(Bus& bus, const llm::ToolRegistry& registry,
                                            llm::ToolBroker* broker,
                                            std::shared_ptr<McpContent> content,
                                            McpServerOptions options, Sink sink);
+  static std::shared_ptr<McpServer> create(Bus& bus, const llm::ToolRegistry& registry,
+                                           llm::ToolBroker* broker,
+                                           std::shared_ptr<McpContent> content,
+                                           McpServerOptions options, RoutedSink sink);
+  // Where modules announce that a resource changed: {"uri"} (subscribed
+  // clients get notifications/resources/updated).
+  static constexpr std::string_view kResourceUpdatedChannel = "mcp.resource_updated";
   ~McpServer();
   McpServer(const McpServer&) = delete;
   McpServer& operator=(const McpServer&) = delete;
 
-  // Listens for system.tools_changed (-> notifications/tools/list_changed).
+  // Listens for system.tools_changed (-> notifications/tools/list_changed),
+  // resource updates, and on its own channel for what the tools it calls
+  // report (progress, logs, questions for the client; see BusToolCall).
   Status start();
+  // The channel this session's tool calls report on.
+  const std::string& session_channel() const { return session_channel_; }
   // Ends the session: nothing more goes to the sink; calls in flight are
   // abandoned (their approvals, if waiting, are refused).
   void close();
@@ -88,14 +103,29 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
 
  private:
   McpServer(Bus& bus, const llm::ToolRegistry& registry, llm::ToolBroker* broker,
-            std::shared_ptr<McpContent> content, McpServerOptions options, Sink sink);
+            std::shared_ptr<McpContent> content, McpServerOptions options, RoutedSink sink);
 
   struct Call {
     std::string call_id;
     bool cancelled = false;
+    Json id;              // the request's id
+    Json progress_token;  // null: the client wants no progress
+    double last_progress = -1;
+    bool tool_progress = false;  // the tool reported progress itself
+  };
+  // A request this server sent the client for a tool (sampling, elicitation).
+  struct Ask {
+    EventPtr event;  // to answer on the bus
+    Json related;    // the tool call's request id
   };
 
-  void send(std::string message);
+  void send(std::string message, const Json& related = Json());
+  // What a tool reports on the session channel.
+  void on_session_event(const EventPtr& event);
+  void handle_session_event(const EventPtr& event);
+  void on_response(const RpcMessage& message);
+  void answer_ask(const EventPtr& event, Json data);
+  void subscribe_resource(const RpcMessage& message, bool subscribe);
   void respond(const Json& id, Json result);
   void fail(const Json& id, int code, std::string message);
   void handle_request(const RpcMessage& message);
@@ -108,7 +138,10 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void complete(const RpcMessage& message);
   void cancel(const Json& params);
   // Tracks request `id` for cancelling; false (and answered) when the id is in flight already.
-  bool track(const Json& id, std::string call_id);
+  bool track(const Json& id, std::string call_id, Json progress_token = Json());
+  // Sends notifications/progress for call `key` when it is higher than the last.
+  void progress(const std::string& key, double value, Json total, std::string message,
+                bool from_tool);
   // Whether the request is still wanted (not cancelled, session open); forgets it.
   bool finish(const Json& id);
   void run(Task<void> task);
@@ -127,8 +160,9 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   llm::ToolBroker* broker_;
   std::shared_ptr<McpContent> content_;
   McpServerOptions options_;
-  Sink sink_;
+  RoutedSink sink_;
   std::vector<SubscriptionId> subscriptions_;
+  std::string session_channel_;
 
   std::atomic<bool> initialized_{false};
   std::atomic<bool> closed_{false};
@@ -139,6 +173,9 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   Json client_info_;
   Json client_capabilities_;
   std::map<std::string, Call> calls_;  // in flight, by id's JSON text
+  std::map<std::string, Ask> asks_;    // sent to the client, by our id's JSON text
+  uint64_t next_ask_ = 1;
+  std::set<std::string> subscribed_;  // resource URIs the client subscribed to
 };
 
 }  // namespace lotus::mcp
