@@ -246,8 +246,14 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
   bool ok = response.value("ok", false);
   if (ok) {
     bool truncated = false;
-    answer["result"] =
-        cap_result(response.value("result", Json()), options_.max_result_bytes, &truncated);
+    Json result = response.value("result", Json());
+    // MCP content for an MCP client (images, audio) goes whole: the cap keeps
+    // models' context small, and cutting base64 would only corrupt it.
+    bool mcp_content = !request.session.empty() && result.is_object() && result.contains("mcp") &&
+                       result["mcp"] == true;
+    answer["result"] = mcp_content
+                           ? std::move(result)
+                           : cap_result(std::move(result), options_.max_result_bytes, &truncated);
     answer["truncated"] = truncated;
     if (truncated) truncated_.fetch_add(1, std::memory_order_relaxed);
     answer["ok"] = true;
