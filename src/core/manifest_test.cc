@@ -158,6 +158,60 @@ TEST(ManifestTest, EmptyValuesMeanNotGiven) {
   EXPECT_FALSE(m.hotload);
 }
 
+TEST(ManifestTest, McpSectionDeclaresToolNamingResourcesAndPrompts) {
+  auto m = parse_manifest(R"(name: kit
+version: 1.0.0
+type: integration
+mcp:
+  tool_names: bare
+  resources:
+    - {uri: "test://a", name: a, mimeType: text/plain, text: "A"}
+  resource_templates:
+    - {uriTemplate: "test://t/{id}", name: t, channel: kit.read}
+  prompts:
+    - name: p
+      arguments: [{name: x, required: true}]
+      messages: [{role: user, content: {type: text, text: "{{x}}"}}]
+)",
+                          "kit/manifest.yaml");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->mcp.bare_tool_names);
+  EXPECT_EQ(m->mcp.resources[0]["text"], "A");
+  EXPECT_EQ(m->mcp.resource_templates[0]["channel"], "kit.read");
+  EXPECT_EQ(m->mcp.prompts[0]["arguments"][0]["required"], true);
+  auto plain = parse_manifest("name: kit\nversion: 1.0.0\ntype: core\n", "kit/manifest.yaml");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->mcp.bare_tool_names);
+  EXPECT_TRUE(plain->mcp.resources.empty());
+}
+
+TEST(ManifestTest, McpSectionProblemsNameTheEntry) {
+  auto m = parse_manifest(R"(name: kit
+version: 1.0.0
+type: integration
+mcp:
+  tool_names: short
+  resources:
+    - {uri: "test://a", text: "A"}
+    - {uri: "test://b", name: b, text: "B", channel: kit.read}
+    - {uri: "test://c", name: c, channel: "bad..channel"}
+  prompts:
+    - {name: p, messages: "hello"}
+)",
+                          "kit/manifest.yaml");
+  ASSERT_FALSE(m.ok());
+  std::string message(m.status().message());
+  EXPECT_NE(message.find("mcp.tool_names: \"short\" is not a naming"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("mcp.resources[0]: \"name\" is required"), std::string::npos) << message;
+  EXPECT_NE(message.find("mcp.resources[1]: give exactly one of text, blob, channel"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("mcp.resources[2]: \"channel\" must be"), std::string::npos) << message;
+  EXPECT_NE(message.find("mcp.prompts[0]: \"messages\" must be a list"), std::string::npos)
+      << message;
+}
+
 TEST(ManifestTest, ExtensionKeysAreKept) {
   Manifest m = parse_ok(with_minimal("x-homepage: https://example.org\nx-tags: [a, 1]\n"));
   EXPECT_EQ(m.extensions,

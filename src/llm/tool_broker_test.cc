@@ -63,7 +63,7 @@ class BrokerTest : public ::testing::Test {
     ASSERT_TRUE(broker_->start().ok());
   }
   Json call(std::string tool, Json arguments) {
-    ToolCallRequest request{std::move(tool), std::move(arguments), "c1", "trace-1", "tester"};
+    ToolCallRequest request{std::move(tool), std::move(arguments), "c1", "trace-1", "tester", ""};
     return testing::sync_wait(bus_.executor(), broker_->call(std::move(request)));
   }
 

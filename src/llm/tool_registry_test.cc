@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "llm/tool_policy.h"
+#include "lotus/strings.h"
 
 namespace lotus::llm {
 namespace {
@@ -96,6 +97,49 @@ TEST(ToolRegistryTest, ABadSchemaIsKeptWithItsReason) {
   ASSERT_NE(read, nullptr);
   EXPECT_EQ(read->schema, nullptr);
   EXPECT_FALSE(read->schema_error.empty());
+}
+
+Manifest bare_manifest(const char* name, const char* tool) {
+  auto m = parse_manifest(cat("name: ", name, R"(
+version: 1.0.0
+type: integration
+mcp: {tool_names: bare}
+tools:
+  - name: )",
+                              tool, "\n  - name: other_", name, "\n"),
+                          cat(name, "/manifest.yaml"));
+  EXPECT_TRUE(m.ok()) << m.status();
+  return *m;
+}
+
+TEST(ToolRegistryTest, BareMcpNamesUnlessAnotherToolHasTheName) {
+  ToolRegistry registry;
+  EXPECT_TRUE(registry.add_module(fs_manifest()).empty());
+  EXPECT_EQ(registry.find("fs.read")->mcp_name, "fs__read");  // not asked for: qualified
+
+  EXPECT_TRUE(registry.add_module(bare_manifest("kit", "ping")).empty());
+  auto ping = registry.find("ping");
+  ASSERT_NE(ping, nullptr);
+  EXPECT_EQ(ping->qualified, "kit.ping");
+  EXPECT_EQ(ping->mcp_name, "ping");
+  EXPECT_EQ(registry.find("kit__ping"), ping);
+
+  // A second module wanting the same bare name keeps module__tool, and says so.
+  std::vector<std::string> warnings = registry.add_module(bare_manifest("box", "ping"));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("box/manifest.yaml"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("kit.ping already has it"), std::string::npos) << warnings[0];
+  EXPECT_EQ(registry.find("box.ping")->mcp_name, "box__ping");
+  EXPECT_EQ(registry.find("other_box")->mcp_name, "other_box");
+  EXPECT_EQ(registry.find("ping"), ping);
+
+  // Reloading the module keeps its names; removing it frees them.
+  EXPECT_TRUE(registry.add_module(bare_manifest("kit", "ping")).empty());
+  EXPECT_EQ(registry.find("ping")->qualified, "kit.ping");
+  EXPECT_TRUE(registry.remove_module("kit"));
+  EXPECT_EQ(registry.find("ping"), nullptr);
+  EXPECT_EQ(registry.find("kit__ping"), nullptr);
+  EXPECT_NE(registry.find("other_box"), nullptr);
 }
 
 TEST(ToolPolicyTest, DefaultsFollowRisk) {

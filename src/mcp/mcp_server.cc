@@ -622,6 +622,8 @@ void McpServer::cancel(const Json& params) {
     it->second.cancelled = true;
     call_id = it->second.call_id;
   }
+  // What the call asked the client is withdrawn, and the tool told at once.
+  drop_asks(*id, "the MCP client cancelled the call", true);
   if (broker_ == nullptr || call_id.empty()) return;
   Json pending = broker_->pending_approvals();
   for (const Json& approval : pending) {
@@ -664,12 +666,39 @@ bool McpServer::track(const Json& id, std::string call_id, Json progress_token) 
 }
 
 bool McpServer::finish(const Json& id) {
-  std::lock_guard lock(mutex_);
-  auto it = calls_.find(key_of(id));
-  if (it == calls_.end()) return false;
-  bool wanted = !it->second.cancelled;
-  calls_.erase(it);
+  bool wanted;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end()) return false;
+    wanted = !it->second.cancelled;
+    calls_.erase(it);
+  }
+  drop_asks(id, "the tool call ended", true);  // a tool that gave up waiting
   return wanted && !closed_.load();
+}
+
+void McpServer::drop_asks(const Json& related, std::string_view reason, bool tell_client) {
+  std::vector<std::pair<Json, Ask>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = asks_.begin(); it != asks_.end();) {
+      if (it->second.related == related) {
+        dropped.emplace_back(Json::parse(it->first), std::move(it->second));
+        it = asks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [ask_id, ask] : dropped) {
+    answer_ask(ask.event, {{"ok", false}, {"error", std::string(reason)}});
+    if (tell_client) {
+      send(make_notification("notifications/cancelled",
+                             {{"requestId", ask_id}, {"reason", std::string(reason)}}),
+           related);
+    }
+  }
 }
 
 void McpServer::run(Task<void> task) {

@@ -125,6 +125,9 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void handle_session_event(const EventPtr& event);
   void on_response(const RpcMessage& message);
   void answer_ask(const EventPtr& event, Json data);
+  // Ends the requests to the client that the call `related` made: the tool
+  // gets `reason` as an error; the client, when told, notifications/cancelled.
+  void drop_asks(const Json& related, std::string_view reason, bool tell_client);
   void subscribe_resource(const RpcMessage& message, bool subscribe);
   void respond(const Json& id, Json result);
   void fail(const Json& id, int code, std::string message);
