@@ -128,6 +128,20 @@ Status McpServer::start() {
   if (!id.ok()) return id.status();
   subscriptions_.push_back(*id);
 
+  // A module that comes or goes brings or takes its resources and prompts.
+  for (const char* channel : {"system.module_loaded", "system.module_unloaded"}) {
+    Subscriber modules;
+    modules.tap = [weak](const EventPtr&) {
+      auto self = weak.lock();
+      if (!self || !self->initialized_.load() || self->content_ == nullptr) return;
+      self->send(make_notification("notifications/resources/list_changed", Json::object()));
+      self->send(make_notification("notifications/prompts/list_changed", Json::object()));
+    };
+    id = bus_.subscribe(channel, SubscriptionFilter(), std::move(modules));
+    if (!id.ok()) return id.status();
+    subscriptions_.push_back(*id);
+  }
+
   Subscriber updates;
   updates.tap = [weak](const EventPtr& event) {
     auto self = weak.lock();
@@ -466,8 +480,8 @@ void McpServer::initialize(const RpcMessage& message) {
   }
   Json capabilities = {{"tools", {{"listChanged", true}}},
                        {"logging", Json::object()},
-                       {"resources", {{"subscribe", true}, {"listChanged", false}}},
-                       {"prompts", {{"listChanged", false}}},
+                       {"resources", {{"subscribe", true}, {"listChanged", content_ != nullptr}}},
+                       {"prompts", {{"listChanged", content_ != nullptr}}},
                        {"completions", Json::object()}};
   Json result = {{"protocolVersion", chosen},
                  {"capabilities", std::move(capabilities)},

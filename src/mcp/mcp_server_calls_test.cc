@@ -299,6 +299,14 @@ TEST_F(McpServerCallsTest, AskingAClientWithoutTheCapabilityFailsAtOnce) {
   EXPECT_TRUE(sent_with("elicitation/create").empty());
 }
 
+TEST_F(McpServerCallsTest, ModulesComingAndGoingChangeTheResourceAndPromptLists) {
+  // Without content there is nothing to change.
+  start();
+  ASSERT_TRUE(bus_.publish(Event::make("system.module_loaded", "nucleus", {{"module", "x"}})).ok());
+  EXPECT_EQ(request(1, "ping")["result"], Json::object());
+  EXPECT_TRUE(sent_with("notifications/resources/list_changed").empty());
+}
+
 TEST(BusToolCallTest, WithoutASessionProgressAndLogsAreDroppedAndAskFails) {
   LocalBus bus(1);
   BusToolCall bus_call(bus, "kit", "c1", "", "");

@@ -408,6 +408,25 @@ TEST_F(McpServerTest, ToolsChangedReachesTheClient) {
   EXPECT_FALSE(changed.is_null());
 }
 
+TEST_F(McpServerTest, ModulesComingAndGoingChangeTheResourceAndPromptLists) {
+  start();
+  Json reply = request(0, "initialize", {{"protocolVersion", "2025-11-25"}});
+  EXPECT_EQ(reply["result"]["capabilities"]["resources"]["listChanged"], true);
+  EXPECT_EQ(reply["result"]["capabilities"]["resources"]["subscribe"], true);
+  EXPECT_EQ(reply["result"]["capabilities"]["prompts"]["listChanged"], true);
+  for (const char* channel : {"system.module_loaded", "system.module_unloaded"}) {
+    ASSERT_TRUE(bus_.publish(Event::make(channel, "nucleus", {{"module", "x"}})).ok());
+  }
+  size_t resources = 0;
+  size_t prompts = 0;
+  for (const Json& m : sent()) {
+    resources += m.value("method", "") == "notifications/resources/list_changed" ? 1 : 0;
+    prompts += m.value("method", "") == "notifications/prompts/list_changed" ? 1 : 0;
+  }
+  EXPECT_EQ(resources, 2u);
+  EXPECT_EQ(prompts, 2u);
+}
+
 TEST_F(McpServerTest, ResourcesAndTemplates) {
   start();
   initialize();
