@@ -238,6 +238,60 @@ TEST_F(RedisNodesTest, ToolsOfAnotherProcessAreListedCalledAndForgotten) {
   EXPECT_EQ(daemon.child->wait(20s).exit_code, 0);
 }
 
+// The counter module runs in two processes. Requests to its tool from a
+// third node run once each (one handler run, one reply), taking turns
+// between the two; every run is reported on test.ticked with its process id.
+TEST_F(RedisNodesTest, AToolServedByTwoProcessesRunsOncePerCall) {
+  auto one = start_node("one", true, "system.tools");
+  auto two = start_node("two", true, "system.tools");
+  std::mutex mutex;
+  std::map<int64_t, int> ticked;  // pid -> test.ticked events
+  Subscriber tap;
+  tap.tap = [&](const EventPtr& event) {
+    std::lock_guard lock(mutex);
+    ++ticked[event->data.value("pid", int64_t{0})];
+  };
+  auto bus = tester();
+  ASSERT_TRUE(bus);
+  ASSERT_TRUE(bus->subscribe("test.ticked", {}, tap).ok());
+  ASSERT_TRUE(eventually([&] { return bus->known_receivers("tool.counter.tick") >= 2; }, 20s))
+      << one->output() << two->output();
+  constexpr int kCalls = 20;
+  std::map<int64_t, int> replied;  // pid -> replies
+  for (int i = 0; i < kCalls; ++i) {
+    auto reply = testing::sync_wait(
+        bus->executor(),
+        bus->request(Event::make("tool.counter.tick", "tester", Json{{"arguments", {{"n", i}}}}),
+                     5s));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_EQ((*reply)->data["ok"], true) << (*reply)->data.dump();
+    ++replied[(*reply)->data["result"]["pid"].get<int64_t>()];
+  }
+  // Both processes took calls, in turns.
+  ASSERT_EQ(replied.size(), 2u);
+  for (const auto& [pid, count] : replied) EXPECT_EQ(count, kCalls / 2) << "pid " << pid;
+  // And ran each call once: the handler runs reported match the replies.
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::lock_guard lock(mutex);
+        int total = 0;
+        for (const auto& [pid, count] : ticked) total += count;
+        return total >= kCalls;
+      },
+      10s));
+  std::this_thread::sleep_for(500ms);  // a second run of any call would be reported by now
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(ticked, replied);
+  }
+  EXPECT_EQ(bus->redis_stats().routed_elsewhere, 0u);  // the tester runs no module
+  bus->stop();
+  for (auto* node : {one.get(), two.get()}) {
+    node->signal(SIGTERM);
+    EXPECT_EQ(node->wait(20s).exit_code, 0) << node->output();
+  }
+}
+
 TEST_F(RedisNodesTest, UnreachableRedisAtStartNamesTheUrl) {
   const std::string url = server_.url(4);
   server_.kill_now();

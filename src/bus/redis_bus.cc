@@ -217,6 +217,9 @@ Result<RedisBusOptions> RedisBusOptions::from_config(std::string url, const Json
 
 struct RedisBus::Pending {
   explicit Pending(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
+  std::string correlation;
+  std::string channel;
+  std::vector<std::string> nodes;  // other nodes the request was routed to
   std::atomic<bool> done{false};
   std::function<void(Result<EventPtr>)> resume;
   boost::asio::steady_timer timer;
@@ -348,18 +351,26 @@ Status RedisBus::start() {
 Json RedisBus::announcement(std::string_view op) const {
   // Every pattern, and apart the taps': a durable channel is published
   // (besides its XADD) only when some tap wants it live.
+  // And per module, its handlers' patterns: where a request may be routed.
   Json patterns = Json::array();
   Json taps = Json::array();
+  Json handlers = Json::object();
   {
     std::shared_lock lock(routes_mutex_);
     std::set<std::string> unique;
     std::set<std::string> unique_taps;
+    std::map<std::string, std::set<std::string>> by_module;
     for (const auto& [id, route] : by_id_) {
       unique.insert(route->pattern);
-      if (route->subscriber.tap) unique_taps.insert(route->pattern);
+      if (route->subscriber.tap) {
+        unique_taps.insert(route->pattern);
+      } else {
+        by_module[route->subscriber.mailbox->owner()].insert(route->pattern);
+      }
     }
     for (const auto& p : unique) patterns.push_back(p);
     for (const auto& p : unique_taps) taps.push_back(p);
+    for (const auto& [module, list] : by_module) handlers[module] = list;
   }
   return Json{{"node", node_id_},
               {"op", op},
@@ -369,7 +380,8 @@ Json RedisBus::announcement(std::string_view op) const {
               // stream groups can go with it.
               {"generated_id", options_.node_id.empty()},
               {"patterns", std::move(patterns)},
-              {"taps", std::move(taps)}};
+              {"taps", std::move(taps)},
+              {"handlers", std::move(handlers)}};
 }
 
 void RedisBus::heartbeat() {
@@ -412,6 +424,8 @@ void RedisBus::forget_peer(const std::string& node, std::string_view reason) {
     peers_.erase(it);
   }
   spdlog::warn("node {} is gone ({})", node, reason);
+  fail_requests_to(node,
+                   cat("went silent (no heartbeat for ", options_.node_timeout.count(), " ms)"));
   command_->send({"SREM", cat(options_.prefix, ":nodes"), node}, nullptr);
   // Every survivor notices; the one that wins this key tells the system.
   command_->send(
@@ -434,11 +448,15 @@ void RedisBus::on_control(const std::string& payload) {
   const std::string node = message["node"].get<std::string>();
   if (node == node_id_) return;
   const std::string op = message.value("op", "");
-  std::lock_guard lock(peers_mutex_);
   if (op == "leave") {
-    peers_.erase(node);
+    {
+      std::lock_guard lock(peers_mutex_);
+      peers_.erase(node);
+    }
+    fail_requests_to(node, "left the bus");
     return;
   }
+  std::lock_guard lock(peers_mutex_);
   Peer& peer = peers_[node];
   peer.last_seen = std::chrono::steady_clock::now();
   auto update = [&](const char* key, TopicTrie<int>& trie, std::vector<std::string>& list) {
@@ -459,6 +477,22 @@ void RedisBus::on_control(const std::string& payload) {
   };
   update("patterns", peer.patterns, peer.pattern_list);
   update("taps", peer.taps, peer.tap_list);
+  Json handlers = message["handlers"].is_object() ? std::move(message["handlers"]) : Json();
+  message.erase("handlers");
+  if (handlers != peer.handler_list) {
+    peer.handlers = TopicTrie<std::string>();
+    if (handlers.is_object()) {
+      for (const auto& [module, list] : handlers.items()) {
+        if (!list.is_array()) continue;
+        for (const auto& p : list) {
+          if (p.is_string() && validate_pattern(p.get<std::string>()).ok()) {
+            peer.handlers.insert(p.get<std::string>(), module);
+          }
+        }
+      }
+    }
+    peer.handler_list = std::move(handlers);
+  }
   peer.info = std::move(message);
 }
 
@@ -565,8 +599,21 @@ void RedisBus::deliver(const std::string& glob, const std::string& payload) {
   // Counted before each hand-over: whoever a tap or handler wakes may read
   // the stats at once.
   const bool durable = is_stream_channel(event->channel);
+  // A request names the node each module runs it on; taps see it everywhere.
+  const Json* chosen = nullptr;
+  if (event->metadata.extra.is_object()) {
+    auto it = event->metadata.extra.find(kRouteKey);
+    if (it != event->metadata.extra.end() && it->is_object()) chosen = &*it;
+  }
   for (const auto& route : targets) {
     if (durable && !route->subscriber.tap) continue;  // its module reads the stream
+    if (chosen != nullptr && !route->subscriber.tap) {
+      auto node = chosen->find(route->subscriber.mailbox->owner());
+      if (node != chosen->end() && *node != node_id_) {
+        routed_elsewhere_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
     if (!route->filter.empty() && !route->filter.matches(event->data)) {
       filtered_.fetch_add(1, std::memory_order_relaxed);
       continue;
@@ -644,43 +691,125 @@ bool RedisBus::unsubscribe(SubscriptionId id) {
   return true;
 }
 
+std::map<std::string, std::string> RedisBus::choose_handlers(std::string_view channel) {
+  std::map<std::string, std::string> chosen;
+  {
+    std::shared_lock lock(routes_mutex_);
+    routes_.match(channel, [&](const std::shared_ptr<const Route>& route) {
+      if (!route->subscriber.tap) chosen[route->subscriber.mailbox->owner()] = node_id_;
+    });
+  }
+  std::lock_guard lock(peers_mutex_);
+  std::map<std::string, std::vector<const std::string*>> candidates;
+  for (const auto& [node, peer] : peers_) {
+    peer.handlers.match(channel, [&](const std::string& module) {
+      if (chosen.count(module) > 0) return;  // run here
+      auto& nodes = candidates[module];
+      if (nodes.empty() || nodes.back() != &node) nodes.push_back(&node);
+    });
+  }
+  for (const auto& [module, nodes] : candidates) {
+    // The least recently chosen; a node never chosen before goes first.
+    const std::string* best = nullptr;
+    uint64_t best_tick = 0;
+    for (const std::string* node : nodes) {
+      auto it = last_chosen_.find(cat(module, "\n", *node));
+      const uint64_t tick = it == last_chosen_.end() ? 0 : it->second;
+      if (best == nullptr || tick < best_tick) {
+        best = node;
+        best_tick = tick;
+      }
+    }
+    last_chosen_[cat(module, "\n", *best)] = ++choice_tick_;
+    chosen[module] = *best;
+  }
+  return chosen;
+}
+
+void RedisBus::complete(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome) {
+  if (pending->done.exchange(true)) return;
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_.erase(pending->correlation);
+  }
+  pending->timer.cancel();
+  boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
+    pending->resume(std::move(outcome));
+  });
+}
+
+void RedisBus::fail_requests_to(const std::string& node, std::string_view why) {
+  std::vector<std::shared_ptr<Pending>> lost;
+  {
+    std::lock_guard lock(pending_mutex_);
+    for (const auto& [correlation, pending] : pending_) {
+      if (std::find(pending->nodes.begin(), pending->nodes.end(), node) != pending->nodes.end()) {
+        lost.push_back(pending);
+      }
+    }
+  }
+  for (const auto& pending : lost) {
+    complete(pending, absl::UnavailableError(
+                          cat("node ", node, ", chosen to handle \"", pending->channel, "\", ", why,
+                              " before replying; the request may or may not have run there")));
+  }
+}
+
 Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds timeout) {
   std::string correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
   event.metadata.correlation_id = correlation;
   event.metadata.reply_to = reply_channel_;
-  const std::string channel = event.channel;
   auto pending = std::make_shared<Pending>(pool_.get_executor());
-  auto awaiter = resume_with<Result<EventPtr>>([this, pending, correlation, channel, timeout,
-                                                event = std::move(event)](auto resume) mutable {
-    pending->resume = resume;
-    {
-      std::lock_guard lock(pending_mutex_);
-      pending_.emplace(correlation, pending);
-    }
-    auto finish = [this, pending, correlation](Result<EventPtr> outcome) {
-      if (pending->done.exchange(true)) return;
-      {
-        std::lock_guard lock(pending_mutex_);
-        pending_.erase(correlation);
+  pending->correlation = correlation;
+  pending->channel = event.channel;
+  // Durable channels are split by their consumer groups already.
+  if (!is_stream_channel(event.channel)) {
+    auto chosen = choose_handlers(event.channel);
+    if (!chosen.empty()) {
+      Json route = Json::object();
+      for (auto& [module, node] : chosen) {
+        if (node != node_id_ &&
+            std::find(pending->nodes.begin(), pending->nodes.end(), node) == pending->nodes.end()) {
+          pending->nodes.push_back(node);
+        }
+        route[module] = std::move(node);
       }
-      pending->timer.cancel();
-      boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
-        pending->resume(std::move(outcome));
-      });
-    };
-    pending->timer.expires_after(timeout);
-    pending->timer.async_wait([finish, channel, timeout](boost::system::error_code ec) {
-      if (ec) return;
-      finish(absl::DeadlineExceededError(
-          cat("no reply to \"", channel, "\" within ", timeout.count(), " ms")));
-    });
-    auto routed = publish(std::move(event));
-    if (!routed.ok()) {
-      finish(routed.status());
-    } else if (*routed == 0) {
-      finish(absl::NotFoundError(cat("no module on any node handles \"", channel, "\"")));
+      if (!event.metadata.extra.is_object()) event.metadata.extra = Json::object();
+      event.metadata.extra[kRouteKey] = std::move(route);
     }
-  });
+  }
+  auto awaiter = resume_with<Result<EventPtr>>(
+      [this, pending, timeout, event = std::move(event)](auto resume) mutable {
+        pending->resume = resume;
+        {
+          std::lock_guard lock(pending_mutex_);
+          pending_.emplace(pending->correlation, pending);
+        }
+        std::weak_ptr<Pending> weak = pending;
+        pending->timer.expires_after(timeout);
+        pending->timer.async_wait([this, weak, timeout](boost::system::error_code ec) {
+          auto waiting = weak.lock();
+          if (ec || !waiting) return;
+          complete(waiting, absl::DeadlineExceededError(cat("no reply to \"", waiting->channel,
+                                                            "\" within ", timeout.count(), " ms")));
+        });
+        // A chosen node may have gone between the choice and now.
+        std::vector<std::string> gone;
+        {
+          std::lock_guard lock(peers_mutex_);
+          for (const auto& node : pending->nodes) {
+            if (peers_.count(node) == 0) gone.push_back(node);
+          }
+        }
+        auto routed = publish(std::move(event));
+        if (!routed.ok()) {
+          complete(pending, routed.status());
+        } else if (*routed == 0) {
+          complete(pending, absl::NotFoundError(
+                                cat("no module on any node handles \"", pending->channel, "\"")));
+        }
+        for (const auto& node : gone) fail_requests_to(node, "left the bus");
+      });
   Result<EventPtr> result = co_await awaiter;
   co_return result;
 }
@@ -692,11 +821,8 @@ void RedisBus::on_reply(const EventPtr& event) {
     auto it = pending_.find(event->metadata.correlation_id);
     if (it == pending_.end()) return;
     pending = it->second;
-    pending_.erase(it);
   }
-  if (pending->done.exchange(true)) return;
-  pending->timer.cancel();
-  boost::asio::post(pool_, [pending, event] { pending->resume(event); });
+  complete(pending, event);
 }
 
 Result<size_t> RedisBus::reply(const Event& request, std::string source, Json reply_data) {
@@ -773,6 +899,7 @@ RedisBusStats RedisBus::redis_stats() const {
   RedisBusStats s;
   s.publish_failed = publish_failed_.load();
   s.bad_messages = bad_messages_.load();
+  s.routed_elsewhere = routed_elsewhere_.load();
   {
     std::lock_guard lock(peers_mutex_);
     s.peers = peers_.size();
@@ -813,6 +940,7 @@ Json RedisBus::backend_health() const {
                 {"duplicates", s.stream_duplicates},
                 {"claimed", s.stream_claimed}}},
               {"bad_messages", s.bad_messages},
+              {"requests_routed_elsewhere", s.routed_elsewhere},
               {"commands", connection(s.commands)},
               {"subscriber", connection(s.subscriber)}};
 }

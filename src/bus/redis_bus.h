@@ -15,6 +15,14 @@
 // whether anyone anywhere subscribes, which is what lets a request to a tool
 // on another node be routed, and a request nobody handles fail fast.
 //
+// A request runs once per module, not once per node: the caller picks, for
+// each module whose handlers match the channel, one node (its own when it
+// runs the module, else the least recently used of the nodes announcing it)
+// and names the choice in metadata.route ({module: node}); other nodes'
+// instances skip it. If a chosen node leaves or goes silent before the
+// reply, the request fails at once (Unavailable, naming the node) instead of
+// at its timeout: it is not sent again, since it may have run there.
+//
 // Redis I/O runs on two io threads of its own: commands on one, the
 // subscriber connection (delivery, which may wait for a full mailbox) on the
 // other; handlers run on the bus's pool and never block either.
@@ -71,8 +79,9 @@ struct RedisBusOptions {
 };
 
 struct RedisBusStats {
-  uint64_t publish_failed = 0;  // PUBLISH/XADD that Redis did not accept
-  uint64_t bad_messages = 0;    // payloads that were not a valid event
+  uint64_t publish_failed = 0;    // PUBLISH/XADD that Redis did not accept
+  uint64_t bad_messages = 0;      // payloads that were not a valid event
+  uint64_t routed_elsewhere = 0;  // requests skipped here: another node's instance runs them
   uint64_t stream_added = 0;
   uint64_t stream_add_failed = 0;
   uint64_t stream_handled = 0;
@@ -87,6 +96,9 @@ struct RedisBusStats {
 
 class RedisBus final : public Bus {
  public:
+  // The metadata key naming which node handles a request, per module.
+  static constexpr const char* kRouteKey = "route";
+
   // Connects and joins; the error names the URL when Redis is unreachable.
   static Result<std::unique_ptr<RedisBus>> connect(RedisBusOptions options);
   ~RedisBus() override;
@@ -125,6 +137,8 @@ class RedisBus final : public Bus {
     std::string pattern;
   };
   struct Peer {
+    TopicTrie<std::string> handlers;  // module handler patterns, valued by module
+    Json handler_list;                // as announced: {module: [patterns]}
     TopicTrie<int> patterns;
     std::vector<std::string> pattern_list;
     TopicTrie<int> taps;  // patterns of its taps (live tails), a subset
@@ -148,6 +162,11 @@ class RedisBus final : public Bus {
   void heartbeat();
   void announce_soon();
   void forget_peer(const std::string& node, std::string_view reason);
+  // For a request on `channel`: module -> the node chosen to handle it.
+  std::map<std::string, std::string> choose_handlers(std::string_view channel);
+  // Fails the pending requests routed to `node`, which is gone.
+  void fail_requests_to(const std::string& node, std::string_view why);
+  void complete(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome);
   Status wait_for(RedisConnection& connection, const RedisConnection::Args& args);
 
   const RedisBusOptions options_;
@@ -166,6 +185,10 @@ class RedisBus final : public Bus {
 
   mutable std::mutex peers_mutex_;
   std::map<std::string, Peer> peers_;
+  // When a module's instance on a node was last chosen for a request
+  // ("module\nnode" -> tick), with peers_mutex_.
+  std::unordered_map<std::string, uint64_t> last_chosen_;
+  uint64_t choice_tick_ = 0;
 
   std::string reply_channel_;
   SubscriptionId reply_subscription_ = 0;
@@ -187,6 +210,7 @@ class RedisBus final : public Bus {
   std::atomic<uint64_t> unrouted_{0};
   std::atomic<uint64_t> filtered_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> routed_elsewhere_{0};  // requests another node's instance handles
   std::atomic<uint64_t> publish_failed_{0};
   std::atomic<uint64_t> bad_messages_{0};
 };

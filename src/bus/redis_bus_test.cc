@@ -4,7 +4,9 @@
 // error when Redis cannot be reached.
 #include "bus/redis_bus.h"
 
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -140,6 +142,100 @@ TEST_F(RedisBusTest, RequestReachesAModuleOnAnotherNode) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(message_of(missing.status())),
               HasSubstr("no module on any node handles \"tool.nobody.here\""));
+}
+
+// A module that counts its runs and (unless it only watches) answers
+// requests with the node it runs on.
+struct Responder {
+  Responder(RedisBus& bus, std::string module, std::string pattern, bool answers = true) {
+    mailbox =
+        std::make_shared<Mailbox>(Mailbox::Options{.owner = std::move(module)}, bus.executor());
+    RedisBus* on = &bus;
+    std::atomic<int>* count = &runs;
+    mailbox->set_dispatch([on, count, answers](const Delivery& d) -> Task<Status> {
+      count->fetch_add(1);
+      if (!answers || d.event->metadata.reply_to.empty()) co_return absl::OkStatus();
+      co_return on->reply(*d.event, "math", Json{{"node", on->node_id()}}).status();
+    });
+    EXPECT_TRUE(bus.subscribe(pattern, {}, Subscriber{mailbox, 0, nullptr}).ok());
+  }
+  std::shared_ptr<Mailbox> mailbox;
+  std::atomic<int> runs{0};
+};
+
+// The same module on nodes a and b: a request from c runs on one of them
+// (taking turns), a request from a runs on a; a module that also matches
+// the channel (an audit on b) gets each request once as well.
+TEST_F(RedisBusTest, ARequestRunsOncePerModuleWhenSeveralNodesRunIt) {
+  auto a = node("a");
+  auto b = node("b");
+  auto c = node("c");
+  Responder math_a(*a, "math", "tool.math.*");
+  Responder math_b(*b, "math", "tool.math.*");
+  Responder audit_b(*b, "audit", "tool.**", /*answers=*/false);
+  ASSERT_TRUE(eventually([&] {
+    return c->known_receivers("tool.math.double") == 3 && a->known_receivers("tool.math.x") == 3;
+  }));
+  std::map<std::string, int> answered_by;
+  for (int i = 0; i < 10; ++i) {
+    auto reply =
+        testing::sync_wait(c->executor(), c->request(Event::make("tool.math.double", "t"), 5s));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ++answered_by[(*reply)->data["node"].get<std::string>()];
+  }
+  EXPECT_EQ(answered_by, (std::map<std::string, int>{{"a", 5}, {"b", 5}}));
+  ASSERT_TRUE(eventually([&] { return audit_b.runs.load() == 10; }));
+  for (int i = 0; i < 10; ++i) {
+    auto reply =
+        testing::sync_wait(a->executor(), a->request(Event::make("tool.math.double", "t"), 5s));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ((*reply)->data["node"], "a") << "a runs the module itself";
+  }
+  ASSERT_TRUE(eventually([&] { return audit_b.runs.load() == 20; }));
+  std::this_thread::sleep_for(200ms);  // a second run of any request would land by now
+  EXPECT_EQ(math_a.runs.load(), 15);
+  EXPECT_EQ(math_b.runs.load(), 5);
+  EXPECT_EQ(audit_b.runs.load(), 20);
+  EXPECT_EQ(b->redis_stats().routed_elsewhere, 15u);  // math's share that a ran
+  // A plain publish is still broadcast to every instance.
+  ASSERT_TRUE(c->publish(Event::make("tool.math.note", "t")).ok());
+  EXPECT_TRUE(eventually([&] { return math_a.runs.load() == 16 && math_b.runs.load() == 6; }));
+  for (auto* bus : {a.get(), b.get(), c.get()}) bus->stop();
+}
+
+// A request routed to a node that then goes silent (killed) fails as soon as
+// the node is declared gone, naming it, rather than at its timeout.
+TEST_F(RedisBusTest, ARequestToANodeThatDiesFailsNamingTheNode) {
+  auto a = node("a");
+  Json ghost = {{"node", "ghost"},
+                {"op", "heartbeat"},
+                {"patterns", {"tool.spooky.*"}},
+                {"handlers", {{"spooky", {"tool.spooky.*"}}}}};
+  server_.command({"PUBLISH", "lotus:ctl:nodes", ghost.dump()});
+  ASSERT_TRUE(eventually([&] { return a->known_receivers("tool.spooky.boo") == 1; }));
+  const auto begin = std::chrono::steady_clock::now();
+  auto reply =
+      testing::sync_wait(a->executor(), a->request(Event::make("tool.spooky.boo", "t"), 30s));
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 5s);
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable) << reply.status();
+  EXPECT_THAT(std::string(message_of(reply.status())),
+              HasSubstr("node ghost, chosen to handle \"tool.spooky.boo\", went silent"));
+  // A node that leaves says so: the request fails at once.
+  Json leaver = {{"node", "leaver"},
+                 {"op", "heartbeat"},
+                 {"patterns", {"tool.slow.*"}},
+                 {"handlers", {{"slow", {"tool.slow.*"}}}}};
+  server_.command({"PUBLISH", "lotus:ctl:nodes", leaver.dump()});
+  ASSERT_TRUE(eventually([&] { return a->known_receivers("tool.slow.op") == 1; }));
+  std::thread leave([&] {
+    std::this_thread::sleep_for(100ms);
+    server_.command(
+        {"PUBLISH", "lotus:ctl:nodes", Json{{"node", "leaver"}, {"op", "leave"}}.dump()});
+  });
+  auto left = testing::sync_wait(a->executor(), a->request(Event::make("tool.slow.op", "t"), 30s));
+  leave.join();
+  EXPECT_EQ(left.status().code(), absl::StatusCode::kUnavailable) << left.status();
+  EXPECT_THAT(std::string(message_of(left.status())), HasSubstr("left the bus before replying"));
 }
 
 TEST_F(RedisBusTest, NodesAnnounceJoiningAndLeaving) {

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -31,19 +33,33 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 std::atomic<int> ledger_calls{0};
+// Runs per module instance (one per nucleus), by its `node` config value.
+std::mutex runs_mutex;
+std::map<std::string, int> runs_by_node;
 
 class LedgerModule : public Module {
  public:
   Task<void> initialize() override {
     tool("add", &LedgerModule::add);
     tool("wipe", &LedgerModule::wipe);
+    on("ping", &LedgerModule::ping);
     co_return;
   }
 
  private:
+  void count_run() {
+    std::lock_guard lock(runs_mutex);
+    ++runs_by_node[config().value("node", std::string("?"))];
+  }
   Task<ToolResult> add(const Json& args) {
     ledger_calls.fetch_add(1);
+    count_run();
     co_return Json(args["a"].get<int64_t>() + args["b"].get<int64_t>());
+  }
+  Task<void> ping(const Event& event) {
+    count_run();
+    reply(event, Json{{"node", config().value("node", std::string("?"))}}).IgnoreError();
+    co_return;
   }
   Task<ToolResult> wipe(const Json&) {
     ledger_calls.fetch_add(1);
@@ -56,6 +72,8 @@ constexpr std::string_view kLedgerManifest = R"(name: ledger
 version: 1.0.0
 type: capability
 permissions: [file.write]
+subscriptions:
+  - {pattern: ledger.ping, handler: ping}
 tools:
   - name: add
     description: Add two integers
@@ -81,6 +99,7 @@ class NodeToolsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ledger_calls.store(0);
+    runs_by_node.clear();
     fs::create_directories(dir_.path() / "b" / "modules" / "ledger");
     fs::create_directories(dir_.path() / "a" / "modules");
     std::ofstream(dir_.path() / "b" / "modules" / "ledger" / "manifest.yaml") << kLedgerManifest;
@@ -106,6 +125,7 @@ class NodeToolsTest : public ::testing::Test {
     c.tools.timeout = 3000ms;
     c.tools.policy = std::move(policy);
     c.llm = Json{{"providers", Json::object()}};
+    c.module_config["ledger"] = Json{{"node", name}};
     auto nucleus = std::make_unique<Nucleus>(std::move(c), *std::move(bus));
     EXPECT_TRUE(nucleus->boot().ok());
     return nucleus;
@@ -189,6 +209,73 @@ TEST_F(NodeToolsTest, AnotherNodesToolsAreListedAndCalledThroughThisNodesPolicy)
   ASSERT_TRUE(b->shutdown().ok());
   EXPECT_TRUE(eventually([&] { return !lists(*a, "ledger.add"); }));
   EXPECT_EQ(a->tools().list()->size(), 0u);
+}
+
+// The ledger module runs on nodes a and b; c has none. A tool call from c
+// runs once, on a or b in turns; one from a runs on a. The same holds for a
+// plain request answered by the module's handler, and for a call published
+// without reply_to (carried out by one of the nodes that run the tool).
+TEST_F(NodeToolsTest, AToolOnTwoNodesRunsOncePerCall) {
+  fs::create_directories(dir_.path() / "a" / "modules" / "ledger");
+  std::ofstream(dir_.path() / "a" / "modules" / "ledger" / "manifest.yaml") << kLedgerManifest;
+  fs::create_directories(dir_.path() / "c" / "modules");
+  auto a = node("a");
+  ASSERT_TRUE(a);
+  auto b = node("b");
+  ASSERT_TRUE(b);
+  auto c = node("c");
+  ASSERT_TRUE(c);
+  auto& bus_c = static_cast<RedisBus&>(c->bus());
+  ASSERT_TRUE(eventually([&] {
+    return lists(*c, "ledger.add") && bus_c.known_receivers("tool.ledger.add") == 2 &&
+           bus_c.known_receivers("ledger.ping") == 2 &&
+           a->tools().nodes_offering("ledger.add") == std::vector<std::string>{"b"} &&
+           b->tools().nodes_offering("ledger.add") == std::vector<std::string>{"a"};
+  }));
+  auto runs = [] {
+    std::lock_guard lock(runs_mutex);
+    return runs_by_node;
+  };
+  using Runs = std::map<std::string, int>;
+
+  for (int i = 0; i < 10; ++i) {
+    Json sum = call(*c, "ledger.add", {{"a", i}, {"b", 1}});
+    ASSERT_EQ(sum["ok"], true) << sum.dump();
+    EXPECT_EQ(sum["result"], i + 1);
+  }
+  std::this_thread::sleep_for(300ms);  // a second run of any call would land by now
+  EXPECT_EQ(ledger_calls.load(), 10);
+  EXPECT_EQ(runs(), (Runs{{"a", 5}, {"b", 5}}));
+
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(call(*a, "ledger.add", {{"a", 1}, {"b", 1}})["ok"], true);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(runs(), (Runs{{"a", 9}, {"b", 5}})) << "a runs its own module";
+
+  // A plain request on the module's subscription: one handler run, one reply.
+  std::map<std::string, int> answered;
+  for (int i = 0; i < 6; ++i) {
+    auto reply = testing::sync_wait(
+        c->bus().executor(),
+        c->bus().request(Event::make("ledger.ping", "test", Json::object()), 3s));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ++answered[(*reply)->data["node"].get<std::string>()];
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(answered, (Runs{{"a", 3}, {"b", 3}}));
+  EXPECT_EQ(runs(), (Runs{{"a", 12}, {"b", 8}}));
+
+  // A call that wants no answer: each broker that runs the tool sees it, and
+  // one of them carries it out.
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(
+        c->bus()
+            .publish(Event::make("cognition.tool_call", "test",
+                                 Json{{"tool", "ledger.add"}, {"arguments", {{"a", 1}, {"b", 2}}}}))
+            .ok());
+  }
+  ASSERT_TRUE(eventually([&] { return ledger_calls.load() == 22; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ledger_calls.load(), 22);
 }
 
 TEST_F(NodeToolsTest, ANodeThatJoinsLaterLearnsTheTools) {

@@ -1,5 +1,7 @@
 #include "llm/tool_broker.h"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <utility>
@@ -126,8 +128,21 @@ bool ToolBroker::serves_unanswered(const Event& event) const {
   if (bus_.node_id().empty()) return true;
   auto tool = event.data.find("tool");
   if (tool == event.data.end() || !tool->is_string()) return false;
-  auto entry = registry_.find(tool->get_ref<const std::string&>());
-  return entry != nullptr && entry->node.empty();
+  const std::string& name = tool->get_ref<const std::string&>();
+  auto entry = registry_.find(name);
+  if (entry == nullptr || !entry->node.empty()) return false;
+  // Several nodes run the tool's module: each of them sees the call and
+  // makes the same choice (the event id picks one of the sorted nodes), so
+  // one runs it.
+  std::vector<std::string> nodes = registry_.nodes_offering(name);
+  if (nodes.empty()) return true;
+  nodes.push_back(bus_.node_id());
+  std::sort(nodes.begin(), nodes.end());
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a: the same in every process
+  for (char c : event.id.to_string()) {
+    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  return nodes[hash % nodes.size()] == bus_.node_id();
 }
 
 Task<void> ToolBroker::serve(EventPtr event) {

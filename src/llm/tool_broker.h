@@ -20,7 +20,10 @@
 //
 // On a bus shared by several nodes each node's broker answers the requests
 // of its own node only; a tool of a module on another node is called from
-// here (schema and policy checked here) and runs there.
+// here (schema and policy checked here) and runs there, on one node when
+// several run the module (the bus picks one per request). A call published
+// without reply_to is carried out by one of the nodes running the tool,
+// chosen from the call's id the same way on each of them.
 #pragma once
 
 #include <atomic>

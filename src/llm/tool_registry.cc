@@ -230,6 +230,20 @@ Json ToolRegistry::local_tools_json() const {
   return out;
 }
 
+std::vector<std::string> ToolRegistry::nodes_offering(std::string_view name) const {
+  std::vector<std::string> nodes;
+  std::lock_guard lock(mutex_);
+  for (const auto& [node, entries] : remote_) {
+    for (const auto& entry : entries) {
+      if (entry->qualified == name || entry->model_name == name) {
+        nodes.push_back(node);
+        break;
+      }
+    }
+  }
+  return nodes;
+}
+
 void ToolRegistry::index_remote() {
   remote_by_name_.clear();
   for (const auto& [node, entries] : remote_) {

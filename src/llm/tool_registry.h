@@ -74,6 +74,9 @@ class ToolRegistry {
   bool remove_node(std::string_view node);
   // This process's own tools, for announcing them to other nodes.
   Json local_tools_json() const;
+  // The other nodes announcing a tool of this name (qualified or model
+  // name), sorted.
+  std::vector<std::string> nodes_offering(std::string_view name) const;
 
   // By qualified name ("fs.read"), model name ("fs__read") or MCP name; a
   // local tool before another node's.

@@ -1,6 +1,10 @@
 // A test module: counts `test.count` events and reports each one on
 // `test.counted` with the build generation that handled it, so a hot-reload
 // test can prove every event was handled exactly once, by one of the builds.
+// Its `tick` tool reports each run on `test.ticked` with the process id, so
+// a test with the module on several nodes can count where calls ran.
+#include <unistd.h>
+
 #include "lotus/module.h"
 
 #ifndef COUNTER_GENERATION
@@ -14,6 +18,7 @@ class Counter : public lotus::Module {
     handled_ = stored.ok() && stored->is_number_integer() ? stored->get<int64_t>() : 0;
     on("count", &Counter::count);
     tool("get_count", &Counter::get_count);
+    tool("tick", &Counter::tick);
     co_return;
   }
 
@@ -37,7 +42,15 @@ class Counter : public lotus::Module {
     co_return lotus::Json{{"handled", handled_}, {"generation", COUNTER_GENERATION}};
   }
 
+  lotus::Task<lotus::ToolResult> tick(const lotus::Json& args) {
+    ++ticks_;
+    publish("test.ticked", lotus::Json{{"pid", getpid()}, {"n", args.value("n", -1)}})
+        .IgnoreError();
+    co_return lotus::Json{{"pid", getpid()}, {"ticks", ticks_}};
+  }
+
   int64_t handled_ = 0;
+  int64_t ticks_ = 0;
 };
 
 LOTUS_MODULE(Counter)
