@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "bus/event_text.h"
 #include "bus/redis_streams.h"
 #include "lotus/strings.h"
 
@@ -43,63 +44,6 @@ Result<int64_t> read_ms(const Json& section, const char* key, int64_t min, int64
                                           max, ", got ", value.dump()));
   }
   return value.get<int64_t>();
-}
-
-void append_quoted(std::string& out, const std::string& text) {
-  bool plain = true;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) {
-    out.push_back('"');
-    out += text;
-    out.push_back('"');
-  } else {
-    out += Json(text).dump();
-  }
-}
-
-// The event's JSON text, what to_json(event).dump() gives (the same fields
-// and values), written straight out: to_json() first copies the data into a
-// new tree, which was a good part of what a publish cost.
-std::string event_text(const Event& event) {
-  if (event.metadata.extra.is_object() && !event.metadata.extra.empty()) {
-    return to_json(event).dump();
-  }
-  std::string out;
-  out.reserve(192 + event.channel.size() + event.source.size());
-  out += "{\"channel\":";
-  append_quoted(out, event.channel);
-  out += ",\"data\":";
-  out += event.data.dump();
-  out += ",\"id\":\"";
-  out += event.id.to_string();
-  out += "\",\"metadata\":{";
-  bool first = true;
-  // In key order, as nlohmann writes an object.
-  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{
-                                       "correlation_id", &event.metadata.correlation_id},
-                                   {"reply_to", &event.metadata.reply_to},
-                                   {"trace_id", &event.metadata.trace_id},
-                                   {"user_id", &event.metadata.user_id}}) {
-    if (value->empty()) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    out.push_back('"');
-    out += key;
-    out += "\":";
-    append_quoted(out, *value);
-  }
-  out += "},\"source\":";
-  append_quoted(out, event.source);
-  out += ",\"timestamp\":";
-  out += Json(event.timestamp).dump();
-  out.push_back('}');
-  return out;
 }
 
 }  // namespace
@@ -511,33 +455,26 @@ bool RedisBus::is_stream_channel(std::string_view channel) const {
 }
 
 size_t RedisBus::known_receivers(std::string_view channel) const {
+  return count_receivers(channel, nullptr);
+}
+
+size_t RedisBus::count_receivers(std::string_view channel, bool* tap_wanted) const {
   size_t count = 0;
+  bool taps = false;
   {
     std::shared_lock lock(routes_mutex_);
-    routes_.match(channel, [&](const std::shared_ptr<const Route>&) { ++count; });
+    routes_.match(channel, [&](const std::shared_ptr<const Route>& route) {
+      ++count;
+      if (route->subscriber.tap) taps = true;
+    });
   }
   std::lock_guard lock(peers_mutex_);
   for (const auto& [node, peer] : peers_) {
     peer.patterns.match(channel, [&](int) { ++count; });
+    if (tap_wanted != nullptr && !taps) peer.taps.match(channel, [&](int) { taps = true; });
   }
+  if (tap_wanted != nullptr) *tap_wanted = taps;
   return count;
-}
-
-bool RedisBus::tap_wants(std::string_view channel) const {
-  bool wanted = false;
-  {
-    std::shared_lock lock(routes_mutex_);
-    routes_.match(channel, [&](const std::shared_ptr<const Route>& route) {
-      if (route->subscriber.tap) wanted = true;
-    });
-  }
-  if (wanted) return true;
-  std::lock_guard lock(peers_mutex_);
-  for (const auto& [node, peer] : peers_) {
-    peer.taps.match(channel, [&](int) { wanted = true; });
-    if (wanted) return true;
-  }
-  return false;
 }
 
 Result<size_t> RedisBus::publish(Event event) {
@@ -545,22 +482,26 @@ Result<size_t> RedisBus::publish(Event event) {
   if (event.timestamp == 0.0) event.timestamp = now_seconds();
   if (Status s = validate_event(event); !s.ok()) return s;
   published_.fetch_add(1, std::memory_order_relaxed);
-  const size_t receivers = known_receivers(event.channel);
+  const bool durable = is_stream_channel(event.channel);
+  bool tap_wanted = false;
+  const size_t receivers = count_receivers(event.channel, durable ? &tap_wanted : nullptr);
   if (receivers == 0) unrouted_.fetch_add(1, std::memory_order_relaxed);
-  std::string payload = event_text(event);
+  const std::string payload = event_text(event);
   // A durable channel's modules read its stream; a PUBLISH would only serve
   // taps (live tails), so it is sent only when one wants the channel.
-  if (is_stream_channel(event.channel)) {
-    if (!tap_wants(event.channel)) {
-      streams_->add(event, std::move(payload));
-      return receivers;
-    }
+  if (durable) {
     streams_->add(event, payload);
+    if (!tap_wanted) return receivers;
   }
-  command_->send({"PUBLISH", event_key(event.channel), std::move(payload)},
-                 [this](Result<RedisReply> reply) {
-                   if (!reply.ok()) publish_failed_.fetch_add(1, std::memory_order_relaxed);
-                 });
+  std::string command;
+  command.reserve(payload.size() + options_.prefix.size() + event.channel.size() + 48);
+  RedisConnection::append_array_header(command, 3);
+  RedisConnection::append_argument(command, "PUBLISH");
+  RedisConnection::append_argument(command, event_key(event.channel));
+  RedisConnection::append_argument(command, payload);
+  command_->send_formatted(command, [this](Result<RedisReply> reply) {
+    if (!reply.ok()) publish_failed_.fetch_add(1, std::memory_order_relaxed);
+  });
   return receivers;
 }
 

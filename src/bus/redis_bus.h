@@ -153,8 +153,9 @@ class RedisBus final : public Bus {
   std::string glob_for(std::string_view pattern) const;
   std::string event_key(std::string_view channel) const;
   void on_push(RedisReply&& message);
-  // Whether a tap here or on a peer matches `channel`.
-  bool tap_wants(std::string_view channel) const;
+  // known_receivers(); and with `tap_wanted`, whether a tap here or on a
+  // peer matches `channel` (one pass for both, on every publish).
+  size_t count_receivers(std::string_view channel, bool* tap_wanted) const;
   void deliver(const std::string& glob, const std::string& payload);
   void on_reply(const EventPtr& event);
   void on_control(const std::string& payload);

@@ -223,16 +223,22 @@ void append_header(std::string& out, char kind, size_t n) {
 // The RESP request form ("*<n>\r\n" then "$<len>\r\n<arg>\r\n" per
 // argument), written straight into `out`: no intermediate buffers, no
 // printf, on every publish.
+void RedisConnection::append_array_header(std::string& out, size_t count) {
+  append_header(out, '*', count);
+}
+
+void RedisConnection::append_argument(std::string& out, std::string_view arg) {
+  append_header(out, '$', arg.size());
+  out.append(arg);
+  out.append("\r\n", 2);
+}
+
 void RedisConnection::append_command(std::string& out, const Args& args) {
   size_t total = 16;
   for (const auto& arg : args) total += arg.size() + 16;
   out.reserve(out.size() + total);
-  append_header(out, '*', args.size());
-  for (const auto& arg : args) {
-    append_header(out, '$', arg.size());
-    out.append(arg);
-    out.append("\r\n", 2);
-  }
+  append_array_header(out, args.size());
+  for (const auto& arg : args) append_argument(out, arg);
 }
 
 void RedisConnection::on_connected() {
@@ -349,6 +355,10 @@ void RedisConnection::on_handshake_done() {
 void RedisConnection::send(const Args& args, Callback done) {
   std::string formatted;
   append_command(formatted, args);
+  send_formatted(formatted, std::move(done));
+}
+
+void RedisConnection::send_formatted(std::string_view formatted, Callback done) {
   bool post_write = false;
   Status refused;
   {

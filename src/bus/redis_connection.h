@@ -109,6 +109,14 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   // Queues a command; `done` (may be empty) runs on the io thread with the
   // reply, an error reply as an error status, or Unavailable/ResourceExhausted.
   void send(const Args& args, Callback done);
+  // The same with the command already in RESP form (see append_command):
+  // the publish path formats straight into one buffer, with no Args.
+  void send_formatted(std::string_view command, Callback done);
+
+  // RESP request form: the array header, then each argument.
+  static void append_array_header(std::string& out, size_t count);
+  static void append_argument(std::string& out, std::string_view arg);
+  static void append_command(std::string& out, const Args& args);
   // Sends and blocks the calling thread (never the io thread) for the reply.
   Result<RedisReply> send_and_wait(const Args& args,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -134,7 +142,6 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void handle_reply(RedisReply reply);
   void fail_link(std::string_view why);
   void schedule_reconnect();
-  void append_command(std::string& out, const Args& args);
 
   boost::asio::io_context& io_;
   const Options options_;

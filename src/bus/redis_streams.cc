@@ -1,5 +1,7 @@
 #include "bus/redis_streams.h"
 
+#include <charconv>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -370,21 +372,45 @@ std::string RedisStreams::stream_key(std::string_view channel) const {
   return cat(bus_.options_.prefix, ":stream:", channel);
 }
 
-void RedisStreams::add(const Event& event, std::string payload) {
-  RedisConnection::Args args = {"XADD", stream_key(event.channel)};
-  if (bus_.options_.stream_max_age.count() > 0) {
-    const auto cutoff =
-        static_cast<int64_t>(event.timestamp * 1000) - bus_.options_.stream_max_age.count();
-    args.insert(args.end(), {"MINID", "~", cat(std::max<int64_t>(cutoff, 0), "-0")});
-  } else if (bus_.options_.stream_maxlen > 0) {
-    args.insert(args.end(), {"MAXLEN", "~", std::to_string(bus_.options_.stream_maxlen)});
+void RedisStreams::add(const Event& event, std::string_view payload) {
+  // Formatted straight into one buffer: this is the publish path.
+  const RedisBusOptions& options = bus_.options_;
+  std::string command;
+  command.reserve(payload.size() + options.prefix.size() + event.channel.size() + 96);
+  const bool by_age = options.stream_max_age.count() > 0;
+  const bool by_length = !by_age && options.stream_maxlen > 0;
+  RedisConnection::append_array_header(command, by_age || by_length ? 8 : 5);
+  RedisConnection::append_argument(command, "XADD");
+  {  // the key, "<prefix>:stream:<channel>", without a string of its own
+    char header[24] = {'$'};
+    const size_t size = options.prefix.size() + 8 + event.channel.size();
+    char* end = std::to_chars(header + 1, header + sizeof header, size).ptr;
+    command.append(header, end);
+    command += "\r\n";
+    command += options.prefix;
+    command += ":stream:";
+    command += event.channel;
+    command += "\r\n";
   }
-  args.push_back("*");
-  args.push_back("event");
-  args.push_back(std::move(payload));
+  if (by_age) {
+    const auto cutoff =
+        static_cast<int64_t>(event.timestamp * 1000) - options.stream_max_age.count();
+    RedisConnection::append_argument(command, "MINID");
+    RedisConnection::append_argument(command, "~");
+    RedisConnection::append_argument(command, cat(std::max<int64_t>(cutoff, 0), "-0"));
+  } else if (by_length) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, options.stream_maxlen).ptr;
+    RedisConnection::append_argument(command, "MAXLEN");
+    RedisConnection::append_argument(command, "~");
+    RedisConnection::append_argument(command, std::string_view(digits, end - digits));
+  }
+  RedisConnection::append_argument(command, "*");
+  RedisConnection::append_argument(command, "event");
+  RedisConnection::append_argument(command, payload);
   RedisBus* bus = &bus_;
   Counters* counters = &counters_;
-  bus_.command_->send(args, [bus, counters](Result<RedisReply> reply) {
+  bus_.command_->send_formatted(command, [bus, counters](Result<RedisReply> reply) {
     if (reply.ok()) {
       counters->added.fetch_add(1, std::memory_order_relaxed);
     } else {

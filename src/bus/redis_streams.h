@@ -57,7 +57,7 @@ class RedisStreams {
 
   std::string stream_key(std::string_view channel) const;
   // XADD of a validated event to its channel's stream.
-  void add(const Event& event, std::string payload);
+  void add(const Event& event, std::string_view payload);
 
   // A mailbox route on a pattern that matches stream channels: its module's
   // group starts reading them. The route is keyed by the bus's subscription id.
