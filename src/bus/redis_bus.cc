@@ -865,7 +865,8 @@ Json RedisBus::backend_health() const {
   auto connection = [](const RedisConnectionStats& c) {
     return Json{{"connected", c.connected}, {"reconnects", c.reconnects},
                 {"buffered", c.buffered},   {"dropped", c.dropped},
-                {"failed", c.failed},       {"in_flight", c.in_flight}};
+                {"failed", c.failed},       {"in_flight", c.in_flight},
+                {"waited", c.waited}};
   };
   return Json{{"backend", "redis"},
               {"url", command_ ? command_->address().display : options_.url},

@@ -362,7 +362,16 @@ void RedisConnection::send_formatted(std::string_view formatted, Callback done) 
   bool post_write = false;
   Status refused;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    if (link_up_ && outbox_.size() >= options_.outbox_high_water &&
+        !io_.get_executor().running_in_this_thread()) {
+      waited_.fetch_add(1, std::memory_order_relaxed);
+      ++outbox_waiters_;
+      outbox_taken_.wait_for(lock, options_.outbox_wait, [this] {
+        return closed_ || !link_up_ || outbox_.size() < options_.outbox_high_water;
+      });
+      --outbox_waiters_;
+    }
     if (closed_) {
       refused = absl::CancelledError(cat("redis ", options_.address.display, ": closed"));
     } else if (!link_up_ && outbox_callbacks_.size() >= options_.max_buffered) {
@@ -401,6 +410,7 @@ void RedisConnection::start_write() {
     }
     writing_buffer_.clear();
     writing_buffer_.swap(outbox_);
+    if (outbox_waiters_ > 0) outbox_taken_.notify_all();
     in_flight_count_.fetch_add(outbox_callbacks_.size());
     for (auto& cb : outbox_callbacks_) in_flight_.push_back(std::move(cb));
     outbox_callbacks_.clear();
@@ -487,6 +497,7 @@ void RedisConnection::fail_link(std::string_view why) {
   {
     std::lock_guard lock(mutex_);
     link_up_ = false;
+    if (outbox_waiters_ > 0) outbox_taken_.notify_all();
     writing_ = false;
     closed = closed_;
   }
@@ -534,6 +545,7 @@ void RedisConnection::close() {
     std::lock_guard lock(mutex_);
     if (closed_) return;
     closed_ = true;
+    if (outbox_waiters_ > 0) outbox_taken_.notify_all();
     buffered.swap(outbox_callbacks_);
     outbox_.clear();
   }
@@ -587,6 +599,7 @@ RedisConnectionStats RedisConnection::stats() const {
   s.reconnects = reconnects_.load();
   s.failed = failed_.load();
   s.dropped = dropped_.load();
+  s.waited = waited_.load();
   s.in_flight = in_flight_count_.load();
   std::lock_guard lock(mutex_);
   s.buffered = outbox_callbacks_.size();

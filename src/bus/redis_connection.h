@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -65,6 +66,7 @@ struct RedisConnectionStats {
   uint64_t reconnects = 0;  // successful connects after the first
   uint64_t failed = 0;      // commands failed because the link dropped
   uint64_t dropped = 0;     // refused because the buffer was full
+  uint64_t waited = 0;      // sends that waited for the writer (outbox_high_water)
   size_t buffered = 0;      // queued, not yet written
   size_t in_flight = 0;     // written, reply not yet read
 };
@@ -86,6 +88,13 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
     std::chrono::milliseconds backoff_initial{50};
     std::chrono::milliseconds backoff_max{2000};
     size_t max_buffered = 100000;  // commands held while disconnected
+    // While connected, a sender finding this many bytes not yet written
+    // waits (up to outbox_wait) for the writer to take them: a publisher
+    // faster than Redis then stays in step instead of growing the buffer
+    // without bound (each growth copies it and faults in fresh pages). Never
+    // on the io thread itself.
+    size_t outbox_high_water = 4 << 20;
+    std::chrono::milliseconds outbox_wait{100};
     bool reconnect = true;
   };
 
@@ -159,6 +168,8 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   // Shared with sending threads.
   mutable std::mutex mutex_;
+  std::condition_variable outbox_taken_;  // the writer took the outbox
+  size_t outbox_waiters_ = 0;
   std::string outbox_;  // formatted commands not yet written
   std::deque<Callback> outbox_callbacks_;
   bool writing_ = false;
@@ -179,6 +190,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   std::atomic<uint64_t> reconnects_{0};
   std::atomic<uint64_t> failed_{0};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> waited_{0};
   std::atomic<size_t> in_flight_count_{0};
 };
 

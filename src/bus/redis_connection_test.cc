@@ -257,3 +257,34 @@ TEST_F(RedisConnectionTest, ConnectHookRunsAgainAfterReconnecting) {
 
 }  // namespace
 }  // namespace lotus
+
+namespace lotus {
+namespace {
+
+// A sender faster than Redis waits for the writer once the unwritten bytes
+// pass outbox_high_water, instead of growing the buffer; every command still
+// goes out, in order, and the waits are counted.
+TEST_F(RedisConnectionTest, AFastSenderWaitsForTheWriterAndLosesNothing) {
+  RedisConnection::Options options;
+  options.outbox_high_water = 256;
+  auto connection = open(options);
+  constexpr int kCommands = 20000;
+  std::atomic<int> ok{0};
+  std::atomic<int> in_order{0};
+  std::atomic<long long> last{0};
+  for (int i = 0; i < kCommands; ++i) {
+    connection->send({"INCR", "fast"}, [&](Result<RedisReply> reply) {
+      if (!reply.ok()) return;
+      ok.fetch_add(1);
+      if (reply->integer == last.load() + 1) in_order.fetch_add(1);
+      last.store(reply->integer);
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return ok.load() == kCommands; }, 20s)) << ok.load();
+  EXPECT_EQ(in_order.load(), kCommands);
+  EXPECT_GT(connection->stats().waited, 0u);
+  EXPECT_EQ(run(*connection, {"GET", "fast"})->str, std::to_string(kCommands));
+}
+
+}  // namespace
+}  // namespace lotus
