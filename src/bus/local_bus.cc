@@ -9,18 +9,8 @@
 
 namespace lotus {
 
-struct LocalBus::Pending {
-  std::atomic<bool> done{false};
-  std::function<void(Result<EventPtr>)> resume;
-  std::string correlation;
-  std::string channel;
-  std::chrono::milliseconds timeout{0};
-  std::chrono::steady_clock::time_point deadline;
-};
-
 LocalBus::LocalBus(size_t threads)
-    : pool_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())),
-      deadline_timer_(pool_.get_executor()) {
+    : pool_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())) {
   // One reply channel per bus instance; the random part keeps two buses (or,
   // later, two nodes) from reading each other's replies.
   reply_channel_ = cat("reply.", EventId::generate().to_string());
@@ -33,19 +23,7 @@ LocalBus::LocalBus(size_t threads)
 LocalBus::~LocalBus() { stop(); }
 
 void LocalBus::stop() {
-  {
-    std::lock_guard lock(pending_mutex_);
-    deadline_timer_.cancel();
-    armed_for_ = std::chrono::steady_clock::time_point::max();
-    for (auto& [id, pending] : pending_) {
-      if (!pending->done.exchange(true)) {
-        auto resume = std::move(pending->resume);
-        boost::asio::post(pool_,
-                          [resume] { resume(absl::CancelledError("the bus is shutting down")); });
-      }
-    }
-    pending_.clear();
-  }
+  pending_.cancel_all(absl::CancelledError("the bus is shutting down"));
   pool_.join();
 }
 
@@ -114,99 +92,27 @@ bool LocalBus::unsubscribe(SubscriptionId id) {
 }
 
 Task<Result<EventPtr>> LocalBus::request(Event event, std::chrono::milliseconds timeout) {
-  auto pending = std::make_shared<Pending>();
-  pending->correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
-  pending->channel = event.channel;
-  pending->timeout = timeout;
-  event.metadata.correlation_id = pending->correlation;
+  PendingRequests::Request request;
+  request.correlation = pending_.next_correlation();
+  request.channel = event.channel;
+  request.timeout = timeout;
+  request.nobody = cat("no module handles \"", event.channel, "\"");
+  event.metadata.correlation_id = request.correlation;
   event.metadata.reply_to = reply_channel_;
-  auto awaiter =
-      resume_with<Result<EventPtr>>([this, pending, event = std::move(event)](auto resume) mutable {
-        pending->resume = resume;
-        {
-          std::lock_guard lock(pending_mutex_);
-          pending->deadline = std::chrono::steady_clock::now() + pending->timeout;
-          pending_.emplace(pending->correlation, pending);
-          arm_deadline_locked(pending->deadline);
-        }
-        auto routed = publish(std::move(event));
-        if (!routed.ok()) {
-          finish(pending, routed.status());
-        } else if (*routed == 0) {
-          finish(pending, absl::NotFoundError(cat("no module handles \"", pending->channel, "\"")));
-        }
-      });
-  Result<EventPtr> result = co_await awaiter;
+  request.send = [this, event = std::move(event)]() mutable { return publish(std::move(event)); };
+  auto waiting = pending_.wait(std::move(request));
+  Result<EventPtr> result = co_await std::move(waiting);
   co_return result;
 }
 
-void LocalBus::finish(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome) {
-  if (pending->done.exchange(true)) return;
-  {
-    std::lock_guard lock(pending_mutex_);
-    pending_.erase(pending->correlation);
-  }
-  // Resume on the pool, never inside the publisher's call stack.
-  boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
-    pending->resume(std::move(outcome));
-  });
-}
-
-void LocalBus::arm_deadline_locked(std::chrono::steady_clock::time_point deadline) {
-  if (deadline >= armed_for_) return;  // the timer wakes sooner and re-arms then
-  armed_for_ = deadline;
-  deadline_timer_.expires_at(deadline);
-  deadline_timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) on_deadline();
-  });
-}
-
-void LocalBus::on_deadline() {
-  std::vector<std::shared_ptr<Pending>> expired;
-  {
-    std::lock_guard lock(pending_mutex_);
-    const auto now = std::chrono::steady_clock::now();
-    auto next = std::chrono::steady_clock::time_point::max();
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second->deadline <= now) {
-        expired.push_back(it->second);
-        it = pending_.erase(it);
-      } else {
-        next = std::min(next, it->second->deadline);
-        ++it;
-      }
-    }
-    armed_for_ = std::chrono::steady_clock::time_point::max();
-    if (next != std::chrono::steady_clock::time_point::max()) arm_deadline_locked(next);
-  }
-  for (const auto& pending : expired) {
-    finish(pending,
-           absl::DeadlineExceededError(cat("no reply to \"", pending->channel, "\" within ",
-                                           pending->timeout.count(), " ms")));
-  }
-}
-
 void LocalBus::on_reply(const EventPtr& event) {
-  std::shared_ptr<Pending> pending;
-  {
-    std::lock_guard lock(pending_mutex_);
-    auto it = pending_.find(event->metadata.correlation_id);
-    if (it == pending_.end()) return;  // late reply after a timeout: nobody waits
-    pending = it->second;
-  }
-  finish(pending, event);
+  pending_.answer(event);  // false: a late reply after a timeout, nobody waits
 }
 
 Result<size_t> LocalBus::reply(const Event& request, std::string source, Json reply_data) {
-  if (request.metadata.reply_to.empty()) {
-    return absl::FailedPreconditionError(
-        cat("event ", request.id.to_string(), " on \"", request.channel, "\" asked for no reply"));
-  }
-  Event response = Event::make(request.metadata.reply_to, std::move(source), std::move(reply_data));
-  response.metadata.correlation_id = request.metadata.correlation_id;
-  response.metadata.trace_id = request.metadata.trace_id;
-  response.metadata.user_id = request.metadata.user_id;
-  return publish(std::move(response));
+  auto response = make_reply(request, std::move(source), std::move(reply_data));
+  if (!response.ok()) return response.status();
+  return publish(*std::move(response));
 }
 
 BusStats LocalBus::stats() const {
@@ -220,10 +126,7 @@ BusStats LocalBus::stats() const {
     std::shared_lock lock(routes_mutex_);
     s.subscriptions = routes_.size();
   }
-  {
-    std::lock_guard lock(pending_mutex_);
-    s.pending_requests = pending_.size();
-  }
+  s.pending_requests = pending_.size();
   return s;
 }
 

@@ -3,8 +3,8 @@
 // Publishing validates the event, finds subscribers through a TopicTrie
 // (cost follows channel depth), applies each subscription's filter and
 // hands a shared, immutable copy of the event to each mailbox. Handlers run
-// on an Asio thread pool. Request/reply uses one reply channel per bus and a
-// table of pending requests keyed by correlation_id.
+// on an Asio thread pool. Request/reply uses one reply channel per bus and
+// the pending-request table every bus shares (bus/pending_requests.h).
 #pragma once
 
 #include <atomic>
@@ -15,10 +15,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "bus/bus.h"
+#include "bus/pending_requests.h"
 #include "bus/topic_trie.h"
 
 namespace lotus {
@@ -44,17 +44,8 @@ class LocalBus final : public Bus {
     SubscriptionFilter filter;
     Subscriber subscriber;
   };
-  struct Pending;
-
   Result<size_t> route(EventPtr event);
   void on_reply(const EventPtr& event);
-  // Ends `pending` (if nothing else did) with `outcome`, resumed on the pool.
-  void finish(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome);
-  // Arms the deadline timer for `deadline` if it is sooner than the one it
-  // waits for. Called with pending_mutex_ held.
-  void arm_deadline_locked(std::chrono::steady_clock::time_point deadline);
-  // Fails the requests whose deadline passed and waits for the next one.
-  void on_deadline();
 
   boost::asio::thread_pool pool_;
   mutable std::shared_mutex routes_mutex_;
@@ -62,13 +53,7 @@ class LocalBus final : public Bus {
 
   std::string reply_channel_;
   SubscriptionId reply_subscription_ = 0;
-  mutable std::mutex pending_mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
-  // One timer for every pending request, armed at the soonest deadline: a
-  // timer per request cost two reactor wake-ups per call (arm and cancel).
-  boost::asio::steady_timer deadline_timer_;
-  std::chrono::steady_clock::time_point armed_for_ = std::chrono::steady_clock::time_point::max();
-  std::atomic<uint64_t> next_request_{1};
+  PendingRequests pending_{pool_.get_executor()};
 
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> delivered_{0};

@@ -159,16 +159,6 @@ Result<RedisBusOptions> RedisBusOptions::from_config(std::string url, const Json
   return options;
 }
 
-struct RedisBus::Pending {
-  explicit Pending(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
-  std::string correlation;
-  std::string channel;
-  std::vector<std::string> nodes;  // other nodes the request was routed to
-  std::atomic<bool> done{false};
-  std::function<void(Result<EventPtr>)> resume;
-  boost::asio::steady_timer timer;
-};
-
 Result<std::unique_ptr<RedisBus>> RedisBus::connect(RedisBusOptions options) {
   auto address = parse_redis_url(options.url);
   if (!address.ok()) return address.status();
@@ -667,42 +657,22 @@ std::map<std::string, std::string> RedisBus::choose_handlers(std::string_view ch
   return chosen;
 }
 
-void RedisBus::complete(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome) {
-  if (pending->done.exchange(true)) return;
-  {
-    std::lock_guard lock(pending_mutex_);
-    pending_.erase(pending->correlation);
-  }
-  pending->timer.cancel();
-  boost::asio::post(pool_, [pending, outcome = std::move(outcome)]() mutable {
-    pending->resume(std::move(outcome));
+void RedisBus::fail_requests_to(const std::string& node, std::string_view why) {
+  pending_.fail_routed_to(node, [&](const std::string& channel) {
+    return absl::UnavailableError(
+        cat("node ", node, ", chosen to handle \"", channel, "\", ", why,
+            " before replying; the request may or may not have run there"));
   });
 }
 
-void RedisBus::fail_requests_to(const std::string& node, std::string_view why) {
-  std::vector<std::shared_ptr<Pending>> lost;
-  {
-    std::lock_guard lock(pending_mutex_);
-    for (const auto& [correlation, pending] : pending_) {
-      if (std::find(pending->nodes.begin(), pending->nodes.end(), node) != pending->nodes.end()) {
-        lost.push_back(pending);
-      }
-    }
-  }
-  for (const auto& pending : lost) {
-    complete(pending, absl::UnavailableError(
-                          cat("node ", node, ", chosen to handle \"", pending->channel, "\", ", why,
-                              " before replying; the request may or may not have run there")));
-  }
-}
-
 Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds timeout) {
-  std::string correlation = cat(next_request_.fetch_add(1), "-", EventId::generate().to_string());
-  event.metadata.correlation_id = correlation;
+  PendingRequests::Request request;
+  request.correlation = pending_.next_correlation();
+  request.channel = event.channel;
+  request.timeout = timeout;
+  request.nobody = cat("no module on any node handles \"", event.channel, "\"");
+  event.metadata.correlation_id = request.correlation;
   event.metadata.reply_to = reply_channel_;
-  auto pending = std::make_shared<Pending>(pool_.get_executor());
-  pending->correlation = correlation;
-  pending->channel = event.channel;
   // Durable channels are split by their consumer groups already.
   if (!is_stream_channel(event.channel)) {
     auto chosen = choose_handlers(event.channel);
@@ -710,8 +680,8 @@ Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds 
       Json route = Json::object();
       for (auto& [module, node] : chosen) {
         if (node != node_id_ &&
-            std::find(pending->nodes.begin(), pending->nodes.end(), node) == pending->nodes.end()) {
-          pending->nodes.push_back(node);
+            std::find(request.nodes.begin(), request.nodes.end(), node) == request.nodes.end()) {
+          request.nodes.push_back(node);
         }
         route[module] = std::move(node);
       }
@@ -719,63 +689,30 @@ Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds 
       event.metadata.extra[kRouteKey] = std::move(route);
     }
   }
-  auto awaiter = resume_with<Result<EventPtr>>(
-      [this, pending, timeout, event = std::move(event)](auto resume) mutable {
-        pending->resume = resume;
-        {
-          std::lock_guard lock(pending_mutex_);
-          pending_.emplace(pending->correlation, pending);
-        }
-        std::weak_ptr<Pending> weak = pending;
-        pending->timer.expires_after(timeout);
-        pending->timer.async_wait([this, weak, timeout](boost::system::error_code ec) {
-          auto waiting = weak.lock();
-          if (ec || !waiting) return;
-          complete(waiting, absl::DeadlineExceededError(cat("no reply to \"", waiting->channel,
-                                                            "\" within ", timeout.count(), " ms")));
-        });
-        // A chosen node may have gone between the choice and now.
-        std::vector<std::string> gone;
-        {
-          std::lock_guard lock(peers_mutex_);
-          for (const auto& node : pending->nodes) {
-            if (peers_.count(node) == 0) gone.push_back(node);
-          }
-        }
-        auto routed = publish(std::move(event));
-        if (!routed.ok()) {
-          complete(pending, routed.status());
-        } else if (*routed == 0) {
-          complete(pending, absl::NotFoundError(
-                                cat("no module on any node handles \"", pending->channel, "\"")));
-        }
-        for (const auto& node : gone) fail_requests_to(node, "left the bus");
-      });
-  Result<EventPtr> result = co_await awaiter;
+  request.send = [this, nodes = request.nodes, event = std::move(event)]() mutable {
+    // A chosen node may have gone between the choice and now.
+    std::vector<std::string> gone;
+    {
+      std::lock_guard lock(peers_mutex_);
+      for (const auto& node : nodes) {
+        if (peers_.count(node) == 0) gone.push_back(node);
+      }
+    }
+    auto routed = publish(std::move(event));
+    for (const auto& node : gone) fail_requests_to(node, "left the bus");
+    return routed;
+  };
+  auto waiting = pending_.wait(std::move(request));
+  Result<EventPtr> result = co_await std::move(waiting);
   co_return result;
 }
 
-void RedisBus::on_reply(const EventPtr& event) {
-  std::shared_ptr<Pending> pending;
-  {
-    std::lock_guard lock(pending_mutex_);
-    auto it = pending_.find(event->metadata.correlation_id);
-    if (it == pending_.end()) return;
-    pending = it->second;
-  }
-  complete(pending, event);
-}
+void RedisBus::on_reply(const EventPtr& event) { pending_.answer(event); }
 
 Result<size_t> RedisBus::reply(const Event& request, std::string source, Json reply_data) {
-  if (request.metadata.reply_to.empty()) {
-    return absl::FailedPreconditionError(
-        cat("event ", request.id.to_string(), " on \"", request.channel, "\" asked for no reply"));
-  }
-  Event response = Event::make(request.metadata.reply_to, std::move(source), std::move(reply_data));
-  response.metadata.correlation_id = request.metadata.correlation_id;
-  response.metadata.trace_id = request.metadata.trace_id;
-  response.metadata.user_id = request.metadata.user_id;
-  return publish(std::move(response));
+  auto response = make_reply(request, std::move(source), std::move(reply_data));
+  if (!response.ok()) return response.status();
+  return publish(*std::move(response));
 }
 
 void RedisBus::stop() {
@@ -798,18 +735,7 @@ void RedisBus::stop() {
     command_->send({"PUBLISH", event_key(left.channel), to_json(left).dump()}, nullptr);
     wait_for(*command_, {"PING"}).IgnoreError();
   }
-  {
-    std::lock_guard lock(pending_mutex_);
-    for (auto& [id, pending] : pending_) {
-      if (!pending->done.exchange(true)) {
-        pending->timer.cancel();
-        auto resume = std::move(pending->resume);
-        boost::asio::post(pool_,
-                          [resume] { resume(absl::CancelledError("the bus is shutting down")); });
-      }
-    }
-    pending_.clear();
-  }
+  pending_.cancel_all(absl::CancelledError("the bus is shutting down"));
   if (streams_) streams_->stop();
   if (subscriber_) subscriber_->close();
   if (command_) command_->close();
@@ -829,10 +755,7 @@ BusStats RedisBus::stats() const {
     std::shared_lock lock(routes_mutex_);
     s.subscriptions = routes_.size();
   }
-  {
-    std::lock_guard lock(pending_mutex_);
-    s.pending_requests = pending_.size();
-  }
+  s.pending_requests = pending_.size();
   return s;
 }
 

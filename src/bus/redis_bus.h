@@ -42,6 +42,7 @@
 
 #include "bus/bus.h"
 #include "bus/io_thread.h"
+#include "bus/pending_requests.h"
 #include "bus/redis_connection.h"
 #include "bus/topic_trie.h"
 #include "core/periodic_timer.h"
@@ -146,7 +147,6 @@ class RedisBus final : public Bus {
     std::chrono::steady_clock::time_point last_seen;
     Json info;
   };
-  struct Pending;
 
   explicit RedisBus(RedisBusOptions options);
   Status start();
@@ -167,7 +167,6 @@ class RedisBus final : public Bus {
   std::map<std::string, std::string> choose_handlers(std::string_view channel);
   // Fails the pending requests routed to `node`, which is gone.
   void fail_requests_to(const std::string& node, std::string_view why);
-  void complete(const std::shared_ptr<Pending>& pending, Result<EventPtr> outcome);
   Status wait_for(RedisConnection& connection, const RedisConnection::Args& args);
 
   const RedisBusOptions options_;
@@ -193,9 +192,7 @@ class RedisBus final : public Bus {
 
   std::string reply_channel_;
   SubscriptionId reply_subscription_ = 0;
-  mutable std::mutex pending_mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
-  std::atomic<uint64_t> next_request_{1};
+  PendingRequests pending_{pool_.get_executor()};
 
   std::shared_ptr<PeriodicTimer> heartbeat_timer_;
   std::atomic<bool> announce_queued_{false};
