@@ -275,7 +275,8 @@ TEST_F(NucleusTest, UndeclaredPublicationsAreRefusedAndCounted) {
                       "name: counter\nversion: \"1.0.0\"\ntype: capability\n"
                       "subscriptions: [{pattern: test.count, handler: count}]\n"
                       "publications: [test.other]\n"
-                      "tools: [{name: get_count, description: count, parameters: []}]\n"
+                      "tools: [{name: get_count, description: count, parameters: []},"
+                      " {name: tick, description: tick, parameters: []}]\n"
                       "runtime: {library: libcounter.so}\n");
   Nucleus nucleus(config());
   ASSERT_TRUE(nucleus.boot().ok());
@@ -325,7 +326,8 @@ TEST_F(NucleusTest, ReloadWithChangedSubscriptionsRoutesByTheNewManifest) {
                       "subscriptions: [{pattern: test.tally, handler: count},"
                       " {pattern: test.count.more, handler: count}]\n"
                       "publications: [test.counted]\n"
-                      "tools: [{name: get_count, description: count, parameters: []}]\n"
+                      "tools: [{name: get_count, description: count, parameters: []},"
+                      " {name: tick, description: tick, parameters: []}]\n"
                       "runtime: {library: libcounter.so}\n");
   ASSERT_TRUE(nucleus.reload_module("counter").ok());
   EXPECT_EQ(by_name(nucleus.modules())["counter"].version, "1.1.0");
