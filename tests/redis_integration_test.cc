@@ -383,6 +383,16 @@ TEST_F(RedisNodesTest, ConsumerGroupSplitSurvivesAKill9) {
     EXPECT_EQ(stream["groups"][0]["consumers"].size(), 2u);
   }
   EXPECT_TRUE(found) << listed.output;
+  // The same as a table, every column apart from the next.
+  testing::Child table(
+      {LOTUS_BINARY, "--bus", server_.url(), "streams"},
+      {{"HOME", dir_.path().string()}, {"LOTUS_DATA_DIR", (dir_.path() / "cli").string()}},
+      dir_.path() / "streams-table.txt");
+  auto shown = table.wait(20s);
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_THAT(shown.output,
+              ::testing::ContainsRegex(cat("test\\.count +", kEvents, " +counter +0 +")))
+      << shown.output;
 }
 
 // Three lotus processes on one fresh redis-server: `lotus serve` (A) takes

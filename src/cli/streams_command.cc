@@ -1,6 +1,7 @@
 // `lotus streams`: the streams of the configured Redis bus, with length,
 // consumer groups, consumers and pending counts. Reads Redis directly; it
 // does not boot a node.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -43,14 +44,24 @@ int run_streams(const Config& config, bool json) {
     std::cout << "no streams yet\n";
     return 0;
   }
-  std::cout << std::left << std::setw(28) << "STREAM" << std::setw(10) << "LENGTH" << std::setw(20)
+  // Columns as wide as their longest entry: per-node group names
+  // (module@host-pid-id) are longer than any fixed width would allow.
+  size_t stream_width = 8, group_width = 7;
+  for (const auto& stream : info["streams"]) {
+    stream_width = std::max(stream_width, stream["channel"].get<std::string>().size() + 2);
+    for (const auto& group : stream["groups"]) {
+      group_width = std::max(group_width, group["name"].get<std::string>().size() + 2);
+    }
+  }
+  const int sw = static_cast<int>(stream_width), gw = static_cast<int>(group_width);
+  std::cout << std::left << std::setw(sw) << "STREAM" << std::setw(10) << "LENGTH" << std::setw(gw)
             << "GROUP" << std::setw(10) << "PENDING"
             << "CONSUMERS (pending, idle)\n";
   for (const auto& stream : info["streams"]) {
     const std::string channel = stream["channel"].get<std::string>();
     const std::string length = std::to_string(stream["length"].get<int64_t>());
     if (stream["groups"].empty()) {
-      std::cout << std::setw(28) << channel << std::setw(10) << length << "(no groups)\n";
+      std::cout << std::setw(sw) << channel << std::setw(10) << length << "(no groups)\n";
       continue;
     }
     for (const auto& group : stream["groups"]) {
@@ -59,7 +70,7 @@ int run_streams(const Config& config, bool json) {
         consumers = cat(consumers, consumers.empty() ? "" : ", ", c["name"].get<std::string>(),
                         " (", c["pending"].dump(), ", ", c["idle_ms"].dump(), " ms)");
       }
-      std::cout << std::setw(28) << channel << std::setw(10) << length << std::setw(20)
+      std::cout << std::setw(sw) << channel << std::setw(10) << length << std::setw(gw)
                 << group["name"].get<std::string>() << std::setw(10) << group["pending"].dump()
                 << consumers << "\n";
     }
