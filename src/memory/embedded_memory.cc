@@ -8,7 +8,6 @@
 #include <map>
 #include <set>
 #include <system_error>
-#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -445,7 +444,6 @@ Status EmbeddedMemory::rebuild_index() {
   Statement stmt(db_, "SELECT seq, embedding FROM memories WHERE tier = 'long_term' ORDER BY seq");
   // Read in chunks and inserted on every core: rebuilding a large index is
   // minutes of work (hnswlib inserts dominate, SQLite reads are quick).
-  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
   constexpr size_t kChunk = 2000;
   std::vector<uint64_t> labels;
   std::vector<std::vector<float>> vectors;
@@ -458,7 +456,7 @@ Status EmbeddedMemory::rebuild_index() {
       vectors.push_back(stmt.floats(1));
     }
     if (labels.size() == kChunk || (rc != SQLITE_ROW && !labels.empty())) {
-      if (Status s = index_->add_many(labels, vectors, threads); !s.ok()) return s;
+      if (Status s = index_->add_many(labels, vectors); !s.ok()) return s;
       done += labels.size();
       labels.clear();
       vectors.clear();
@@ -590,10 +588,7 @@ Result<std::vector<MemoryRecord>> EmbeddedMemory::remember_all(std::vector<Memor
   if (!labels.empty()) {
     // Committed: a failure here only leaves the index behind the journal,
     // which the next open replays. A large import inserts on every core.
-    const size_t threads = labels.size() >= kParallelIndexBatch
-                               ? std::max(1u, std::thread::hardware_concurrency())
-                               : 1;
-    index_->add_many(labels, long_term, threads).IgnoreError();
+    index_->add_many(labels, long_term, labels.size() >= kParallelIndexBatch ? 0 : 1).IgnoreError();
     index_dirty_ = true;
   }
   for (size_t i = 0; i < records.size(); ++i) {

@@ -7,7 +7,6 @@
 #include <future>
 #include <set>
 #include <system_error>
-#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -336,8 +335,7 @@ Status ServerMemory::rebuild_index() {
       vectors.push_back(page->floats(i, 1));
     }
     // Inserted on every core: hnswlib inserts are most of a rebuild's time.
-    const size_t threads = std::max(1u, std::thread::hardware_concurrency());
-    if (Status s = index_->add_many(labels, vectors, threads); !s.ok()) return s;
+    if (Status s = index_->add_many(labels, vectors); !s.ok()) return s;
     done += labels.size();
     if (local.progress && !labels.empty()) {
       local.progress("rebuilding memory index", done, static_cast<size_t>(*total));

@@ -192,8 +192,9 @@ Status VectorIndex::add_many(const std::vector<uint64_t>& labels,
       }
     }
   };
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> workers;
-  for (size_t t = 1; t < std::max<size_t>(1, threads); ++t) workers.emplace_back(work);
+  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
   work();
   for (std::thread& worker : workers) worker.join();
   if (!failure.empty()) {

@@ -58,10 +58,11 @@ class VectorIndex {
   // Adds or replaces the vector under `label`, growing the index as needed.
   Status add(uint64_t label, const float* vector);
   // Adds `vectors` (each `dimension()` floats) under `labels` on `threads`
-  // threads at once: hnswlib's inserts run in parallel while the capacity
-  // stays put, so room for all of them is made first. For rebuilds.
+  // threads at once (0: one per core): hnswlib's inserts run in parallel
+  // while the capacity stays put, so room for all of them is made first.
+  // For rebuilds and imports.
   Status add_many(const std::vector<uint64_t>& labels,
-                  const std::vector<std::vector<float>>& vectors, size_t threads);
+                  const std::vector<std::vector<float>>& vectors, size_t threads = 0);
   // Hides `label` from searches; absent labels are ignored.
   void remove(uint64_t label);
   bool contains(uint64_t label) const;
