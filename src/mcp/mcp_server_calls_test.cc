@@ -140,6 +140,17 @@ class McpServerCallsTest : public ::testing::Test {
     });
     return found;
   }
+  // Calls kit__ask as request `id`, which asks the client `method` while it
+  // runs; returns the request the client receives (null if none came).
+  Json call_asking(int id, const std::string& method) {
+    server_->handle(Json{{"jsonrpc", "2.0"},
+                         {"id", id},
+                         {"method", "tools/call"},
+                         {"params", {{"name", "kit__ask"}, {"arguments", {{"method", method}}}}}}
+                        .dump());
+    return wait_for(
+        [&method](const Json& m) { return m.value("method", "") == method && m.contains("id"); });
+  }
   // The messages sent with `method`, and what each was related to.
   std::vector<std::pair<Json, Json>> sent_with(std::string_view method) {
     std::lock_guard lock(mutex_);
@@ -217,15 +228,7 @@ TEST_F(McpServerCallsTest, ToolProgressAndLogsGoToTheClientWithTheirRequest) {
 
 TEST_F(McpServerCallsTest, ToolQuestionsGoToTheClientAndItsAnswerBack) {
   start(false, {{"sampling", Json::object()}});
-  server_->handle(Json{
-      {"jsonrpc", "2.0"},
-      {"id", 7},
-      {"method", "tools/call"},
-      {"params", {{"name", "kit__ask"}, {"arguments", {{"method", "sampling/createMessage"}}}}}}
-                      .dump());
-  Json asked = wait_for([](const Json& m) {
-    return m.value("method", "") == "sampling/createMessage" && m.contains("id");
-  });
+  Json asked = call_asking(7, "sampling/createMessage");
   ASSERT_FALSE(asked.is_null());
   EXPECT_EQ(asked["params"]["message"], "which?");
   EXPECT_EQ(sent_with("sampling/createMessage")[0].second, 7);  // on the call's stream
@@ -241,14 +244,7 @@ TEST_F(McpServerCallsTest, ToolQuestionsGoToTheClientAndItsAnswerBack) {
 
 TEST_F(McpServerCallsTest, AClientErrorAnswerFailsTheCall) {
   start(false, {{"elicitation", Json::object()}});
-  server_->handle(
-      Json{{"jsonrpc", "2.0"},
-           {"id", 8},
-           {"method", "tools/call"},
-           {"params", {{"name", "kit__ask"}, {"arguments", {{"method", "elicitation/create"}}}}}}
-          .dump());
-  Json asked =
-      wait_for([](const Json& m) { return m.value("method", "") == "elicitation/create"; });
+  Json asked = call_asking(8, "elicitation/create");
   ASSERT_FALSE(asked.is_null());
   server_->handle(Json{{"jsonrpc", "2.0"},
                        {"id", asked["id"]},
@@ -261,15 +257,7 @@ TEST_F(McpServerCallsTest, AClientErrorAnswerFailsTheCall) {
 
 TEST_F(McpServerCallsTest, CancellingACallWithdrawsItsQuestionsAndEndsTheToolsWait) {
   start(false, {{"sampling", Json::object()}});
-  server_->handle(Json{
-      {"jsonrpc", "2.0"},
-      {"id", 9},
-      {"method", "tools/call"},
-      {"params", {{"name", "kit__ask"}, {"arguments", {{"method", "sampling/createMessage"}}}}}}
-                      .dump());
-  Json asked = wait_for([](const Json& m) {
-    return m.value("method", "") == "sampling/createMessage" && m.contains("id");
-  });
+  Json asked = call_asking(9, "sampling/createMessage");
   ASSERT_FALSE(asked.is_null());
   auto begin = std::chrono::steady_clock::now();
   server_->handle(Json{
