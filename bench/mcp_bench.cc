@@ -1,24 +1,33 @@
-// mcp_bench: sequential MCP tools/call round trips per second, from a client
-// that costs little, over stdio (a child process's stdin/stdout, one JSON
-// message a line) or Streamable HTTP (one keep-alive connection, POST /mcp).
+// mcp_bench: MCP tools/call round trips per second, from a client that costs
+// little, over stdio (a child process's stdin/stdout, one JSON message a
+// line) or Streamable HTTP (keep-alive connections, POST /mcp).
 //
-//   mcp_bench stdio [--calls N] [--tool echo] -- COMMAND ARGS...
-//   mcp_bench http --url http://127.0.0.1:PORT/mcp [--token T] [--calls N] [--tool echo]
+//   mcp_bench stdio [--calls N] [--in-flight K] [--tool echo] -- COMMAND ARGS...
+//   mcp_bench http --url http://127.0.0.1:PORT/mcp [--token T] [--calls N] [--in-flight K]
+//                  [--tool echo]
 //   mcp_bench bare-stdio              a bare echo server on stdio (the client's ceiling)
 //   mcp_bench bare-http --port-file F a bare echo server over HTTP (the client's ceiling)
 //
-// Prints one line: transport, calls, calls/s, mean and p99 microseconds.
+// --in-flight 1 (the default) is sequential: each call waits for the one
+// before. With K > 1 the client keeps K calls outstanding: over stdio K
+// requests on the one pipe (JSON-RPC lets a client send before earlier
+// replies arrive), over HTTP K connections, each its own session with one
+// call at a time. Prints one line: transport, calls, calls/s, mean and p99
+// microseconds from sending a call to reading its reply.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
@@ -43,6 +52,7 @@ struct Options {
   std::string port_file;
   int calls = 20000;
   int warmup = 500;
+  int in_flight = 1;
   std::vector<std::string> command;
 };
 
@@ -70,6 +80,15 @@ bool answers(const std::string& reply, int id) {
   Json parsed = Json::parse(reply, nullptr, false);
   return parsed.is_object() && parsed.value("id", -1) == id && parsed.contains("result") &&
          !parsed["result"].value("isError", false);
+}
+
+// The numeric id of a reply line, or -1 (a notification, or no number).
+int id_of(const std::string& line) {
+  size_t at = line.find("\"id\":");
+  if (at == std::string::npos) return -1;
+  at += 5;
+  if (at >= line.size() || !std::isdigit(static_cast<unsigned char>(line[at]))) return -1;
+  return std::atoi(line.c_str() + at);
 }
 
 void report(const std::string& label, std::vector<double>& micros, double seconds) {
@@ -177,21 +196,35 @@ int run_stdio(const Options& o) {
       return 1;
     }
   }
+  // Calls first..first+calls-1, at most in_flight outstanding; each reply's
+  // latency is counted from when its request was written.
+  const int first = id;
+  std::vector<Clock::time_point> sent(static_cast<size_t>(o.calls));
   std::vector<double> micros;
   micros.reserve(static_cast<size_t>(o.calls));
+  int next = 0;
+  auto send_next = [&] {
+    sent[static_cast<size_t>(next)] = Clock::now();
+    child.send(call_message(first + next, o.tool));
+    ++next;
+  };
   auto begin = Clock::now();
-  for (int i = 0; i < o.calls; ++i, ++id) {
-    auto start = Clock::now();
-    child.send(call_message(id, o.tool));
-    std::string r = child.reply(id);
-    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  while (next < std::min(o.in_flight, o.calls)) send_next();
+  while (static_cast<int>(micros.size()) < o.calls) {
+    std::string r = child.line();
+    int reply_id = id_of(r);
+    if (reply_id < first || reply_id >= first + o.calls) continue;  // a notification
     if (r.find("\"result\"") == std::string::npos) {
       std::cerr << "mcp_bench: bad reply: " << r << "\n";
       return 1;
     }
+    micros.push_back(std::chrono::duration<double, std::micro>(
+                         Clock::now() - sent[static_cast<size_t>(reply_id - first)])
+                         .count());
+    if (next < o.calls) send_next();
   }
   double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  report("stdio", micros, seconds);
+  report(o.in_flight > 1 ? "stdio x" + std::to_string(o.in_flight) : "stdio", micros, seconds);
   return 0;
 }
 
@@ -245,62 +278,103 @@ std::string message_of(const http::response<http::string_body>& response) {
   return body.substr(data + 6, end == std::string::npos ? std::string::npos : end - data - 6);
 }
 
-int run_http(const Options& o) {
-  Url url = parse_url(o.url);
-  asio::io_context io;
-  asio::ip::tcp::resolver resolver(io);
-  beast::tcp_stream stream(io);
-  stream.connect(resolver.resolve(url.host, url.port));
-  stream.socket().set_option(asio::ip::tcp::no_delay(true));
-  beast::flat_buffer buffer;
-  std::string session;
-  auto exchange = [&](const std::string& body) {
-    http::request<http::string_body> request{http::verb::post, url.target, 11};
-    request.set(http::field::host, url.host + ":" + url.port);
+// One keep-alive connection with its own MCP session.
+class HttpSession {
+ public:
+  HttpSession(const Options& o, const Url& url) : o_(o), url_(url), stream_(io_) {
+    asio::ip::tcp::resolver resolver(io_);
+    stream_.connect(resolver.resolve(url.host, url.port));
+    stream_.socket().set_option(asio::ip::tcp::no_delay(true));
+  }
+
+  // initialize + notifications/initialized; false (and says why) on failure.
+  bool open() {
+    auto init = exchange(initialize_message());
+    if (init.result() != http::status::ok) {
+      std::cerr << "mcp_bench: initialize: HTTP " << init.result_int() << " " << init.body()
+                << "\n";
+      return false;
+    }
+    session_ = std::string(init["Mcp-Session-Id"]);
+    exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    return true;
+  }
+
+  // One tools/call; false (and says why) unless it came back with a result.
+  bool call(int id) {
+    auto response = exchange(call_message(id, o_.tool));
+    if (response.result() != http::status::ok || !answers(message_of(response), id)) {
+      std::cerr << "mcp_bench: tools/call " << o_.tool << " failed: HTTP " << response.result_int()
+                << " " << response.body() << "\n";
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  http::response<http::string_body> exchange(const std::string& body) {
+    http::request<http::string_body> request{http::verb::post, url_.target, 11};
+    request.set(http::field::host, url_.host + ":" + url_.port);
     request.set(http::field::content_type, "application/json");
     request.set(http::field::accept, "application/json, text/event-stream");
-    if (!o.token.empty()) request.set(http::field::authorization, "Bearer " + o.token);
-    if (!session.empty()) {
-      request.set("Mcp-Session-Id", session);
+    if (!o_.token.empty()) request.set(http::field::authorization, "Bearer " + o_.token);
+    if (!session_.empty()) {
+      request.set("Mcp-Session-Id", session_);
       request.set("MCP-Protocol-Version", "2025-11-25");
     }
     request.body() = body;
     request.prepare_payload();
-    http::write(stream, request);
+    http::write(stream_, request);
     http::response<http::string_body> response;
-    http::read(stream, buffer, response);
+    http::read(stream_, buffer_, response);
     return response;
+  }
+
+  const Options& o_;
+  Url url_;
+  asio::io_context io_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::string session_;
+};
+
+int run_http(const Options& o) {
+  const Url url = parse_url(o.url);
+  const int connections = std::min(o.in_flight, o.calls);
+  std::vector<std::unique_ptr<HttpSession>> sessions;
+  for (int c = 0; c < connections; ++c) {
+    sessions.push_back(std::make_unique<HttpSession>(o, url));
+    if (!sessions.back()->open()) return 1;
+    for (int i = 1; i <= o.warmup / connections + 1; ++i) {
+      if (!sessions.back()->call(i)) return 1;
+    }
+  }
+  // Each connection makes its share of the calls on its own thread.
+  std::vector<std::vector<double>> per_connection(static_cast<size_t>(connections));
+  std::atomic<bool> failed{false};
+  auto work = [&](int c) {
+    auto& micros = per_connection[static_cast<size_t>(c)];
+    const int share = o.calls / connections + (c < o.calls % connections ? 1 : 0);
+    micros.reserve(static_cast<size_t>(share));
+    for (int i = 0; i < share && !failed.load(); ++i) {
+      auto start = Clock::now();
+      if (!sessions[static_cast<size_t>(c)]->call(o.warmup + 1 + i)) {
+        failed = true;
+        return;
+      }
+      micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    }
   };
-  auto init = exchange(initialize_message());
-  if (init.result() != http::status::ok) {
-    std::cerr << "mcp_bench: initialize: HTTP " << init.result_int() << " " << init.body() << "\n";
-    return 1;
-  }
-  session = std::string(init["Mcp-Session-Id"]);
-  exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
-  int id = 1;
-  for (int i = 0; i < o.warmup; ++i, ++id) {
-    auto response = exchange(call_message(id, o.tool));
-    if (!answers(message_of(response), id)) {
-      std::cerr << "mcp_bench: tools/call " << o.tool << " failed: " << response.body() << "\n";
-      return 1;
-    }
-  }
-  std::vector<double> micros;
-  micros.reserve(static_cast<size_t>(o.calls));
   auto begin = Clock::now();
-  for (int i = 0; i < o.calls; ++i, ++id) {
-    auto start = Clock::now();
-    auto response = exchange(call_message(id, o.tool));
-    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-    if (response.result() != http::status::ok ||
-        response.body().find("\"result\"") == std::string::npos) {
-      std::cerr << "mcp_bench: bad reply: " << response.body() << "\n";
-      return 1;
-    }
-  }
+  std::vector<std::thread> threads;
+  for (int c = 1; c < connections; ++c) threads.emplace_back(work, c);
+  work(0);
+  for (auto& thread : threads) thread.join();
   double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  report("http", micros, seconds);
+  if (failed) return 1;
+  std::vector<double> micros;
+  for (auto& part : per_connection) micros.insert(micros.end(), part.begin(), part.end());
+  report(o.in_flight > 1 ? "http x" + std::to_string(connections) : "http", micros, seconds);
   return 0;
 }
 
@@ -308,8 +382,8 @@ int run_bare_http(const Options& o) {
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   std::ofstream(o.port_file) << acceptor.local_endpoint().port() << "\n";
-  for (;;) {
-    asio::ip::tcp::socket socket = acceptor.accept();
+  // A thread per connection, so --in-flight K finds K servers too.
+  auto serve = [](asio::ip::tcp::socket socket) {
     socket.set_option(asio::ip::tcp::no_delay(true));
     beast::flat_buffer buffer;
     beast::error_code ec;
@@ -337,7 +411,8 @@ int run_bare_http(const Options& o) {
       http::write(socket, response, ec);
       if (ec) break;
     }
-  }
+  };
+  for (;;) std::thread(serve, acceptor.accept()).detach();
 }
 
 }  // namespace
@@ -361,6 +436,8 @@ int main(int argc, char** argv) {
     }
     if (arg == "--calls") {
       o.calls = std::stoi(value());
+    } else if (arg == "--in-flight") {
+      o.in_flight = std::max(1, std::stoi(value()));
     } else if (arg == "--warmup") {
       o.warmup = std::stoi(value());
     } else if (arg == "--url") {

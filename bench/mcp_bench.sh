@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# MCP tools/call round trips per second, sequential, one client (bench/mcp_bench.cc)
-# in the same run against:
+# MCP tools/call round trips per second, one client (bench/mcp_bench.cc), in the
+# same run against:
 #   LOTUS          `lotus mcp` (stdio) and `lotus serve` /mcp (Streamable HTTP),
 #                  the echo tool of bench/mcp_echo (mcp_echo__echo) through the tool broker
 #                  (schema check, permission policy, action log, the bus);
@@ -8,18 +8,21 @@
 #                  tool (bench/mcp_sdk_echo_server.mjs), stdio and HTTP;
 #   a bare echo    mcp_bench's own canned-reply server: the client's ceiling.
 #
-# Each figure is the best of --runs runs (3): the machine's other work only
-# ever slows a run down.
+# Each is measured sequential (each call waits for the one before: latency)
+# and with --in-flight K calls outstanding (16: K requests on the one stdio
+# pipe, K HTTP connections; throughput). Each figure is the best of --runs
+# runs (3): the machine's other work only ever slows a run down.
 #
-#   bench/mcp_bench.sh [--calls 20000] [--runs 3]
+#   bench/mcp_bench.sh [--calls 20000] [--runs 3] [--in-flight 16]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/release"
-calls=20000 runs=3
+calls=20000 runs=3 in_flight=16
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --calls) calls="${2:?--calls needs a value}"; shift 2 ;;
     --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
+    --in-flight) in_flight="${2:?--in-flight needs a value}"; shift 2 ;;
     *) echo "mcp_bench.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -43,12 +46,20 @@ export HOME="$work/home" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/dat
 modules="$build/bench-modules"
 mkdir -p "$work/config/lotus"
 
-# best LABEL COMMAND...: runs COMMAND $runs times, prints the fastest run.
+# best LABEL COMMAND...: runs COMMAND $runs times, prints the fastest run;
+# then the same with $in_flight calls outstanding.
 best() {
   local label="$1"; shift
-  local out=""
-  for _ in $(seq 1 "$runs"); do out+="$("$@" | sed 's/^[a-z]* *//')"$'\n'; done
-  printf '%-20s %s\n' "$label" "$(printf '%s' "$out" | sort -k3 -n -r | head -1)"
+  local mode="$1"; shift
+  local k out
+  for k in 1 "$in_flight"; do
+    out=""
+    for _ in $(seq 1 "$runs"); do
+      out+="$("$mode" --in-flight "$k" "$@" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
+    done
+    printf '%-20s %-4s %s\n' "$label" "$([[ $k == 1 ]] && echo seq || echo "x$k")" \
+      "$(printf '%s' "$out" | sort -k3 -n -r | head -1)"
+  done
 }
 
 wait_for_file() {
@@ -56,11 +67,14 @@ wait_for_file() {
   echo "mcp_bench.sh: $2 did not start" >&2; exit 1
 }
 
-echo "MCP tools/call round trips, sequential, $calls calls each, best of $runs ($(nproc) cores)"
+stdio() { "$bench" stdio "$@"; }
+http() { "$bench" http "$@"; }
+
+echo "MCP tools/call round trips, $calls calls each, sequential (seq) and $in_flight in flight, best of $runs ($(nproc) cores)"
 echo "-- stdio"
-best "lotus mcp" "$bench" stdio --calls "$calls" --tool mcp_echo__echo -- "$lotus" --log-level warn --module-path "$modules" mcp
-best "SDK server" "$bench" stdio --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio
-best "bare echo (ceiling)" "$bench" stdio --calls "$calls" -- "$bench" bare-stdio
+best "lotus mcp" stdio --calls "$calls" --tool mcp_echo__echo -- "$lotus" --log-level warn --module-path "$modules" mcp
+best "SDK server" stdio --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio
+best "bare echo (ceiling)" stdio --calls "$calls" -- "$bench" bare-stdio
 
 echo "-- Streamable HTTP"
 "$lotus" --log-level warn --module-path "$modules" serve --port 0 > "$work/serve.txt" 2>&1 &
@@ -69,14 +83,14 @@ for _ in $(seq 1 300); do grep -qs "Ctrl-C stops" "$work/serve.txt" && break; sl
 url="$(grep -o 'serving on http://[0-9.:]*' "$work/serve.txt" | sed 's/serving on //')"
 [[ -n "$url" ]] || { echo "mcp_bench.sh: lotus serve did not start:" >&2; cat "$work/serve.txt" >&2; exit 1; }
 token="$(head -c 64 "$work/config/lotus/api-token")"
-best "lotus serve /mcp" "$bench" http --calls "$calls" --tool mcp_echo__echo --url "$url/mcp" --token "$token"
+best "lotus serve /mcp" http --calls "$calls" --tool mcp_echo__echo --url "$url/mcp" --token "$token"
 
 "$node" "$root/bench/mcp_sdk_echo_server.mjs" http "$work/sdk.port" &
 pids+=($!)
 wait_for_file "$work/sdk.port" "the SDK server"
-best "SDK server" "$bench" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/sdk.port")/mcp"
+best "SDK server" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/sdk.port")/mcp"
 
 "$bench" bare-http --port-file "$work/bare.port" &
 pids+=($!)
 wait_for_file "$work/bare.port" "the bare echo server"
-best "bare echo (ceiling)" "$bench" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/bare.port")/mcp"
+best "bare echo (ceiling)" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/bare.port")/mcp"

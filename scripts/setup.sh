@@ -14,6 +14,7 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git clang-format
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libabsl-dev libsqlite3-dev libedit-dev libhnswlib-dev libcurl4-openssl-dev libvalijson-dev
+  libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
   libpq-dev postgresql chromium
 )

@@ -2,16 +2,20 @@
 // backend shares is in bus_conformance_test.cc.
 #include "bus/local_bus.h"
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "bus/continuation.h"
 #include "lotus/strings.h"
 #include "testing/sync_wait.h"
 
@@ -114,6 +118,78 @@ TEST(MailboxTest, DrainAndCloseHandlesWhatIsQueuedThenRefuses) {
   EXPECT_EQ(recorder.size(), 50u);
   EXPECT_FALSE(mailbox->push(Delivery{std::make_shared<Event>(numbered("q.x", 99)), 0}));
   EXPECT_EQ(mailbox->stats().dropped_newest, 1u);
+}
+
+// A request sent from a pool thread that allows continuations (it will only
+// wait for the reply) is handled on that thread after it returns, and the
+// reply resumes the sender there too: no other thread is woken.
+TEST(ContinuationTest, RequestAndReplyStayOnTheSendersThread) {
+  LocalBus bus(4);
+  std::mutex mutex;
+  std::thread::id handled_on;
+  auto mailbox = std::make_shared<Mailbox>(Mailbox::Options{.owner = "echo"}, bus.executor());
+  mailbox->set_dispatch([&](const Delivery& d) -> Task<Status> {
+    {
+      std::lock_guard lock(mutex);
+      handled_on = std::this_thread::get_id();
+    }
+    co_return bus.reply(*d.event, "echo", d.event->data).status();
+  });
+  Subscriber subscriber;
+  subscriber.mailbox = mailbox;
+  ASSERT_TRUE(bus.subscribe("svc.echo", SubscriptionFilter(), subscriber).ok());
+
+  for (int round = 0; round < 20; ++round) {
+    std::promise<std::array<std::thread::id, 3>> threads;
+    boost::asio::post(bus.executor(), [&] {
+      ContinuationScope scope;
+      start_detached(
+          [](LocalBus* b, std::promise<std::array<std::thread::id, 3>>* out, std::mutex* m,
+             std::thread::id* handled) -> Task<void> {
+            const std::thread::id sender = std::this_thread::get_id();
+            auto pending = b->request(Event::make("svc.echo", "tester", Json{{"n", 1}}), 5s);
+            Result<EventPtr> reply = co_await std::move(pending);
+            EXPECT_TRUE(reply.ok()) << reply.status();
+            std::lock_guard lock(*m);
+            out->set_value({sender, *handled, std::this_thread::get_id()});
+          }(&bus, &threads, &mutex, &handled_on),
+          [](std::exception_ptr) {});
+    });
+    auto got = threads.get_future();
+    ASSERT_EQ(got.wait_for(5s), std::future_status::ready) << "round " << round;
+    auto [sender, handler, resumed] = got.get();
+    EXPECT_EQ(handler, sender) << "round " << round;
+    EXPECT_EQ(resumed, sender) << "round " << round;
+  }
+}
+
+// A thread whose continuation is a mailbox's drain cannot wait for that
+// mailbox to make room (the drain starts only once the thread returns): its
+// deliveries are admitted past capacity and counted, not stalled and dropped.
+TEST(ContinuationTest, AThreadHoldingTheDrainIsNotMadeToWaitForRoom) {
+  LocalBus bus(2);
+  Recorder recorder;
+  Mailbox::Options options;
+  options.capacity = 4;
+  options.wait_timeout = 3s;
+  auto mailbox = recording_mailbox(bus, recorder, options);
+  std::promise<double> pushed;
+  boost::asio::post(bus.executor(), [&] {
+    ContinuationScope scope;
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 12; ++i) {
+      EXPECT_TRUE(mailbox->push(Delivery{std::make_shared<Event>(numbered("t", i)), 0}));
+    }
+    pushed.set_value(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  });
+  auto took = pushed.get_future();
+  ASSERT_EQ(took.wait_for(10s), std::future_status::ready);
+  EXPECT_LT(took.get(), 1.0);
+  ASSERT_TRUE(recorder.wait_for(12));
+  std::lock_guard lock(recorder.mutex);
+  EXPECT_EQ(recorder.sequence, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_GE(mailbox->stats().over_capacity, 8u);
 }
 
 TEST(MailboxTest, ParsesOverflowPolicies) {

@@ -3,6 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "bus/continuation.h"
+
 #include "lotus/strings.h"
 
 namespace lotus {
@@ -101,7 +103,10 @@ bool Mailbox::push(Delivery delivery) {
         break;
       }
       case OverflowPolicy::kWait:
-        if (current_mailbox == this) {
+        // A handler publishing into its own mailbox, or a thread whose
+        // continuation is this mailbox's drain (it cannot start before the
+        // thread returns): waiting would only wait for itself.
+        if (current_mailbox == this || drain_deferred_by_ == std::this_thread::get_id()) {
           over_capacity_.fetch_add(1, std::memory_order_relaxed);
           break;
         }
@@ -123,11 +128,26 @@ bool Mailbox::push(Delivery delivery) {
 void Mailbox::schedule_locked() {
   if (running_ || paused_ || queue_.empty()) return;
   running_ = true;
-  boost::asio::post(executor_, [self = shared_from_this()] { drain(self); });
+  if (in_continuation_scope()) drain_deferred_by_ = std::this_thread::get_id();
+  post_or_continue(executor_, [self = shared_from_this()] {
+    {
+      std::lock_guard lock(self->mutex_);
+      self->drain_deferred_by_ = std::thread::id();
+    }
+    start_drain(self);
+  });
+}
+
+void Mailbox::start_drain(std::shared_ptr<Mailbox> self) {
+  drain(std::move(self));
+  // Returns when the drain ends or a handler suspends: either way this
+  // thread goes on to other work.
+  allow_continuations_in_handler(false);
 }
 
 detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
   size_t turn = 0;
+  bool last = false;  // the delivery being handled left the queue empty
   Dispatch dispatch;  // copied once per turn, not per delivery
   for (;;) {
     Delivery delivery;
@@ -140,11 +160,18 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
       }
       if (turn == self->options_.batch) {
         // Yield the pool thread so other mailboxes get their turn.
-        boost::asio::post(self->executor_, [self] { drain(self); });
+        boost::asio::post(self->executor_, [self] { start_drain(self); });
+        co_return;
+      }
+      if (turn > 0 && continuations_waiting()) {
+        // The last handler started work this thread is to run next (a
+        // reply's continuation): let it, and go on after it.
+        boost::asio::post(self->executor_, [self] { start_drain(self); });
         co_return;
       }
       delivery = std::move(self->queue_.front());
       self->queue_.pop_front();
+      last = self->queue_.empty();
       if (!dispatch) dispatch = self->dispatch_;
       if (self->options_.overflow == OverflowPolicy::kWait) self->not_full_.notify_one();
     }
@@ -152,6 +179,11 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
     Status status;
     {
       CurrentMailboxScope scope(self.get());
+      // With nothing else queued this thread is free once the handler
+      // returns, so what the handler starts (the continuation of the
+      // request it answers) may run here next. Cleared after the co_await
+      // and, should the handler suspend, by start_drain.
+      allow_continuations_in_handler(last);
       try {
         status = co_await dispatch(delivery);
       } catch (const std::exception& e) {
@@ -159,6 +191,7 @@ detail::DetachedCoroutine Mailbox::drain(std::shared_ptr<Mailbox> self) {
       } catch (...) {
         status = absl::InternalError("handler threw a non-standard exception");
       }
+      allow_continuations_in_handler(false);
     }
     self->handled_.fetch_add(1, std::memory_order_relaxed);
     // A failed handler is counted here; its owner reports the failure

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -92,6 +93,7 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
 
  private:
   void schedule_locked();
+  static void start_drain(std::shared_ptr<Mailbox> self);
   static detail::DetachedCoroutine drain(std::shared_ptr<Mailbox> self);
   void notify_idle_locked();
 
@@ -104,6 +106,9 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   std::condition_variable not_full_;
   std::deque<Delivery> queue_;
   bool running_ = false;  // a drain coroutine exists
+  // The thread that deferred the drain to run after its own handler, until
+  // the drain starts (see continuation.h).
+  std::thread::id drain_deferred_by_;
   bool paused_ = false;
   bool closed_ = false;
   std::vector<std::function<void(bool)>> idle_waiters_;

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "bus/continuation.h"
 #include "lotus/strings.h"
 
 namespace lotus {
@@ -32,7 +33,9 @@ void PendingRequests::complete(const std::shared_ptr<Entry>& entry, Result<Event
     std::lock_guard lock(mutex_);
     waiting_.erase(entry->correlation);
   }
-  boost::asio::post(executor_, [entry, outcome = std::move(outcome)]() mutable {
+  // On the thread of the handler that answered, once it returns, when that
+  // thread is to be free then (see continuation.h).
+  post_or_continue(executor_, [entry, outcome = std::move(outcome)]() mutable {
     entry->resume(std::move(outcome));
   });
 }

@@ -2,6 +2,9 @@
 // assistants start MCP servers. stdout carries protocol messages and nothing
 // else: the process's own stdout is pointed at stderr before anything boots,
 // and the protocol writes to a private copy of the original.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -94,6 +97,43 @@ Result<Json> sync_request(Nucleus& nucleus, Event event) {
   return (*reply)->data;
 }
 
+// Reads requests from stdin on the bus's pool until end of input, an error
+// or a signal (readable on `stop_fd`); on a descriptor asio cannot wait on,
+// on this thread instead.
+mcp::ReadEnd read_stdin(boost::asio::any_io_executor executor, int stop_fd, size_t max_bytes,
+                        const mcp::LineHandlers& handlers) {
+  int ended[2];
+  if (pipe2(ended, O_CLOEXEC) != 0) {
+    return mcp::read_lines(STDIN_FILENO, stop_fd, max_bytes, handlers);
+  }
+  std::atomic<mcp::ReadEnd> how{mcp::ReadEnd::kError};
+  auto reader = mcp::AsyncLineReader::start(std::move(executor), STDIN_FILENO, max_bytes, handlers,
+                                            [&how, fd = ended[1]](mcp::ReadEnd end) {
+                                              how.store(end);
+                                              char byte = 1;
+                                              (void)!write(fd, &byte, 1);
+                                            });
+  if (!reader.ok()) {
+    spdlog::debug("lotus mcp: {}; reading stdin on a thread of its own",
+                  message_of(reader.status()));
+    close(ended[0]);
+    close(ended[1]);
+    return mcp::read_lines(STDIN_FILENO, stop_fd, max_bytes, handlers);
+  }
+  pollfd fds[2] = {{ended[0], POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+  }
+  if ((fds[0].revents & POLLIN) == 0) {
+    (*reader)->stop();  // a signal: stop reading, and wait until it has
+    while (poll(fds, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
+  reader->reset();
+  close(ended[0]);
+  close(ended[1]);
+  return how.load();
+}
+
 }  // namespace
 
 int run_mcp(Config config, const McpOptions& options) {
@@ -148,7 +188,7 @@ int run_mcp(Config config, const McpOptions& options) {
   handlers.on_line = [&server](std::string_view line) { server->handle(line); };
   handlers.on_oversized = [&server](size_t bytes) { server->reject_oversized(bytes); };
   mcp::ReadEnd end =
-      mcp::read_lines(STDIN_FILENO, signals.fd(), options.max_message_bytes, handlers);
+      read_stdin(nucleus->bus().executor(), signals.fd(), options.max_message_bytes, handlers);
   spdlog::info("lotus mcp: {}", end == mcp::ReadEnd::kEof       ? "the client closed stdin"
                                 : end == mcp::ReadEnd::kStopped ? "stopped by a signal"
                                                                 : "cannot read stdin");

@@ -1,26 +1,64 @@
 #include "mcp/stdio_transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <boost/asio/post.hpp>
+
+#include "bus/continuation.h"
+#include "lotus/strings.h"
 
 namespace lotus::mcp {
 
-ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHandlers& handlers) {
-  std::string line;
-  size_t skipped = 0;  // > 0 while skipping the rest of an oversized line
-  char buffer[65536];
-  auto deliver = [&] {
-    if (skipped > 0) {
-      if (handlers.on_oversized) handlers.on_oversized(skipped);
-    } else {
-      std::string_view text = line;
+void LineSplitter::deliver() {
+  if (skipped_ > 0) {
+    if (handlers_.on_oversized) handlers_.on_oversized(skipped_);
+  } else {
+    std::string_view text = line_;
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (!text.empty() && handlers_.on_line) handlers_.on_line(text);
+  }
+  line_.clear();
+  skipped_ = 0;
+}
+
+void LineSplitter::feed(std::string_view chunk) {
+  while (!chunk.empty()) {
+    size_t newline = chunk.find('\n');
+    std::string_view piece = chunk.substr(0, newline);
+    if (skipped_ > 0) {
+      skipped_ += piece.size();
+    } else if (line_.empty() && newline != std::string_view::npos &&
+               piece.size() <= max_line_bytes_) {
+      // A whole line in the chunk: handed over without a copy.
+      std::string_view text = piece;
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      if (!text.empty() && handlers.on_line) handlers.on_line(text);
+      if (!text.empty() && handlers_.on_line) handlers_.on_line(text);
+      chunk.remove_prefix(newline + 1);
+      continue;
+    } else if (line_.size() + piece.size() > max_line_bytes_) {
+      skipped_ = line_.size() + piece.size();
+      line_.clear();
+      line_.shrink_to_fit();
+    } else {
+      line_.append(piece);
     }
-    line.clear();
-    skipped = 0;
-  };
+    if (newline == std::string_view::npos) break;
+    deliver();
+    chunk.remove_prefix(newline + 1);
+  }
+}
+
+void LineSplitter::finish() {
+  if (!line_.empty() || skipped_ > 0) deliver();
+}
+
+ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHandlers& handlers) {
+  LineSplitter splitter(max_line_bytes, handlers);
+  char buffer[65536];
   for (;;) {
     pollfd fds[2] = {{in_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     int ready = poll(fds, stop_fd >= 0 ? 2 : 1, -1);
@@ -36,27 +74,95 @@ ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHand
       return ReadEnd::kError;
     }
     if (n == 0) {
-      if (!line.empty() || skipped > 0) deliver();
+      splitter.finish();
       return ReadEnd::kEof;
     }
-    std::string_view chunk(buffer, static_cast<size_t>(n));
-    while (!chunk.empty()) {
-      size_t newline = chunk.find('\n');
-      std::string_view piece = chunk.substr(0, newline);
-      if (skipped > 0) {
-        skipped += piece.size();
-      } else if (line.size() + piece.size() > max_line_bytes) {
-        skipped = line.size() + piece.size();
-        line.clear();
-        line.shrink_to_fit();
-      } else {
-        line.append(piece);
-      }
-      if (newline == std::string_view::npos) break;
-      deliver();
-      chunk.remove_prefix(newline + 1);
-    }
+    splitter.feed(std::string_view(buffer, static_cast<size_t>(n)));
   }
+}
+
+namespace {
+constexpr size_t kReadChunk = 65536;
+}  // namespace
+
+Result<std::shared_ptr<AsyncLineReader>> AsyncLineReader::start(
+    boost::asio::any_io_executor executor, int fd, size_t max_line_bytes, LineHandlers handlers,
+    std::function<void(ReadEnd)> on_end) {
+  int flags = fcntl(fd, F_GETFL);
+  int own = flags < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return absl::InternalError(cat("cannot use descriptor ", fd, ": ", strerror(errno)));
+  std::shared_ptr<AsyncLineReader> reader;
+  try {
+    reader.reset(new AsyncLineReader(std::move(executor), own, flags, max_line_bytes,
+                                     std::move(handlers), std::move(on_end)));
+  } catch (const boost::system::system_error& e) {
+    close(own);
+    return absl::InternalError(cat("cannot read descriptor ", fd, ": ", e.what()));
+  }
+  boost::asio::post(reader->descriptor_.get_executor(), [reader] { reader->read_more(); });
+  return reader;
+}
+
+AsyncLineReader::AsyncLineReader(boost::asio::any_io_executor executor, int fd, int flags,
+                                 size_t max_line_bytes, LineHandlers handlers,
+                                 std::function<void(ReadEnd)> on_end)
+    : descriptor_(std::move(executor), fd),
+      original_flags_(flags),
+      handlers_(std::move(handlers)),
+      splitter_(max_line_bytes, handlers_),
+      on_end_(std::move(on_end)),
+      buffer_(new char[kReadChunk]) {}
+
+AsyncLineReader::~AsyncLineReader() {
+  if (descriptor_.is_open()) {
+    // Non-blocking mode belongs to the open file, which the process that
+    // started us (a shell, an IDE) shares: give it back as it was.
+    fcntl(descriptor_.native_handle(), F_SETFL, original_flags_);
+    boost::system::error_code ignored;
+    descriptor_.close(ignored);
+  }
+}
+
+void AsyncLineReader::read_more() {
+  {
+    std::lock_guard lock(end_mutex_);
+    if (ended_) return;
+  }
+  descriptor_.async_read_some(boost::asio::buffer(buffer_.get(), kReadChunk),
+                              [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                                if (ec == boost::asio::error::eof) {
+                                  self->splitter_.finish();
+                                  return self->end(ReadEnd::kEof);
+                                }
+                                if (ec == boost::asio::error::operation_aborted)
+                                  return self->end(ReadEnd::kStopped);
+                                if (ec) return self->end(ReadEnd::kError);
+                                {
+                                  // This thread only reads again once these lines are handed over,
+                                  // so what they start may run here next.
+                                  ContinuationScope continuation;
+                                  self->splitter_.feed(std::string_view(self->buffer_.get(), n));
+                                }
+                                self->read_more();
+                              });
+}
+
+void AsyncLineReader::stop() {
+  boost::asio::post(descriptor_.get_executor(), [self = shared_from_this()] {
+    boost::system::error_code ignored;
+    self->descriptor_.cancel(ignored);
+    self->end(ReadEnd::kStopped);
+  });
+}
+
+void AsyncLineReader::end(ReadEnd how) {
+  {
+    std::lock_guard lock(end_mutex_);
+    if (ended_) return;
+    ended_ = true;
+  }
+  fcntl(descriptor_.native_handle(), F_SETFL, original_flags_);
+  if (on_end_) on_end_(how);
 }
 
 bool LineWriter::write(std::string_view message) {

@@ -4,9 +4,13 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "lotus/status.h"
 
@@ -19,10 +23,59 @@ struct LineHandlers {
 
 enum class ReadEnd { kEof, kStopped, kError };
 
+// Cuts a byte stream into lines for `handlers`. Empty lines are ignored; a
+// line longer than the limit is skipped to its end and reported.
+class LineSplitter {
+ public:
+  LineSplitter(size_t max_line_bytes, const LineHandlers& handlers)
+      : max_line_bytes_(max_line_bytes), handlers_(handlers) {}
+  void feed(std::string_view chunk);
+  // End of input: a last line without a newline is still delivered.
+  void finish();
+
+ private:
+  void deliver();
+  size_t max_line_bytes_;
+  const LineHandlers& handlers_;
+  std::string line_;
+  size_t skipped_ = 0;  // > 0 while skipping the rest of an oversized line
+};
+
 // Reads lines from `in_fd` until end of file, an error, or `stop_fd` (if not
-// -1) becomes readable. Empty lines are ignored; a last line without a
-// newline is still delivered at end of file.
+// -1) becomes readable, on the calling thread.
 ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHandlers& handlers);
+
+// Reads lines from a descriptor on an asio executor's threads (the bus's
+// pool), one read at a time: a read's lines are handed over in order before
+// the next read starts. Read there, a request's work can run on the thread
+// that read it (see bus/continuation.h) rather than crossing from a reader
+// thread to the pool and back. The descriptor is duplicated, so `fd` stays
+// open, and its blocking mode is restored when reading ends.
+class AsyncLineReader : public std::enable_shared_from_this<AsyncLineReader> {
+ public:
+  static Result<std::shared_ptr<AsyncLineReader>> start(boost::asio::any_io_executor executor,
+                                                        int fd, size_t max_line_bytes,
+                                                        LineHandlers handlers,
+                                                        std::function<void(ReadEnd)> on_end);
+  ~AsyncLineReader();
+  // Ends reading (on_end hears kStopped) unless it ended already.
+  void stop();
+
+ private:
+  AsyncLineReader(boost::asio::any_io_executor executor, int fd, int flags, size_t max_line_bytes,
+                  LineHandlers handlers, std::function<void(ReadEnd)> on_end);
+  void read_more();
+  void end(ReadEnd how);
+
+  boost::asio::posix::stream_descriptor descriptor_;
+  int original_flags_;
+  LineHandlers handlers_;
+  LineSplitter splitter_;
+  std::function<void(ReadEnd)> on_end_;
+  std::unique_ptr<char[]> buffer_;
+  std::mutex end_mutex_;
+  bool ended_ = false;
+};
 
 // Writes whole messages, each followed by a newline, to a descriptor; safe
 // to call from several threads. Once the reader is gone (EPIPE) it drops

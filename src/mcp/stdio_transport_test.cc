@@ -1,13 +1,16 @@
 #include "mcp/stdio_transport.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/thread_pool.hpp>
 
 namespace lotus::mcp {
 namespace {
@@ -46,6 +49,65 @@ TEST(StdioTransportTest, StopsWhenAskedTo) {
   Collected got;
   EXPECT_EQ(read_lines(in[0], stop[0], 100, got.handlers()), ReadEnd::kStopped);
   for (int fd : {in[0], in[1], stop[0], stop[1]}) close(fd);
+}
+
+TEST(StdioTransportTest, AsyncReaderHandsOverLinesInOrderOnThePoolAndEndsAtEof) {
+  boost::asio::thread_pool pool(3);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Collected got;
+  std::vector<bool> on_pool;
+  LineHandlers handlers = got.handlers();
+  handlers.on_line = [&](std::string_view line) {
+    got.lines.emplace_back(line);
+    on_pool.push_back(pool.get_executor().running_in_this_thread());
+  };
+  std::promise<ReadEnd> ended;
+  auto reader = AsyncLineReader::start(pool.get_executor(), fds[0], 100, handlers,
+                                       [&](ReadEnd how) { ended.set_value(how); });
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::string input = "one\r\n\n" + std::string(300, 'x') + "\ntwo\n";
+  for (int i = 0; i < 50; ++i) input += std::to_string(i) + "\n";
+  input += "last";
+  for (char c : input) ASSERT_EQ(write(fds[1], &c, 1), 1);  // split anywhere
+  close(fds[1]);
+  auto end = ended.get_future();
+  ASSERT_EQ(end.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(end.get(), ReadEnd::kEof);
+  std::vector<std::string> expected = {"one", "two"};
+  for (int i = 0; i < 50; ++i) expected.push_back(std::to_string(i));
+  expected.push_back("last");
+  EXPECT_EQ(got.lines, expected);
+  EXPECT_EQ(got.oversized, (std::vector<size_t>{300}));
+  EXPECT_EQ(on_pool, std::vector<bool>(expected.size(), true));
+  reader->reset();
+  pool.join();
+  close(fds[0]);
+}
+
+TEST(StdioTransportTest, AsyncReaderStopsWhenAskedAndGivesTheDescriptorBackBlocking) {
+  boost::asio::thread_pool pool(2);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ASSERT_EQ(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+  Collected got;
+  std::promise<ReadEnd> ended;
+  auto reader = AsyncLineReader::start(pool.get_executor(), fds[0], 100, got.handlers(),
+                                       [&](ReadEnd how) { ended.set_value(how); });
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_EQ(write(fds[1], "a\n", 2), 2);
+  for (int i = 0; i < 500 && got.lines.empty(); ++i) usleep(10'000);
+  (*reader)->stop();
+  auto end = ended.get_future();
+  ASSERT_EQ(end.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(end.get(), ReadEnd::kStopped);
+  EXPECT_EQ(got.lines, (std::vector<std::string>{"a"}));
+  // The open file is shared with whoever started us: not left non-blocking.
+  EXPECT_EQ(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+  reader->reset();
+  pool.join();
+  close(fds[0]);
+  close(fds[1]);
 }
 
 TEST(StdioTransportTest, WriterSaysWhenTheReaderIsGone) {
