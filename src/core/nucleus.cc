@@ -271,7 +271,8 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
   tools_added(host->manifest());
   emit("system.module_loaded", Json{{"module", name},
                                     {"version", host->manifest().version.to_string()},
-                                    {"type", to_string(host->manifest().type)}});
+                                    {"type", to_string(host->manifest().type)},
+                                    {"mcp_prompts", host->manifest().mcp.prompts.size()}});
   co_return absl::OkStatus();
 }
 
@@ -310,7 +311,8 @@ Status Nucleus::shutdown() {
   Status overall = absl::OkStatus();
   for (auto it = hosts.rbegin(); it != hosts.rend(); ++it) {
     Status status = run(stop_module(*it, deadline));
-    emit("system.module_unloaded", Json{{"module", (*it)->manifest().name}});
+    emit("system.module_unloaded", Json{{"module", (*it)->manifest().name},
+                                        {"mcp_prompts", (*it)->manifest().mcp.prompts.size()}});
     if (!status.ok() && overall.ok()) overall = status;
   }
   {
@@ -405,7 +407,8 @@ Status Nucleus::unload_module(std::string_view name) {
     std::erase(hosts_, host);
     watched_.erase(std::string(name));
   }
-  emit("system.module_unloaded", Json{{"module", host->manifest().name}});
+  emit("system.module_unloaded", Json{{"module", host->manifest().name},
+                                      {"mcp_prompts", host->manifest().mcp.prompts.size()}});
   tools_removed(host->manifest().name);
   return status;
 }

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lotus/event.h"
 #include "lotus/status.h"
@@ -39,6 +40,15 @@ class McpContent {
     (void)argument;
     (void)prefix;
     return Json::array();
+  }
+
+  // Bus channels (patterns) whose events change resources; the server
+  // subscribes to them and asks `updated_by` which URIs an event changed,
+  // to tell clients subscribed to those (notifications/resources/updated).
+  virtual std::vector<std::string> update_channels() { return {}; }
+  virtual std::vector<std::string> updated_by(const Event& event) {
+    (void)event;
+    return {};
   }
 };
 

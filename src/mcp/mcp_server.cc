@@ -128,35 +128,66 @@ Status McpServer::start() {
   if (!id.ok()) return id.status();
   subscriptions_.push_back(*id);
 
-  // A module that comes or goes brings or takes its resources and prompts.
+  // A module that comes or goes brings or takes its manifest (a resource)
+  // and any resources and prompts it declares.
   for (const char* channel : {"system.module_loaded", "system.module_unloaded"}) {
     Subscriber modules;
-    modules.tap = [weak](const EventPtr&) {
+    modules.tap = [weak](const EventPtr& event) {
       auto self = weak.lock();
       if (!self || !self->initialized_.load() || self->content_ == nullptr) return;
       self->send(make_notification("notifications/resources/list_changed", Json::object()));
-      self->send(make_notification("notifications/prompts/list_changed", Json::object()));
+      const Json& data = event->data;
+      auto prompts = data.is_object() ? data.find("mcp_prompts") : data.end();
+      const bool has_prompts =
+          prompts == data.end() || !prompts->is_number_integer() || prompts->get<int64_t>() > 0;
+      if (has_prompts) {
+        self->send(make_notification("notifications/prompts/list_changed", Json::object()));
+      }
     };
     id = bus_.subscribe(channel, SubscriptionFilter(), std::move(modules));
     if (!id.ok()) return id.status();
     subscriptions_.push_back(*id);
   }
 
+  // Resources a client subscribed to: a module names its own on
+  // mcp.resource_updated; the content source maps its channels' events.
   Subscriber updates;
   updates.tap = [weak](const EventPtr& event) {
     auto self = weak.lock();
     if (!self || !self->initialized_.load() || !event->data.is_object()) return;
-    std::string uri = event->data.value("uri", "");
-    {
-      std::lock_guard lock(self->mutex_);
-      if (self->subscribed_.count(uri) == 0) return;
-    }
-    self->send(make_notification("notifications/resources/updated", {{"uri", uri}}));
+    self->tell_updated({event->data.value("uri", "")});
   };
   id = bus_.subscribe(kResourceUpdatedChannel, SubscriptionFilter(), std::move(updates));
   if (!id.ok()) return id.status();
   subscriptions_.push_back(*id);
+  if (content_ != nullptr) {
+    for (const std::string& channel : content_->update_channels()) {
+      Subscriber changes_of_content;
+      changes_of_content.tap = [weak](const EventPtr& event) {
+        auto self = weak.lock();
+        if (!self || !self->initialized_.load()) return;
+        {
+          std::lock_guard lock(self->mutex_);
+          if (self->subscribed_.empty()) return;  // the common case: nobody asked
+        }
+        self->tell_updated(self->content_->updated_by(*event));
+      };
+      id = bus_.subscribe(channel, SubscriptionFilter(), std::move(changes_of_content));
+      if (!id.ok()) return id.status();
+      subscriptions_.push_back(*id);
+    }
+  }
   return absl::OkStatus();
+}
+
+void McpServer::tell_updated(const std::vector<std::string>& uris) {
+  for (const std::string& uri : uris) {
+    {
+      std::lock_guard lock(mutex_);
+      if (subscribed_.count(uri) == 0) continue;
+    }
+    send(make_notification("notifications/resources/updated", {{"uri", uri}}));
+  }
 }
 
 void McpServer::on_session_event(const EventPtr& event) {

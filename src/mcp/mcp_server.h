@@ -122,6 +122,8 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void send(std::string message, const Json& related = Json());
   // What a tool reports on the session channel.
   void on_session_event(const EventPtr& event);
+  // notifications/resources/updated for each of `uris` a client subscribed to.
+  void tell_updated(const std::vector<std::string>& uris);
   void handle_session_event(const EventPtr& event);
   void on_response(const RpcMessage& message);
   void answer_ask(const EventPtr& event, Json data);

@@ -53,6 +53,10 @@ class FakeContent : public McpContent {
     co_return Json::array({{{"uri", uri}, {"mimeType", "text/plain"}, {"text", "A"}}});
   }
   Json prompts() override { return Json::array({{{"name", "hello"}}}); }
+  std::vector<std::string> update_channels() override { return {"things.*"}; }
+  std::vector<std::string> updated_by(const Event& event) override {
+    return event.data.value("changed", std::vector<std::string>{});
+  }
   Json complete(const Json& ref, std::string_view argument, std::string_view prefix) override {
     Json values = Json::array();
     if (ref.value("name", "") != "hello" || argument != "who") return values;
@@ -414,8 +418,15 @@ TEST_F(McpServerTest, ModulesComingAndGoingChangeTheResourceAndPromptLists) {
   EXPECT_EQ(reply["result"]["capabilities"]["resources"]["listChanged"], true);
   EXPECT_EQ(reply["result"]["capabilities"]["resources"]["subscribe"], true);
   EXPECT_EQ(reply["result"]["capabilities"]["prompts"]["listChanged"], true);
+  // Every module is a resource (its manifest); only one that declares
+  // prompts changes the prompt list. An event that does not say (from an
+  // older node) is taken to change both.
   for (const char* channel : {"system.module_loaded", "system.module_unloaded"}) {
-    ASSERT_TRUE(bus_.publish(Event::make(channel, "nucleus", {{"module", "x"}})).ok());
+    ASSERT_TRUE(
+        bus_.publish(Event::make(channel, "nucleus", {{"module", "x"}, {"mcp_prompts", 0}})).ok());
+    ASSERT_TRUE(
+        bus_.publish(Event::make(channel, "nucleus", {{"module", "y"}, {"mcp_prompts", 2}})).ok());
+    ASSERT_TRUE(bus_.publish(Event::make(channel, "nucleus", {{"module", "z"}})).ok());
   }
   size_t resources = 0;
   size_t prompts = 0;
@@ -423,8 +434,26 @@ TEST_F(McpServerTest, ModulesComingAndGoingChangeTheResourceAndPromptLists) {
     resources += m.value("method", "") == "notifications/resources/list_changed" ? 1 : 0;
     prompts += m.value("method", "") == "notifications/prompts/list_changed" ? 1 : 0;
   }
-  EXPECT_EQ(resources, 2u);
-  EXPECT_EQ(prompts, 2u);
+  EXPECT_EQ(resources, 6u);
+  EXPECT_EQ(prompts, 4u);
+}
+
+TEST_F(McpServerTest, ContentChangesReachClientsSubscribedToThem) {
+  start();
+  initialize();
+  EXPECT_EQ(request(1, "resources/subscribe", {{"uri", "lotus://a"}})["result"], Json::object());
+  ASSERT_TRUE(bus_.publish(Event::make("things.changed", "nucleus",
+                                       {{"changed", {"lotus://a", "lotus://b"}}}))
+                  .ok());
+  ASSERT_TRUE(
+      bus_.publish(Event::make("things.changed", "nucleus", {{"changed", {"lotus://b"}}})).ok());
+  std::vector<std::string> updated;
+  for (const Json& m : sent()) {
+    if (m.value("method", "") == "notifications/resources/updated") {
+      updated.push_back(m["params"]["uri"]);
+    }
+  }
+  EXPECT_EQ(updated, std::vector<std::string>{"lotus://a"});
 }
 
 TEST_F(McpServerTest, ResourcesAndTemplates) {

@@ -106,6 +106,16 @@ Json ModuleContent::complete(const Json& ref, std::string_view argument, std::st
   return inner_ ? inner_->complete(ref, argument, prefix) : Json::array();
 }
 
+// Modules announce their own resources' changes on mcp.resource_updated
+// (the server listens there itself); the nucleus's are the inner source's.
+std::vector<std::string> ModuleContent::update_channels() {
+  return inner_ ? inner_->update_channels() : std::vector<std::string>{};
+}
+
+std::vector<std::string> ModuleContent::updated_by(const Event& event) {
+  return inner_ ? inner_->updated_by(event) : std::vector<std::string>{};
+}
+
 std::optional<ModuleContent::Found> ModuleContent::find_resource(const std::string& uri) {
   std::vector<Manifest> manifests = manifests_();
   // A resource by its exact URI before any template that would match it.

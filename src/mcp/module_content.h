@@ -46,6 +46,8 @@ class ModuleContent : public McpContent {
   Json prompts() override;
   Task<Result<Json>> get_prompt(std::string name, Json arguments) override;
   Json complete(const Json& ref, std::string_view argument, std::string_view prefix) override;
+  std::vector<std::string> update_channels() override;
+  std::vector<std::string> updated_by(const Event& event) override;
 
  private:
   struct Found {

@@ -84,6 +84,33 @@ Json NucleusContent::resources() {
   return list;
 }
 
+std::vector<std::string> NucleusContent::update_channels() {
+  return {"system.*", "cognition.task_complete"};
+}
+
+std::vector<std::string> NucleusContent::updated_by(const Event& event) {
+  return nucleus_resources_updated_by(event);
+}
+
+std::vector<std::string> nucleus_resources_updated_by(const Event& event) {
+  if (!event.data.is_object()) return {};
+  if (event.channel == "cognition.task_complete") {
+    auto id = event.data.find("conversation_id");
+    if (id == event.data.end() || !id->is_string()) return {};
+    return {cat(kConversations, id->get<std::string>())};
+  }
+  if (!starts_with(event.channel, "system.module_")) return {};
+  std::vector<std::string> uris = {std::string(kHealth)};
+  for (const char* field : {"module", "name"}) {
+    auto name = event.data.find(field);
+    if (name != event.data.end() && name->is_string()) {
+      uris.push_back(cat(kModules, name->get<std::string>(), kManifestSuffix));
+      break;
+    }
+  }
+  return uris;
+}
+
 Json NucleusContent::resource_templates() {
   return Json::array(
       {{{"uriTemplate", cat(kModules, "{name}", kManifestSuffix)},

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/nucleus.h"
 #include "mcp/content.h"
@@ -28,6 +29,10 @@ class NucleusContent : public McpContent {
   Task<Result<Json>> get_prompt(std::string name, Json arguments) override;
   // Module names for explain_module's "module".
   Json complete(const Json& ref, std::string_view argument, std::string_view prefix) override;
+  // A module's state change updates its manifest resource and lotus://health;
+  // a finished task updates its conversation.
+  std::vector<std::string> update_channels() override;
+  std::vector<std::string> updated_by(const Event& event) override;
 
  private:
   // The manifest file of a module that is running (or was found but failed).
@@ -40,5 +45,10 @@ class NucleusContent : public McpContent {
 
 // "a%20b" -> "a b"; InvalidArgument for a broken escape.
 Result<std::string> percent_decode(std::string_view text);
+
+// The nucleus's resources an event changes: a module's state change
+// (system.module_*, naming it in "module" or "name") its manifest and
+// lotus://health; cognition.task_complete its conversation.
+std::vector<std::string> nucleus_resources_updated_by(const Event& event);
 
 }  // namespace lotus::mcp

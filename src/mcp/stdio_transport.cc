@@ -166,23 +166,39 @@ void AsyncLineReader::end(ReadEnd how) {
 }
 
 bool LineWriter::write(std::string_view message) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (broken_) return false;
-  std::string out;
-  out.reserve(message.size() + 1);
-  out.append(message);
-  out.push_back('\n');
-  std::string_view rest = out;
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd_, rest.data(), rest.size());
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      broken_ = true;
-      return false;
+  pending_.append(message);
+  pending_.push_back('\n');
+  if (writing_) return true;  // the thread writing now takes this along
+  // This thread writes what is pending, and whatever others add meanwhile,
+  // in as few system calls as it can: under load replies leave in batches.
+  writing_ = true;
+  while (!pending_.empty() && !broken_) {
+    std::string out;
+    out.swap(pending_);
+    lock.unlock();
+    std::string_view rest = out;
+    bool failed = false;
+    while (!rest.empty()) {
+      ssize_t n = ::write(fd_, rest.data(), rest.size());
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        failed = true;
+        break;
+      }
+      rest.remove_prefix(static_cast<size_t>(n));
     }
-    rest.remove_prefix(static_cast<size_t>(n));
+    lock.lock();
+    if (failed) broken_ = true;
+    if (pending_.empty()) {
+      out.clear();
+      pending_.swap(out);  // keeps the buffer's capacity for the next batch
+    }
   }
-  return true;
+  writing_ = false;
+  if (broken_) pending_.clear();
+  return !broken_;
 }
 
 bool LineWriter::broken() const {

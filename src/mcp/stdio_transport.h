@@ -78,8 +78,9 @@ class AsyncLineReader : public std::enable_shared_from_this<AsyncLineReader> {
 };
 
 // Writes whole messages, each followed by a newline, to a descriptor; safe
-// to call from several threads. Once the reader is gone (EPIPE) it drops
-// everything quietly: there is no one left to tell.
+// to call from several threads. While one thread writes, messages from
+// others queue and go out with its next write. Once the reader is gone
+// (EPIPE) it drops everything quietly: there is no one left to tell.
 class LineWriter {
  public:
   explicit LineWriter(int fd) : fd_(fd) {}
@@ -89,6 +90,8 @@ class LineWriter {
  private:
   int fd_;
   mutable std::mutex mutex_;
+  std::string pending_;   // messages not written yet
+  bool writing_ = false;  // a thread is in write(2)
   bool broken_ = false;
 };
 

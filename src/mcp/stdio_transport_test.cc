@@ -110,6 +110,39 @@ TEST(StdioTransportTest, AsyncReaderStopsWhenAskedAndGivesTheDescriptorBackBlock
   close(fds[1]);
 }
 
+TEST(StdioTransportTest, WritersOnManyThreadsNeverInterleaveMessages) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  LineWriter writer(fds[1]);
+  constexpr int kThreads = 4, kEach = 2000;
+  Collected got;
+  std::thread reader([&] { read_lines(fds[0], -1, 1 << 20, got.handlers()); });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&writer, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // Long enough that a batch outgrows the pipe and writes partly.
+        EXPECT_TRUE(writer.write(std::to_string(t) + ":" + std::to_string(i) + ":" +
+                                 std::string(200, static_cast<char>('a' + t))));
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  close(fds[1]);
+  reader.join();
+  close(fds[0]);
+  ASSERT_EQ(got.lines.size(), static_cast<size_t>(kThreads * kEach));
+  std::vector<int> next(kThreads, 0);
+  for (const std::string& line : got.lines) {
+    int t = line[0] - '0';
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, kThreads);
+    // Each thread's messages whole and in the order it wrote them.
+    EXPECT_EQ(line, std::to_string(t) + ":" + std::to_string(next[t]++) + ":" +
+                        std::string(200, static_cast<char>('a' + t)));
+  }
+}
+
 TEST(StdioTransportTest, WriterSaysWhenTheReaderIsGone) {
   signal(SIGPIPE, SIG_IGN);
   int fds[2];
