@@ -105,10 +105,15 @@ std::vector<std::string> ToolRegistry::add_module(const Manifest& manifest) {
   }
   if (manifest.mcp.bare_tool_names) {
     for (auto& entry : entries) {
-      bool clash = by_name_.count(entry->tool) != 0 || remote_by_name_.count(entry->tool) != 0;
-      if (clash) {
-        auto other = by_name_.count(entry->tool) != 0 ? by_name_.at(entry->tool)
-                                                      : remote_by_name_.at(entry->tool);
+      // The same tool of this module on another node may hold the name
+      // already: that is no clash.
+      std::shared_ptr<const ToolEntry> other;
+      if (auto local = by_name_.find(entry->tool); local != by_name_.end()) {
+        other = local->second;
+      } else if (auto remote = remote_by_name_.find(entry->tool); remote != remote_by_name_.end()) {
+        other = remote->second;
+      }
+      if (other != nullptr && other->qualified != entry->qualified) {
         warnings.push_back(
             cat(manifest.path.string(), ": mcp.tool_names: tool \"", entry->tool,
                 "\" cannot be offered to MCP clients under its own name: ", other->qualified,
@@ -128,6 +133,7 @@ std::vector<std::string> ToolRegistry::add_module(const Manifest& manifest) {
       by_name_[shared->qualified] = std::move(shared);
     }
   }
+  index_remote();  // a local bare name may now clash with a remote one
   publish_snapshot();
   return warnings;
 }
@@ -150,12 +156,14 @@ bool ToolRegistry::remove_module(std::string_view module) {
   if (old == by_module_.end()) return false;
   for (const std::string& name : old->second) erase_names(name);
   by_module_.erase(old);
+  index_remote();  // a remote tool may have its bare name back
   publish_snapshot();
   return true;
 }
 
 bool ToolRegistry::set_node_tools(const std::string& node, const Json& tools) {
   ToolList entries;
+  std::set<std::string, std::less<>> wants_bare;
   if (tools.is_array()) {
     for (const Json& tool : tools) {
       if (!tool.is_object()) continue;
@@ -180,6 +188,11 @@ bool ToolRegistry::set_node_tools(const std::string& node, const Json& tools) {
           make_entry(module.get<std::string>(), name.get<std::string>(), std::move(description),
                      std::move(parameters), std::move(permissions));
       entry->node = node;
+      // Offered to MCP clients under its own name there (mcp: {tool_names:
+      // bare}): here too, while no other tool has that name (index_remote).
+      if (auto bare = tool.find("mcp_name"); bare != tool.end() && *bare == name) {
+        wants_bare.insert(entry->qualified);
+      }
       entries.push_back(std::move(entry));
     }
   }
@@ -193,8 +206,10 @@ bool ToolRegistry::set_node_tools(const std::string& node, const Json& tools) {
   remote_json_[node] = tools;
   if (entries.empty()) {
     remote_.erase(node);
+    remote_bare_.erase(node);
   } else {
     remote_[node] = std::move(entries);
+    remote_bare_[node] = std::move(wants_bare);
   }
   index_remote();
   publish_snapshot();
@@ -207,6 +222,7 @@ bool ToolRegistry::remove_node(std::string_view node) {
   auto it = remote_.find(node);
   if (it == remote_.end()) return false;
   remote_.erase(it);
+  if (auto bare = remote_bare_.find(node); bare != remote_bare_.end()) remote_bare_.erase(bare);
   index_remote();
   publish_snapshot();
   return true;
@@ -220,11 +236,13 @@ Json ToolRegistry::local_tools_json() const {
       auto it = by_name_.find(name);
       if (it == by_name_.end()) continue;
       const ToolEntry& tool = *it->second;
-      out.push_back({{"module", tool.module},
-                     {"tool", tool.tool},
-                     {"description", tool.description},
-                     {"parameters", tool.parameters},
-                     {"permissions", tool.permissions}});
+      Json announced = {{"module", tool.module},
+                        {"tool", tool.tool},
+                        {"description", tool.description},
+                        {"parameters", tool.parameters},
+                        {"permissions", tool.permissions}};
+      if (tool.mcp_name != tool.model_name) announced["mcp_name"] = tool.mcp_name;
+      out.push_back(std::move(announced));
     }
   }
   return out;
@@ -246,10 +264,37 @@ std::vector<std::string> ToolRegistry::nodes_offering(std::string_view name) con
 
 void ToolRegistry::index_remote() {
   remote_by_name_.clear();
-  for (const auto& [node, entries] : remote_) {
-    for (const auto& entry : entries) {
+  for (auto& [node, entries] : remote_) {
+    for (auto& entry : entries) {
       remote_by_name_.try_emplace(entry->qualified, entry);
       remote_by_name_.try_emplace(entry->model_name, entry);
+    }
+  }
+  // Bare MCP names after all the qualified ones, each to the first tool that
+  // asks for it; one whose bare name another tool (here or on another node)
+  // holds keeps module__tool, until that tool goes.
+  for (auto& [node, entries] : remote_) {
+    auto wanted = remote_bare_.find(node);
+    for (auto& entry : entries) {
+      std::string mcp_name = entry->model_name;
+      if (wanted != remote_bare_.end() && wanted->second.count(entry->qualified) != 0) {
+        auto local = by_name_.find(entry->tool);
+        auto remote = remote_by_name_.find(entry->tool);
+        const bool taken =
+            (local != by_name_.end() && local->second->qualified != entry->qualified) ||
+            (remote != remote_by_name_.end() && remote->second->qualified != entry->qualified);
+        if (!taken) mcp_name = entry->tool;
+      }
+      if (entry->mcp_name != mcp_name) {
+        auto renamed = std::make_shared<ToolEntry>(*entry);
+        renamed->mcp_name = mcp_name;
+        for (const std::string& name : {entry->qualified, entry->model_name}) {
+          auto at = remote_by_name_.find(name);
+          if (at != remote_by_name_.end() && at->second == entry) at->second = renamed;
+        }
+        entry = std::move(renamed);
+      }
+      if (entry->mcp_name != entry->model_name) remote_by_name_.try_emplace(entry->mcp_name, entry);
     }
   }
 }

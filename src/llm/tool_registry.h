@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,8 @@ class ToolRegistry {
   std::map<std::string, ToolList, std::less<>> remote_;
   std::map<std::string, std::shared_ptr<const ToolEntry>, std::less<>> remote_by_name_;
   std::map<std::string, Json, std::less<>> remote_json_;  // as announced, to spot no-op updates
+  // Per node, the tools it offers MCP clients under their bare names.
+  std::map<std::string, std::set<std::string, std::less<>>, std::less<>> remote_bare_;
   std::shared_ptr<const ToolList> snapshot_ = std::make_shared<ToolList>();
   std::atomic<uint64_t> version_{0};
 };

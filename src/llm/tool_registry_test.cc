@@ -196,6 +196,49 @@ TEST(ToolRegistryTest, HoldsOtherNodesToolsBesideItsOwn) {
   EXPECT_FALSE(registry.remove_node("node-c"));
 }
 
+TEST(ToolRegistryTest, OtherNodesBareMcpNamesHoldHereTooUnlessTaken) {
+  ToolRegistry there;
+  EXPECT_TRUE(there.add_module(bare_manifest("kit", "ping")).empty());
+  Json announced = there.local_tools_json();
+  ASSERT_EQ(announced.size(), 2u);
+  EXPECT_EQ(announced[0]["mcp_name"], "ping");
+
+  ToolRegistry registry;
+  EXPECT_TRUE(registry.set_node_tools("node-b", announced));
+  auto ping = registry.find("ping");
+  ASSERT_NE(ping, nullptr);
+  EXPECT_EQ(ping->qualified, "kit.ping");
+  EXPECT_EQ(ping->mcp_name, "ping");
+  EXPECT_EQ(ping->node, "node-b");
+
+  // The same module here as well: its bare name is no clash with itself.
+  EXPECT_TRUE(registry.add_module(bare_manifest("kit", "ping")).empty());
+  EXPECT_TRUE(registry.find("ping")->node.empty());
+  EXPECT_TRUE(registry.remove_module("kit"));
+  EXPECT_EQ(registry.find("ping")->node, "node-b");
+
+  // A different local tool with that name: the remote one keeps
+  // module__tool while it is here, and gets its bare name back after.
+  registry.add_module(bare_manifest("box", "ping"));  // (warns: node-b's kit.ping has it)
+  EXPECT_EQ(registry.find("ping")->qualified, "kit.ping");
+  EXPECT_TRUE(registry.remove_module("box"));
+  ToolRegistry clash;
+  EXPECT_TRUE(clash.add_module(bare_manifest("box", "ping")).empty());
+  EXPECT_TRUE(clash.set_node_tools("node-b", announced));
+  EXPECT_EQ(clash.find("ping")->qualified, "box.ping");
+  EXPECT_EQ(clash.find("kit.ping")->mcp_name, "kit__ping");
+  EXPECT_TRUE(clash.remove_module("box"));
+  EXPECT_EQ(clash.find("ping")->qualified, "kit.ping");
+  EXPECT_EQ(clash.find("kit.ping")->mcp_name, "ping");
+
+  // A tool announced without a bare name keeps module__tool.
+  Json plain = announced;
+  for (Json& tool : plain) tool.erase("mcp_name");
+  EXPECT_TRUE(registry.set_node_tools("node-b", plain));
+  EXPECT_EQ(registry.find("ping"), nullptr);
+  EXPECT_EQ(registry.find("kit.ping")->mcp_name, "kit__ping");
+}
+
 TEST(ToolPolicyTest, TheMostSpecificRuleWins) {
   ToolRegistry registry;
   registry.add_module(fs_manifest());
