@@ -254,7 +254,7 @@ McpEndpoint::McpEndpoint(Nucleus& nucleus, McpEndpointOptions options)
     : nucleus_(nucleus),
       options_(std::move(options)),
       content_(std::make_shared<mcp::ModuleContent>(
-          nucleus.bus(), [&nucleus] { return nucleus.running_manifests(); },
+          nucleus.bus(), [&nucleus] { return nucleus.mcp_manifests(); },
           std::make_shared<mcp::NucleusContent>(nucleus))) {}
 
 McpEndpoint::~McpEndpoint() {

@@ -171,7 +171,7 @@ int run_mcp(Config config, const McpOptions& options) {
   auto server = mcp::McpServer::create(
       nucleus->bus(), nucleus->tools(), nucleus->tool_broker(),
       std::make_shared<mcp::ModuleContent>(
-          nucleus->bus(), [n = nucleus.get()] { return n->running_manifests(); },
+          nucleus->bus(), [n = nucleus.get()] { return n->mcp_manifests(); },
           std::make_shared<mcp::NucleusContent>(*nucleus)),
       std::move(server_options), [writer](std::string message) { writer->write(message); });
   if (Status started = server->start(); !started.ok()) {

@@ -71,6 +71,10 @@ void NodeTools::local_changed() {
 
 void NodeTools::announce(bool ask) {
   Json data = {{"node", bus_.node_id()}, {"tools", registry_.local_tools_json()}, {"ask", ask}};
+  if (local_content_) {
+    Json content = local_content_();
+    if (content.is_array() && !content.empty()) data["mcp"] = std::move(content);
+  }
   auto sent = bus_.publish(Event::make(std::string(kChannel), "nucleus", std::move(data)));
   if (!sent.ok())
     spdlog::warn("could not announce this node's tools: {}", message_of(sent.status()));
@@ -86,11 +90,60 @@ void NodeTools::on_announcement(const EventPtr& event) {
   if (name == bus_.node_id()) return;
   if (data.value("ask", false)) local_changed();  // a new node wants ours
   static const Json kNone = Json::array();
+  Change what;
   auto tools = data.find("tools");
   if (registry_.set_node_tools(name, tools != data.end() ? *tools : kNone)) {
     spdlog::debug("node {} offers {} tools", name, tools != data.end() ? tools->size() : 0);
-    changed_(name);
+    what.tools = true;
   }
+  auto content = data.find("mcp");
+  Json offered = content != data.end() && content->is_array() ? *content : Json::array();
+  {
+    std::lock_guard lock(content_mutex_);
+    auto known = remote_content_.find(name);
+    const bool had = known != remote_content_.end();
+    if (had ? known->second != offered : !offered.empty()) {
+      what.content = true;
+      if (offered.empty()) {
+        remote_content_.erase(known);
+      } else {
+        remote_content_[name] = std::move(offered);
+      }
+    }
+  }
+  if (what.tools || what.content) changed_(name, what);
+}
+
+std::vector<Manifest> NodeTools::remote_content() const {
+  std::map<std::string, Manifest> modules;
+  std::lock_guard lock(content_mutex_);
+  for (const auto& [node, offered] : remote_content_) {
+    for (const Json& entry : offered) {
+      if (!entry.is_object() || !entry.contains("module") || !entry["module"].is_string()) continue;
+      const std::string module = entry["module"].get<std::string>();
+      if (module.empty() || modules.count(module) != 0) continue;  // the first node's
+      Manifest manifest;
+      manifest.name = module;
+      // Only objects: a malformed entry from another node is dropped, not served.
+      auto objects = [&entry](const char* key) {
+        Json out = Json::array();
+        auto list = entry.find(key);
+        if (list == entry.end() || !list->is_array()) return out;
+        for (const Json& item : *list) {
+          if (item.is_object()) out.push_back(item);
+        }
+        return out;
+      };
+      manifest.mcp.resources = objects("resources");
+      manifest.mcp.resource_templates = objects("resource_templates");
+      manifest.mcp.prompts = objects("prompts");
+      modules.emplace(module, std::move(manifest));
+    }
+  }
+  std::vector<Manifest> out;
+  out.reserve(modules.size());
+  for (auto& [name, manifest] : modules) out.push_back(std::move(manifest));
+  return out;
 }
 
 void NodeTools::on_node_left(const EventPtr& event) {
@@ -98,7 +151,13 @@ void NodeTools::on_node_left(const EventPtr& event) {
   if (node == event->data.end() || !node->is_string()) return;
   const std::string& name = node->get_ref<const std::string&>();
   if (name == bus_.node_id()) return;
-  if (registry_.remove_node(name)) changed_(name);
+  Change what;
+  what.tools = registry_.remove_node(name);
+  {
+    std::lock_guard lock(content_mutex_);
+    what.content = remote_content_.erase(name) > 0;
+  }
+  if (what.tools || what.content) changed_(name, what);
 }
 
 }  // namespace lotus

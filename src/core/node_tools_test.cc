@@ -5,6 +5,7 @@
 // tool-list requests, and forgets B's tools when B leaves or dies.
 #include "core/node_tools.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "core/nucleus.h"
 #include "lotus/module.h"
 #include "lotus/strings.h"
+#include "mcp/module_content.h"
 #include "runtime/module_factory.h"
 #include "testing/redis_server.h"
 #include "testing/sync_wait.h"
@@ -43,6 +45,7 @@ class LedgerModule : public Module {
     tool("add", &LedgerModule::add);
     tool("wipe", &LedgerModule::wipe);
     on("ping", &LedgerModule::ping);
+    on("page", &LedgerModule::page);
     co_return;
   }
 
@@ -61,6 +64,14 @@ class LedgerModule : public Module {
     reply(event, Json{{"node", config().value("node", std::string("?"))}}).IgnoreError();
     co_return;
   }
+  // Serves the ledger://pages/{id} MCP resource template.
+  Task<void> page(const Event& event) {
+    const std::string uri = event.data.value("uri", "");
+    const std::string id = event.data["variables"].value("id", "");
+    const std::string text = cat("page ", id, " from ", config().value("node", std::string("?")));
+    reply(event, Json{{"contents", Json::array({{{"uri", uri}, {"text", text}}})}}).IgnoreError();
+    co_return;
+  }
   Task<ToolResult> wipe(const Json&) {
     ledger_calls.fetch_add(1);
     co_return Json("wiped");
@@ -74,6 +85,16 @@ type: capability
 permissions: [file.write]
 subscriptions:
   - {pattern: ledger.ping, handler: ping}
+  - {pattern: ledger.page, handler: page}
+mcp:
+  resources:
+    - {uri: "ledger://summary", name: summary, mimeType: text/plain, text: the ledger}
+  resource_templates:
+    - {uriTemplate: "ledger://pages/{id}", name: page, channel: ledger.page}
+  prompts:
+    - name: ledger_help
+      messages:
+        - {role: user, content: {type: text, text: "How do I add to the ledger?"}}
 tools:
   - name: add
     description: Add two integers
@@ -209,6 +230,53 @@ TEST_F(NodeToolsTest, AnotherNodesToolsAreListedAndCalledThroughThisNodesPolicy)
   ASSERT_TRUE(b->shutdown().ok());
   EXPECT_TRUE(eventually([&] { return !lists(*a, "ledger.add"); }));
   EXPECT_EQ(a->tools().list()->size(), 0u);
+}
+
+// What B's ledger module offers MCP clients besides tools (a static
+// resource, a template its module serves, a prompt) is served on A as well:
+// A's MCP server lists it, and reading the template asks B's module over the
+// bus. When B leaves it goes, and A says so each time.
+TEST_F(NodeToolsTest, AnotherNodesModulesResourcesAndPromptsAreServedHere) {
+  auto a = node("a");
+  ASSERT_TRUE(a);
+  std::atomic<int> content_changes{0};
+  Subscriber tap;
+  tap.tap = [&](const EventPtr&) { content_changes.fetch_add(1); };
+  ASSERT_TRUE(a->bus().subscribe("system.node_content_changed", {}, tap).ok());
+  auto ledger_here = [&] {
+    auto manifests = a->mcp_manifests();
+    return std::any_of(manifests.begin(), manifests.end(),
+                       [](const Manifest& m) { return m.name == "ledger"; });
+  };
+  EXPECT_FALSE(ledger_here());
+  auto b = node("b");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(eventually(ledger_here));
+  EXPECT_TRUE(eventually([&] { return content_changes.load() == 1; }));
+
+  mcp::ModuleContent content(
+      a->bus(), [&] { return a->mcp_manifests(); }, nullptr);
+  std::vector<std::string> uris;
+  for (const Json& r : content.resources()) uris.push_back(r["uri"]);
+  EXPECT_EQ(uris, std::vector<std::string>{"ledger://summary"});
+  EXPECT_EQ(content.resource_templates()[0]["uriTemplate"], "ledger://pages/{id}");
+  EXPECT_EQ(content.resource_templates()[0].count("channel"), 0u);  // where, not what
+  auto summary = testing::sync_wait(a->bus().executor(), content.read_resource("ledger://summary"));
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ((*summary)[0]["text"], "the ledger");
+  auto page = testing::sync_wait(a->bus().executor(), content.read_resource("ledger://pages/7"));
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ((*page)[0]["text"], "page 7 from b");
+  EXPECT_EQ(content.prompts()[0]["name"], "ledger_help");
+  auto prompt =
+      testing::sync_wait(a->bus().executor(), content.get_prompt("ledger_help", Json::object()));
+  ASSERT_TRUE(prompt.ok()) << prompt.status();
+  EXPECT_EQ((*prompt)["messages"][0]["content"]["text"], "How do I add to the ledger?");
+
+  ASSERT_TRUE(b->shutdown().ok());
+  EXPECT_TRUE(eventually([&] { return !ledger_here(); }));
+  EXPECT_TRUE(eventually([&] { return content_changes.load() == 2; }));
+  EXPECT_TRUE(content.resources().empty());
 }
 
 // The ledger module runs on nodes a and b; c has none. A tool call from c

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 #include <set>
 
@@ -269,6 +270,7 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
   spdlog::info("module {} {} running ({})", name, host->manifest().version.to_string(),
                host->health().value("origin", ""));
   tools_added(host->manifest());
+  if (node_tools_) node_tools_->local_changed();  // its MCP content, if any
   emit("system.module_loaded", Json{{"module", name},
                                     {"version", host->manifest().version.to_string()},
                                     {"type", to_string(host->manifest().type)},
@@ -410,6 +412,7 @@ Status Nucleus::unload_module(std::string_view name) {
   emit("system.module_unloaded", Json{{"module", host->manifest().name},
                                       {"mcp_prompts", host->manifest().mcp.prompts.size()}});
   tools_removed(host->manifest().name);
+  if (node_tools_) node_tools_->local_changed();
   return status;
 }
 
@@ -447,8 +450,25 @@ Status Nucleus::start_tools_and_llm() {
   broker_ = llm::ToolBroker::create(*bus_, tools_, std::move(options));
   if (Status s = broker_->start(); !s.ok()) return s;
   // On a bus shared with other nodes, their tools join the registry.
-  node_tools_ = NodeTools::create(*bus_, tools_, [this](const std::string& node) {
-    emit("system.tools_changed", Json{{"node", node}, {"version", tools_.version()}});
+  node_tools_ =
+      NodeTools::create(*bus_, tools_, [this](const std::string& node, NodeTools::Change what) {
+        if (what.tools) {
+          emit("system.tools_changed", Json{{"node", node}, {"version", tools_.version()}});
+        }
+        if (what.content) emit("system.node_content_changed", Json{{"node", node}});
+      });
+  node_tools_->set_local_content([this] {
+    Json offered = Json::array();
+    for (const Manifest& m : running_manifests()) {
+      if (m.mcp.resources.empty() && m.mcp.resource_templates.empty() && m.mcp.prompts.empty()) {
+        continue;
+      }
+      offered.push_back({{"module", m.name},
+                         {"resources", m.mcp.resources},
+                         {"resource_templates", m.mcp.resource_templates},
+                         {"prompts", m.mcp.prompts}});
+    }
+    return offered;
   });
   if (Status s = node_tools_->start(); !s.ok()) return s;
 
@@ -795,6 +815,17 @@ std::vector<Manifest> Nucleus::running_manifests() const {
     if (state == ModuleState::kRunning || state == ModuleState::kDegraded) {
       out.push_back(host->manifest());
     }
+  }
+  return out;
+}
+
+std::vector<Manifest> Nucleus::mcp_manifests() const {
+  std::vector<Manifest> out = running_manifests();
+  if (!node_tools_) return out;
+  for (Manifest& remote : node_tools_->remote_content()) {
+    bool here = std::any_of(out.begin(), out.end(),
+                            [&](const Manifest& m) { return m.name == remote.name; });
+    if (!here) out.push_back(std::move(remote));
   }
   return out;
 }

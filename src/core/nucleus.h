@@ -81,8 +81,12 @@ class Nucleus {
   Json health() const;
   std::vector<ModuleSummary> modules() const;
   // The manifests of the modules that are running (or degraded), in load
-  // order: what MCP serves their resources and prompts from.
+  // order.
   std::vector<Manifest> running_manifests() const;
+  // What MCP serves modules' resources and prompts from: the running
+  // modules' manifests, then those of modules only other nodes on the bus
+  // run (name and `mcp:` only).
+  std::vector<Manifest> mcp_manifests() const;
   // Every loaded module's memory.vector_collections, by module name.
   std::map<std::string, std::vector<std::string>> vector_collections() const;
   // Publishes on behalf of an interface (the CLI, the API), not a module.

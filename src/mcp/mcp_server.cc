@@ -129,8 +129,9 @@ Status McpServer::start() {
   subscriptions_.push_back(*id);
 
   // A module that comes or goes brings or takes its manifest (a resource)
-  // and any resources and prompts it declares.
-  for (const char* channel : {"system.module_loaded", "system.module_unloaded"}) {
+  // and any resources and prompts it declares; so does another node's.
+  for (const char* channel :
+       {"system.module_loaded", "system.module_unloaded", "system.node_content_changed"}) {
     Subscriber modules;
     modules.tap = [weak](const EventPtr& event) {
       auto self = weak.lock();
