@@ -7,11 +7,7 @@
 //
 //   node fixtures_stdio_client.mjs LOTUS_BINARY FIXTURE_MODULES_DIR
 // Exits 0 when every check passed; prints each check and what went wrong.
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
   CallToolResultSchema,
   CreateMessageRequestSchema,
@@ -19,35 +15,11 @@ import {
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import { check, finish, lotusArguments, lotusHome, lotusStdio, textOf } from "./interop_support.mjs";
 
-const [lotus, modules] = process.argv.slice(2);
-if (!lotus || !modules) {
-  console.error("usage: node fixtures_stdio_client.mjs LOTUS_BINARY FIXTURE_MODULES_DIR");
-  process.exit(2);
-}
-
-const dir = mkdtempSync(join(tmpdir(), "lotus-fixtures-"));
-mkdirSync(join(dir, "config", "lotus"), { recursive: true });
-let failures = 0;
-function check(name, ok, detail = "") {
-  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok ? "" : `: ${detail}`}`);
-  if (!ok) failures++;
-}
-const textOf = (result) => (result.content ?? []).map((c) => c.text ?? "").join("\n");
-
-const transport = new StdioClientTransport({
-  command: lotus,
-  args: ["--module-path", modules, "mcp"],
-  env: {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: join(dir, "home"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-    XDG_DATA_HOME: join(dir, "data"),
-  },
-  stderr: "pipe",
-});
-let stderr = "";
-transport.stderr?.on("data", (chunk) => (stderr += chunk));
+const args = lotusArguments("fixtures_stdio_client.mjs", "FIXTURE_MODULES_DIR");
+const home = lotusHome("lotus-fixtures-");
+const { transport, stderr } = lotusStdio(args, home);
 const client = new Client(
   { name: "lotus-fixtures", version: "1.0.0" },
   { capabilities: { sampling: {}, elicitation: {} } },
@@ -138,10 +110,9 @@ try {
   for (let i = 0; i < 50 && !updated; i++) await new Promise((r) => setTimeout(r, 20));
   check("notifications/resources/updated after subscribing", updated === "test://watched-resource", String(updated));
 } catch (e) {
-  check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr}`);
+  check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr()}`);
 } finally {
   await client.close().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  home.remove();
 }
-console.log(failures ? `${failures} checks failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+finish();

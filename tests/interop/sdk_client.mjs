@@ -4,53 +4,27 @@
 //
 //   node sdk_client.mjs LOTUS_BINARY MODULES_DIR
 // Exits 0 when every check passed; prints each check and what went wrong.
-import { mkdtempSync, writeFileSync, mkdirSync, existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
   LoggingMessageNotificationSchema,
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import {
+  cancelAWaitingWrite,
+  check,
+  finish,
+  lotusArguments,
+  lotusHome,
+  lotusStdio,
+  textOf,
+} from "./interop_support.mjs";
 
-const [lotus, modules] = process.argv.slice(2);
-if (!lotus || !modules) {
-  console.error("usage: node sdk_client.mjs LOTUS_BINARY MODULES_DIR");
-  process.exit(2);
-}
-
-const dir = mkdtempSync(join(tmpdir(), "lotus-sdk-"));
-const work = join(dir, "work");
-mkdirSync(work);
-mkdirSync(join(dir, "config", "lotus"), { recursive: true });
-writeFileSync(join(work, "hello.txt"), "hi from lotus\n");
-writeFileSync(
-  join(dir, "config", "lotus", "config.yaml"),
-  `modules:\n  fs: {roots: [${work}]}\n  shell: {roots: [${work}]}\n` +
-    `tools:\n  policy: {"shell.*": deny}\n  approval_timeout_ms: 60000\n`,
-);
-
-let failures = 0;
-function check(name, ok, detail = "") {
-  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok ? "" : `: ${detail}`}`);
-  if (!ok) failures++;
-}
-const textOf = (result) => (result.content ?? []).map((c) => c.text ?? "").join("\n");
-
-const transport = new StdioClientTransport({
-  command: lotus,
-  args: ["--module-path", modules, "mcp"],
-  env: {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: join(dir, "home"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-    XDG_DATA_HOME: join(dir, "data"),
-  },
-  stderr: "pipe",
-});
-let stderr = "";
-transport.stderr?.on("data", (chunk) => (stderr += chunk));
+const args = lotusArguments("sdk_client.mjs");
+const home = lotusHome("lotus-sdk-", { withWork: true });
+const { dir, work } = home;
+const { transport, stderr } = lotusStdio(args, home);
 const client = new Client({ name: "lotus-interop", version: "1.0.0" });
 const logs = [];
 client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
@@ -137,30 +111,12 @@ try {
   await client.setLoggingLevel("debug");
   check("logging/setLevel", true);
 
-  // fs.write asks a person, and nobody answers: the call waits until the
-  // client gives up on it.
-  const controller = new AbortController();
-  const pending = client.callTool(
-    { name: "fs__write", arguments: { path: "cancelled.txt", content: "no" } },
-    undefined,
-    { signal: controller.signal },
-  );
-  setTimeout(() => controller.abort("changed my mind"), 300);
-  let aborted = false;
-  try {
-    await pending;
-  } catch {
-    aborted = true;
-  }
-  check("a cancelled call ends on the client", aborted);
-  await client.ping();
-  check("the server still answers after a cancel", true);
+  await cancelAWaitingWrite(client, 300);
   check("the cancelled write did not happen", !existsSync(join(work, "cancelled.txt")));
 } catch (e) {
-  check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr}`);
+  check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr()}`);
 } finally {
   await client.close().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  home.remove();
 }
-console.log(failures ? `${failures} checks failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+finish();

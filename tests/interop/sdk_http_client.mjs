@@ -6,45 +6,27 @@
 //   node sdk_http_client.mjs LOTUS_BINARY MODULES_DIR
 // Exits 0 when every check passed; prints each check and what went wrong.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, existsSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  cancelAWaitingWrite,
+  check,
+  finish,
+  lotusArguments,
+  lotusHome,
+  sleep,
+  textOf,
+} from "./interop_support.mjs";
 
-const [lotus, modules] = process.argv.slice(2);
-if (!lotus || !modules) {
-  console.error("usage: node sdk_http_client.mjs LOTUS_BINARY MODULES_DIR");
-  process.exit(2);
-}
-
-const dir = mkdtempSync(join(tmpdir(), "lotus-sdk-http-"));
-const work = join(dir, "work");
-mkdirSync(work);
-mkdirSync(join(dir, "config", "lotus"), { recursive: true });
-writeFileSync(join(work, "hello.txt"), "hi from lotus\n");
-writeFileSync(
-  join(dir, "config", "lotus", "config.yaml"),
-  `modules:\n  fs: {roots: [${work}]}\n  shell: {roots: [${work}]}\n` +
-    `tools:\n  policy: {"shell.*": deny}\n  approval_timeout_ms: 60000\n`,
-);
-
-let failures = 0;
-function check(name, ok, detail = "") {
-  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok ? "" : `: ${detail}`}`);
-  if (!ok) failures++;
-}
-const textOf = (result) => (result.content ?? []).map((c) => c.text ?? "").join("\n");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { lotus, modules } = lotusArguments("sdk_http_client.mjs");
+const home = lotusHome("lotus-sdk-http-", { withWork: true });
+const { dir, work } = home;
 
 const daemon = spawn(lotus, ["--module-path", modules, "serve", "--port", "0"], {
-  env: {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: join(dir, "home"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-    XDG_DATA_HOME: join(dir, "data"),
-  },
+  env: home.env,
   stdio: ["ignore", "pipe", "pipe"],
 });
 let output = "";
@@ -129,24 +111,7 @@ try {
   const prompt = await client.getPrompt({ name: "lotus_task", arguments: { task: "tidy up" } });
   check("prompts/get", prompt.messages[0]?.content?.text?.includes("tidy up"));
 
-  // fs.write asks a person, and nobody answers: the call waits until the
-  // client cancels it.
-  const controller = new AbortController();
-  const pending = client.callTool(
-    { name: "fs__write", arguments: { path: "cancelled.txt", content: "no" } },
-    undefined,
-    { signal: controller.signal },
-  );
-  setTimeout(() => controller.abort("changed my mind"), 500);
-  let aborted = false;
-  try {
-    await pending;
-  } catch {
-    aborted = true;
-  }
-  check("a cancelled call ends on the client", aborted);
-  await client.ping();
-  check("the session still answers after a cancel", true);
+  await cancelAWaitingWrite(client, 500, "session");
   let approvals = [];
   for (let i = 0; i < 50; i++) {
     const r = await fetch(`${base}/api/approvals`, { headers: auth });
@@ -180,7 +145,6 @@ try {
   daemon.kill("SIGTERM");
   for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(100);
   check("lotus serve stops cleanly", daemon.exitCode === 0, `exit ${daemon.exitCode}\n${output}`);
-  rmSync(dir, { recursive: true, force: true });
+  home.remove();
 }
-console.log(failures ? `${failures} checks failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+finish();
