@@ -18,6 +18,7 @@
 #include "bus/local_bus.h"
 #include "bus/redis_bus.h"
 #include "lotus/strings.h"
+#include "testing/mailbox_recorder.h"
 #include "testing/redis_server.h"
 #include "testing/sync_wait.h"
 
@@ -92,43 +93,9 @@ class BackendNames {
 };
 TYPED_TEST_SUITE(BusConformanceTest, Backends, BackendNames);
 
-// Collects what a mailbox handled, and lets a test wait for a count.
-struct Recorder {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::vector<std::string> channels;
-  std::vector<int> sequence;
-
-  void add(const Event& event) {
-    std::lock_guard lock(mutex);
-    channels.push_back(event.channel);
-    if (event.data.contains("n")) sequence.push_back(event.data["n"].get<int>());
-    changed.notify_all();
-  }
-  bool wait_for(size_t count, std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock lock(mutex);
-    return changed.wait_for(lock, timeout, [&] { return channels.size() >= count; });
-  }
-  size_t size() {
-    std::lock_guard lock(mutex);
-    return channels.size();
-  }
-};
-
-std::shared_ptr<Mailbox> recording_mailbox(Bus& bus, Recorder& recorder,
-                                           Mailbox::Options options = {}) {
-  if (options.owner.empty()) options.owner = "test";
-  auto mailbox = std::make_shared<Mailbox>(options, bus.executor());
-  mailbox->set_dispatch([&recorder](const Delivery& d) -> Task<Status> {
-    recorder.add(*d.event);
-    co_return absl::OkStatus();
-  });
-  return mailbox;
-}
-
-Event numbered(std::string channel, int n) {
-  return Event::make(std::move(channel), "tester", Json{{"n", n}});
-}
+using testing::numbered;
+using testing::Recorder;
+using testing::recording_mailbox;
 
 TYPED_TEST(BusConformanceTest, DeliversByPatternAndCountsUnrouted) {
   Bus& bus = this->make_bus(2);

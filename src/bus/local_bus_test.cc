@@ -17,6 +17,7 @@
 
 #include "bus/continuation.h"
 #include "lotus/strings.h"
+#include "testing/mailbox_recorder.h"
 #include "testing/sync_wait.h"
 
 namespace lotus {
@@ -26,43 +27,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-// Collects what a mailbox handled, and lets a test wait for a count.
-struct Recorder {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::vector<std::string> channels;
-  std::vector<int> sequence;
-
-  void add(const Event& event) {
-    std::lock_guard lock(mutex);
-    channels.push_back(event.channel);
-    if (event.data.contains("n")) sequence.push_back(event.data["n"].get<int>());
-    changed.notify_all();
-  }
-  bool wait_for(size_t count, std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock lock(mutex);
-    return changed.wait_for(lock, timeout, [&] { return channels.size() >= count; });
-  }
-  size_t size() {
-    std::lock_guard lock(mutex);
-    return channels.size();
-  }
-};
-
-std::shared_ptr<Mailbox> recording_mailbox(LocalBus& bus, Recorder& recorder,
-                                           Mailbox::Options options = {}) {
-  if (options.owner.empty()) options.owner = "test";
-  auto mailbox = std::make_shared<Mailbox>(options, bus.executor());
-  mailbox->set_dispatch([&recorder](const Delivery& d) -> Task<Status> {
-    recorder.add(*d.event);
-    co_return absl::OkStatus();
-  });
-  return mailbox;
-}
-
-Event numbered(std::string channel, int n) {
-  return Event::make(std::move(channel), "tester", Json{{"n", n}});
-}
+using testing::numbered;
+using testing::Recorder;
+using testing::recording_mailbox;
 
 TEST(MailboxTest, WaitPolicyBlocksThePublisherUntilThereIsRoom) {
   LocalBus bus(2);
