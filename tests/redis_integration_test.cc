@@ -39,6 +39,35 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout) {
   return pred();
 }
 
+// What the counter modules report on test.counted: how often each event
+// (by its "n") was handled. Declared before the bus it listens on, since
+// the bus's tap may fire until the bus stops.
+class CountedReports {
+ public:
+  bool listen(Bus& bus) {
+    Subscriber tap;
+    tap.tap = [this](const EventPtr& e) {
+      std::lock_guard lock(mutex_);
+      ++counted_[e->data.value("n", -1)];
+    };
+    return bus.subscribe("test.counted", {}, std::move(tap)).ok();
+  }
+  size_t handled() {
+    std::lock_guard lock(mutex_);
+    return counted_.size();
+  }
+  int handled_twice() {
+    std::lock_guard lock(mutex_);
+    int twice = 0;
+    for (const auto& [n, reports] : counted_) twice += reports - 1;
+    return twice;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int, int> counted_;  // n -> reports
+};
+
 class RedisNodesTest : public ::testing::Test {
  protected:
   // A lotus process on the Redis bus: `lotus events PATTERN` boots the
@@ -116,6 +145,20 @@ class RedisNodesTest : public ::testing::Test {
       out[tool.value("qualified", "")] = tool.value("node", "");
     }
     return out;
+  }
+
+  // Every one of `events` on the test.count stream handled, and none left
+  // pending in the counter group.
+  void expect_stream_drained(CountedReports& reports, size_t events, const std::string& output) {
+    ASSERT_TRUE(eventually([&] { return reports.handled() == events; }, 60s))
+        << reports.handled() << " of " << events << " handled\n"
+        << output;
+    ASSERT_TRUE(eventually(
+        [&] {
+          auto p = server_.command({"XPENDING", "lotus:stream:test.count", "counter"});
+          return !p.elements.empty() && p.elements[0].integer == 0;
+        },
+        20s));
   }
 
   // This test process as a node of its own, to publish and observe.
@@ -315,46 +358,24 @@ TEST_F(RedisNodesTest, ConsumerGroupSplitSurvivesAKill9) {
       "streams: [test.count]}\n";
   auto first = start_node("first", true, "system.node_left");
   auto second = start_node("second", true, "system.node_left");
-  std::mutex mutex;            // before the node: its tap may fire until the node stops
-  std::map<int, int> counted;  // n -> reports
+  CountedReports reports;
   RedisBusOptions options;
   options.stream_channels.push_back("test.count");
   auto bus = tester(options);
   ASSERT_TRUE(bus);
-  Subscriber tap;
-  tap.tap = [&](const EventPtr& e) {
-    std::lock_guard lock(mutex);
-    ++counted[e->data.value("n", -1)];
-  };
-  ASSERT_TRUE(bus->subscribe("test.counted", {}, tap).ok());
+  ASSERT_TRUE(reports.listen(*bus));
   ASSERT_TRUE(eventually([&] { return bus->known_receivers("test.count") >= 2; }, 20s))
       << first->output() << second->output();
-  auto handled = [&] {
-    std::lock_guard lock(mutex);
-    return counted.size();
-  };
   constexpr int kEvents = 10000;
   for (int i = 0; i < kEvents; ++i) {
     ASSERT_TRUE(bus->publish(Event::make("test.count", "tester", Json{{"n", i}})).ok());
     if (i == kEvents / 4) {
-      ASSERT_TRUE(eventually([&] { return handled() > 500; }, 20s));
+      ASSERT_TRUE(eventually([&] { return reports.handled() > 500; }, 20s));
       first->signal(SIGKILL);
     }
   }
-  ASSERT_TRUE(eventually([&] { return handled() == kEvents; }, 60s))
-      << handled() << " of " << kEvents << " handled\n"
-      << second->output();
-  ASSERT_TRUE(eventually(
-      [&] {
-        auto p = server_.command({"XPENDING", "lotus:stream:test.count", "counter"});
-        return !p.elements.empty() && p.elements[0].integer == 0;
-      },
-      20s));
-  int duplicates = 0;
-  {
-    std::lock_guard lock(mutex);
-    for (const auto& [n, reports] : counted) duplicates += reports - 1;
-  }
+  expect_stream_drained(reports, kEvents, second->output());
+  const int duplicates = reports.handled_twice();
   std::cout << "[ stats    ] " << kEvents << " events, " << duplicates
             << " handled twice after the kill\n";
   EXPECT_LE(duplicates, 512) << "more redeliveries than one read window per stream";
@@ -408,46 +429,24 @@ TEST_F(RedisNodesTest, ThreeProcessesAndAKill9UnderStreamLoad) {
   ASSERT_TRUE(a.client);
   auto b = start_node("b", true, "system.node_left");
   auto c = start_node("c", true, "system.node_left");
-  std::mutex mutex;
-  std::map<int, int> counted;  // n -> reports
+  CountedReports reports;
   auto bus = tester();
   ASSERT_TRUE(bus);
-  Subscriber tap;
-  tap.tap = [&](const EventPtr& e) {
-    std::lock_guard lock(mutex);
-    ++counted[e->data.value("n", -1)];
-  };
-  ASSERT_TRUE(bus->subscribe("test.counted", {}, tap).ok());
+  ASSERT_TRUE(reports.listen(*bus));
   ASSERT_TRUE(eventually([&] { return bus->known_receivers("test.count") >= 2; }, 20s))
       << b->output() << c->output();
-  auto handled = [&] {
-    std::lock_guard lock(mutex);
-    return counted.size();
-  };
   constexpr int kEvents = 4000;
   for (int i = 0; i < kEvents; ++i) {
     auto sent =
         a.client->post("/api/events", Json{{"channel", "test.count"}, {"data", {{"n", i}}}});
     ASSERT_LT(sent.status, 300) << sent.status << " " << sent.body;
     if (i == kEvents / 4) {
-      ASSERT_TRUE(eventually([&] { return handled() > 300; }, 20s));
+      ASSERT_TRUE(eventually([&] { return reports.handled() > 300; }, 20s));
       c->signal(SIGKILL);
     }
   }
-  ASSERT_TRUE(eventually([&] { return handled() == kEvents; }, 60s))
-      << handled() << " of " << kEvents << " handled\n"
-      << b->output();
-  ASSERT_TRUE(eventually(
-      [&] {
-        auto p = server_.command({"XPENDING", "lotus:stream:test.count", "counter"});
-        return !p.elements.empty() && p.elements[0].integer == 0;
-      },
-      20s));
-  int duplicates = 0;
-  {
-    std::lock_guard lock(mutex);
-    for (const auto& [n, reports] : counted) duplicates += reports - 1;
-  }
+  expect_stream_drained(reports, kEvents, b->output());
+  const int duplicates = reports.handled_twice();
   std::cout << "[ stats    ] 3 processes, " << kEvents << " events published on A, " << duplicates
             << " handled twice after the kill -9 of C\n";
   EXPECT_LE(duplicates, 512) << "more redeliveries than one read window per stream";
