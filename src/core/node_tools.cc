@@ -55,6 +55,7 @@ void NodeTools::stop() {
   // The last word: this node offers nothing any more (node_left follows
   // when the bus stops; this covers a nucleus that stops on a bus that stays).
   Json data = {{"node", bus_.node_id()}, {"tools", Json::array()}, {"ask", false}};
+  std::lock_guard lock(announce_mutex_);
   (void)bus_.publish(Event::make(std::string(kChannel), "nucleus", std::move(data)));
 }
 
@@ -70,6 +71,9 @@ void NodeTools::local_changed() {
 }
 
 void NodeTools::announce(bool ask) {
+  // One at a time, each publishing what it read: two announcements racing
+  // on two threads could otherwise publish an older state last.
+  std::lock_guard lock(announce_mutex_);
   Json data = {{"node", bus_.node_id()}, {"tools", registry_.local_tools_json()}, {"ask", ask}};
   if (local_content_) {
     Json content = local_content_();

@@ -75,6 +75,7 @@ class NodeTools : public std::enable_shared_from_this<NodeTools> {
   llm::ToolRegistry& registry_;
   const Changed changed_;
   LocalContent local_content_;
+  std::mutex announce_mutex_;  // announcements go out in the order they were made
   mutable std::mutex content_mutex_;
   std::map<std::string, Json, std::less<>> remote_content_;  // by node, as announced
   const std::chrono::milliseconds refresh_;
