@@ -213,7 +213,8 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
   std::printf(
       "\n== %zu memories, dimension %zu, %zu queries (M=%zu, ef_construction=%zu, "
       "ef_search=%zu, keyword_max_postings=%zu)\n",
-      size, kDim, queries, params.m, params.ef_construction, params.ef_search, postings);
+      size, kDim, queries, params.m, params.ef_construction,
+      params.ef_search > 0 ? params.ef_search : lotus::memory::auto_ef_search(size), postings);
   auto t0 = Clock::now();
   Corpus corpus = make_corpus(size, queries, static_cast<uint32_t>(size));
   std::printf("corpus generated and embedded in %.1f s\n", micros_since(t0) / 1e6);
@@ -249,7 +250,8 @@ void run(size_t size, size_t queries, const std::filesystem::path& base,
     for (auto& worker : workers) worker.join();
     plain_insert_s = micros_since(t0) / 1e6;
   }
-  plain.setEf(params.ef_search);
+  // The beam the store's index searches with (its default grows with size).
+  plain.setEf(params.ef_search > 0 ? params.ef_search : lotus::memory::auto_ef_search(size));
 
   // The store: every memory long-term (importance 0.9), so all go through the
   // index, each in its own committed transaction.

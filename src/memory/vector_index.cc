@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -57,7 +58,7 @@ VectorIndex::VectorIndex(std::string embedder, size_t dimension, VectorIndexOpti
       space_(std::make_unique<hnswlib::InnerProductSpace>(dimension)),
       hnsw_(std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), kInitialCapacity,
                                                               options.m, options.ef_construction)) {
-  hnsw_->setEf(options_.ef_search);
+  hnsw_->setEf(effective_ef_search());
 }
 
 VectorIndex::~VectorIndex() = default;
@@ -111,7 +112,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::filesystem::pa
     if (index->hnsw_->data_size_ != dimension * sizeof(float)) {
       return absl::DataLossError(cat("index ", file.string(), " holds vectors of another size"));
     }
-    index->hnsw_->setEf(options.ef_search);
+    index->hnsw_->setEf(index->effective_ef_search());
   } catch (const std::exception& e) {
     // A half-loaded hnswlib object cannot be destroyed safely; leak it. The
     // checksum above makes this path all but unreachable.
@@ -217,7 +218,7 @@ bool VectorIndex::contains(uint64_t label) const {
 std::vector<std::pair<float, uint64_t>> VectorIndex::search(const float* query, size_t k) const {
   std::vector<std::pair<float, uint64_t>> out;
   if (k == 0 || size() == 0) return out;
-  hnsw_->setEf(std::max(options_.ef_search, k));
+  hnsw_->setEf(std::max(effective_ef_search(), k));
   auto queue = hnsw_->searchKnn(query, k);
   out.reserve(queue.size());
   while (!queue.empty()) {
@@ -226,6 +227,14 @@ std::vector<std::pair<float, uint64_t>> VectorIndex::search(const float* query, 
   }
   std::reverse(out.begin(), out.end());
   return out;
+}
+
+size_t auto_ef_search(size_t count) {
+  return std::max<size_t>(400, static_cast<size_t>(2.0 * std::sqrt(static_cast<double>(count))));
+}
+
+size_t VectorIndex::effective_ef_search() const {
+  return options_.ef_search > 0 ? options_.ef_search : auto_ef_search(size());
 }
 
 size_t VectorIndex::size() const { return hnsw_->cur_element_count - hnsw_->num_deleted_; }
