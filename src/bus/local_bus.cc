@@ -92,13 +92,8 @@ bool LocalBus::unsubscribe(SubscriptionId id) {
 }
 
 Task<Result<EventPtr>> LocalBus::request(Event event, std::chrono::milliseconds timeout) {
-  PendingRequests::Request request;
-  request.correlation = pending_.next_correlation();
-  request.channel = event.channel;
-  request.timeout = timeout;
-  request.nobody = cat("no module handles \"", event.channel, "\"");
-  event.metadata.correlation_id = request.correlation;
-  event.metadata.reply_to = reply_channel_;
+  PendingRequests::Request request = pending_.begin(
+      event, reply_channel_, timeout, cat("no module handles \"", event.channel, "\""));
   request.send = [this, event = std::move(event)]() mutable { return publish(std::move(event)); };
   auto waiting = pending_.wait(std::move(request));
   Result<EventPtr> result = co_await std::move(waiting);

@@ -27,6 +27,19 @@ std::string PendingRequests::next_correlation() {
   return cat(next_.fetch_add(1, std::memory_order_relaxed), "-", EventId::generate().to_string());
 }
 
+PendingRequests::Request PendingRequests::begin(Event& event, const std::string& reply_to,
+                                                std::chrono::milliseconds timeout,
+                                                std::string nobody) {
+  Request request;
+  request.correlation = next_correlation();
+  request.channel = event.channel;
+  request.timeout = timeout;
+  request.nobody = std::move(nobody);
+  event.metadata.correlation_id = request.correlation;
+  event.metadata.reply_to = reply_to;
+  return request;
+}
+
 void PendingRequests::complete(const std::shared_ptr<Entry>& entry, Result<EventPtr> outcome) {
   if (entry->done.exchange(true)) return;
   {

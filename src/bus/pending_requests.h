@@ -45,6 +45,11 @@ class PendingRequests {
     std::function<Result<size_t>()> send;
     std::string nobody;
   };
+  // A request for `event` waiting `timeout` for its reply on `reply_to`: a
+  // fresh correlation id, set on the event with reply_to. `nobody` is what
+  // the NotFound says when it reaches no receiver. The caller sets `send`.
+  Request begin(Event& event, const std::string& reply_to, std::chrono::milliseconds timeout,
+                std::string nobody);
   // Registers `request`, sends it and waits for the outcome.
   Task<Result<EventPtr>> wait(Request request);
 

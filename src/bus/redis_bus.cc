@@ -666,13 +666,8 @@ void RedisBus::fail_requests_to(const std::string& node, std::string_view why) {
 }
 
 Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds timeout) {
-  PendingRequests::Request request;
-  request.correlation = pending_.next_correlation();
-  request.channel = event.channel;
-  request.timeout = timeout;
-  request.nobody = cat("no module on any node handles \"", event.channel, "\"");
-  event.metadata.correlation_id = request.correlation;
-  event.metadata.reply_to = reply_channel_;
+  PendingRequests::Request request = pending_.begin(
+      event, reply_channel_, timeout, cat("no module on any node handles \"", event.channel, "\""));
   // Durable channels are split by their consumer groups already.
   if (!is_stream_channel(event.channel)) {
     auto chosen = choose_handlers(event.channel);

@@ -83,6 +83,17 @@ class RedisBusTest : public ::testing::Test {
     return bus.ok() ? std::move(*bus) : nullptr;
   }
 
+  // A node that is no bus here, only its heartbeat: module `module` handles
+  // `pattern` on node `name`.
+  void fake_heartbeat(const std::string& name, const std::string& module,
+                      const std::string& pattern) {
+    Json heartbeat = {{"node", name},
+                      {"op", "heartbeat"},
+                      {"patterns", {pattern}},
+                      {"handlers", {{module, {pattern}}}}};
+    server_.command({"PUBLISH", "lotus:ctl:nodes", heartbeat.dump()});
+  }
+
   testing::RedisServer server_;
 };
 
@@ -207,11 +218,7 @@ TEST_F(RedisBusTest, ARequestRunsOncePerModuleWhenSeveralNodesRunIt) {
 // the node is declared gone, naming it, rather than at its timeout.
 TEST_F(RedisBusTest, ARequestToANodeThatDiesFailsNamingTheNode) {
   auto a = node("a");
-  Json ghost = {{"node", "ghost"},
-                {"op", "heartbeat"},
-                {"patterns", {"tool.spooky.*"}},
-                {"handlers", {{"spooky", {"tool.spooky.*"}}}}};
-  server_.command({"PUBLISH", "lotus:ctl:nodes", ghost.dump()});
+  fake_heartbeat("ghost", "spooky", "tool.spooky.*");
   ASSERT_TRUE(eventually([&] { return a->known_receivers("tool.spooky.boo") == 1; }));
   const auto begin = std::chrono::steady_clock::now();
   auto reply =
@@ -221,11 +228,7 @@ TEST_F(RedisBusTest, ARequestToANodeThatDiesFailsNamingTheNode) {
   EXPECT_THAT(std::string(message_of(reply.status())),
               HasSubstr("node ghost, chosen to handle \"tool.spooky.boo\", went silent"));
   // A node that leaves says so: the request fails at once.
-  Json leaver = {{"node", "leaver"},
-                 {"op", "heartbeat"},
-                 {"patterns", {"tool.slow.*"}},
-                 {"handlers", {{"slow", {"tool.slow.*"}}}}};
-  server_.command({"PUBLISH", "lotus:ctl:nodes", leaver.dump()});
+  fake_heartbeat("leaver", "slow", "tool.slow.*");
   ASSERT_TRUE(eventually([&] { return a->known_receivers("tool.slow.op") == 1; }));
   std::thread leave([&] {
     std::this_thread::sleep_for(100ms);
