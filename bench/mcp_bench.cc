@@ -164,14 +164,9 @@ class Child {
   }
   // The reply to `id`, skipping notifications.
   std::string reply(int id) {
-    const std::string needle = "\"id\":" + std::to_string(id);
     for (;;) {
       std::string l = line();
-      size_t at = l.find(needle);
-      if (at != std::string::npos &&
-          (at + needle.size() == l.size() || !std::isdigit(l[at + needle.size()]))) {
-        return l;
-      }
+      if (id_of(l) == id) return l;
     }
   }
 

@@ -128,9 +128,10 @@ bool Mailbox::push(Delivery delivery) {
 void Mailbox::schedule_locked() {
   if (running_ || paused_ || queue_.empty()) return;
   running_ = true;
-  if (in_continuation_scope()) drain_deferred_by_ = std::this_thread::get_id();
-  post_or_continue(executor_, [self = shared_from_this()] {
-    {
+  const bool deferred = in_continuation_scope();
+  if (deferred) drain_deferred_by_ = std::this_thread::get_id();
+  post_or_continue(executor_, [self = shared_from_this(), deferred] {
+    if (deferred) {
       std::lock_guard lock(self->mutex_);
       self->drain_deferred_by_ = std::thread::id();
     }

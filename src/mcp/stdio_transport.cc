@@ -13,11 +13,10 @@
 
 namespace lotus::mcp {
 
-void LineSplitter::deliver() {
+void LineSplitter::deliver(std::string_view text) {
   if (skipped_ > 0) {
     if (handlers_.on_oversized) handlers_.on_oversized(skipped_);
   } else {
-    std::string_view text = line_;
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     if (!text.empty() && handlers_.on_line) handlers_.on_line(text);
   }
@@ -33,10 +32,7 @@ void LineSplitter::feed(std::string_view chunk) {
       skipped_ += piece.size();
     } else if (line_.empty() && newline != std::string_view::npos &&
                piece.size() <= max_line_bytes_) {
-      // A whole line in the chunk: handed over without a copy.
-      std::string_view text = piece;
-      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      if (!text.empty() && handlers_.on_line) handlers_.on_line(text);
+      deliver(piece);  // a whole line in the chunk: handed over without a copy
       chunk.remove_prefix(newline + 1);
       continue;
     } else if (line_.size() + piece.size() > max_line_bytes_) {
@@ -47,13 +43,13 @@ void LineSplitter::feed(std::string_view chunk) {
       line_.append(piece);
     }
     if (newline == std::string_view::npos) break;
-    deliver();
+    deliver(line_);
     chunk.remove_prefix(newline + 1);
   }
 }
 
 void LineSplitter::finish() {
-  if (!line_.empty() || skipped_ > 0) deliver();
+  if (!line_.empty() || skipped_ > 0) deliver(line_);
 }
 
 ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHandlers& handlers) {

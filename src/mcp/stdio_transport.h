@@ -34,7 +34,8 @@ class LineSplitter {
   void finish();
 
  private:
-  void deliver();
+  // Hands over a finished line (or reports the skipped one) and starts anew.
+  void deliver(std::string_view text);
   size_t max_line_bytes_;
   const LineHandlers& handlers_;
   std::string line_;
