@@ -56,6 +56,16 @@ class Bus {
   // correlation_id). A request without reply_to is an error.
   virtual Result<size_t> reply(const Event& request, std::string source, Json reply_data) = 0;
 
+  // Whether an event on `channel` would reach anyone now. False only when
+  // the bus is this process's alone and nothing subscribes to the channel:
+  // a service may then skip making a record nobody would read (the tool
+  // broker's audit events). A shared bus always says true, since other
+  // processes, and its streams, may want it.
+  virtual bool has_audience(std::string_view channel) const {
+    (void)channel;
+    return true;
+  }
+
   virtual BusStats stats() const = 0;
   // Backend-specific figures for health (connection state, buffers, peers).
   virtual Json backend_health() const { return Json::object(); }

@@ -74,6 +74,13 @@ Result<size_t> LocalBus::route(EventPtr event) {
   return delivered;
 }
 
+bool LocalBus::has_audience(std::string_view channel) const {
+  bool found = false;
+  std::shared_lock lock(routes_mutex_);
+  routes_.match(channel, [&found](const std::shared_ptr<const Route>&) { found = true; });
+  return found;
+}
+
 Result<SubscriptionId> LocalBus::subscribe(std::string_view pattern, SubscriptionFilter filter,
                                            Subscriber subscriber) {
   if (Status s = validate_pattern(pattern); !s.ok()) return s;

@@ -34,6 +34,7 @@ class LocalBus final : public Bus {
   bool unsubscribe(SubscriptionId id) override;
   Task<Result<EventPtr>> request(Event event, std::chrono::milliseconds timeout) override;
   Result<size_t> reply(const Event& request, std::string source, Json reply_data) override;
+  bool has_audience(std::string_view channel) const override;
   BusStats stats() const override;
   boost::asio::any_io_executor executor() override { return pool_.get_executor(); }
 

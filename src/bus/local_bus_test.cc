@@ -90,6 +90,22 @@ TEST(MailboxTest, DrainAndCloseHandlesWhatIsQueuedThenRefuses) {
 // A request sent from a pool thread that allows continuations (it will only
 // wait for the reply) is handled on that thread after it returns, and the
 // reply resumes the sender there too: no other thread is woken.
+// Services skip records nobody would read (the tool broker's audit events):
+// the bus says whether anything, a pattern included, subscribes now.
+TEST(LocalBusTest, HasAnAudienceOnlyWhileSomethingSubscribes) {
+  LocalBus bus(1);
+  EXPECT_FALSE(bus.has_audience("action_log"));
+  Subscriber tap;
+  tap.tap = [](const EventPtr&) {};
+  auto id = bus.subscribe("action.*", SubscriptionFilter(), tap);
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(bus.has_audience("action.tool_result"));
+  EXPECT_FALSE(bus.has_audience("action_log"));
+  EXPECT_FALSE(bus.has_audience("perception.tool_result"));
+  ASSERT_TRUE(bus.unsubscribe(*id));
+  EXPECT_FALSE(bus.has_audience("action.tool_result"));
+}
+
 TEST(ContinuationTest, RequestAndReplyStayOnTheSendersThread) {
   LocalBus bus(4);
   std::mutex mutex;

@@ -160,7 +160,7 @@ int run_mcp(Config config, const McpOptions& options) {
     return 130;
   }
 
-  auto writer = std::make_shared<mcp::LineWriter>(protocol_fd);
+  auto writer = std::make_shared<mcp::LineWriter>(protocol_fd, nucleus->bus().executor());
   mcp::McpServerOptions server_options;
   server_options.max_message_bytes = options.max_message_bytes;
   server_options.instructions =
@@ -205,6 +205,7 @@ int run_mcp(Config config, const McpOptions& options) {
   server->close();
   Status down = nucleus->shutdown();
   current.store(nullptr);
+  writer->flush();  // what the stopped pool had not written yet
   close(protocol_fd);
   if (!down.ok()) {
     std::cerr << "lotus mcp: shutdown: " << message_of(down) << "\n";

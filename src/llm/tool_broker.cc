@@ -169,11 +169,15 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
   auto begin = std::chrono::steady_clock::now();
   calls_.fetch_add(1, std::memory_order_relaxed);
   Json answer = {{"ok", false}, {"tool", request.tool}, {"call_id", request.call_id}};
+  // The audit events are made only for someone to read: on a bus of this
+  // process alone with no subscriber they would be dropped unseen.
+  const bool results_watched = bus_.has_audience(kResultChannel);
+  const bool logged = bus_.has_audience(kActionLogChannel);
   auto fail = [&](std::string error, bool denied = false) {
     answer["error"] = std::move(error);
     answer["denied"] = denied;
     answer["duration_ms"] = elapsed_ms(begin);
-    emit(kResultChannel, answer, request.trace_id);
+    if (results_watched) emit(kResultChannel, answer, request.trace_id);
   };
 
   std::shared_ptr<const ToolEntry> tool = registry_.find(request.tool);
@@ -219,7 +223,14 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     approved_by = "person";
   }
 
-  Json call_data = {{"arguments", request.arguments}, {"call_id", request.call_id}};
+  Json log_entry;
+  if (logged) {
+    log_entry = {{"tool", tool->qualified},    {"arguments", request.arguments},
+                 {"call_id", request.call_id}, {"requested_by", request.requested_by},
+                 {"approved_by", approved_by}, {"risk", to_string(tool->risk)}};
+  }
+  Json call_data = {{"call_id", request.call_id}};
+  call_data["arguments"] = std::move(request.arguments);
   if (!request.session.empty()) call_data["session"] = request.session;
   Event call_event = Event::make(tool->channel, std::string(kSource), std::move(call_data));
   call_event.metadata.trace_id = request.trace_id;
@@ -238,9 +249,6 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     reply = co_await std::move(again);
   }
 
-  Json log_entry = {{"tool", tool->qualified},    {"arguments", request.arguments},
-                    {"call_id", request.call_id}, {"requested_by", request.requested_by},
-                    {"approved_by", approved_by}, {"risk", to_string(tool->risk)}};
   if (!reply.ok()) {
     bool timed_out = reply.status().code() == absl::StatusCode::kDeadlineExceeded;
     (timed_out ? timed_out_ : failed_).fetch_add(1, std::memory_order_relaxed);
@@ -251,10 +259,12 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
                   "\" is not running")
             : cat(tool->qualified, " failed: ", message_of(reply.status()));
     fail(error);
-    log_entry["ok"] = false;
-    log_entry["error"] = answer["error"];
-    log_entry["duration_ms"] = answer["duration_ms"];
-    emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+    if (logged) {
+      log_entry["ok"] = false;
+      log_entry["error"] = answer["error"];
+      log_entry["duration_ms"] = answer["duration_ms"];
+      emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+    }
     co_return answer;
   }
   const Json& response = (*reply)->data;
@@ -279,11 +289,13 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     answer["denied"] = false;
   }
   answer["duration_ms"] = elapsed_ms(begin);
-  emit(kResultChannel, answer, request.trace_id);
-  log_entry["ok"] = ok;
-  if (!ok) log_entry["error"] = answer["error"];
-  log_entry["duration_ms"] = answer["duration_ms"];
-  emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+  if (results_watched) emit(kResultChannel, answer, request.trace_id);
+  if (logged) {
+    log_entry["ok"] = ok;
+    if (!ok) log_entry["error"] = answer["error"];
+    log_entry["duration_ms"] = answer["duration_ms"];
+    emit(kActionLogChannel, std::move(log_entry), request.trace_id);
+  }
   co_return answer;
 }
 

@@ -75,26 +75,60 @@ RpcMessage parse_message(std::string_view text) {
   return m;
 }
 
+namespace {
+
+// Appends `value` as JSON text. Messages are written out directly rather
+// than built as a JSON object first: one less tree per message sent.
+void append_json(std::string& out, const Json& value) {
+  out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string begin_message() { return std::string(R"({"jsonrpc":"2.0",)"); }
+
+}  // namespace
+
 std::string make_result(const Json& id, Json result) {
-  Json m = {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
-  return m.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string out = begin_message();
+  out += R"("id":)";
+  append_json(out, id);
+  out += R"(,"result":)";
+  append_json(out, result);
+  out += '}';
+  return out;
 }
 
 std::string make_error(const Json& id, const RpcError& error) {
   Json e = {{"code", error.code}, {"message", error.message}};
   if (!error.data.is_null()) e["data"] = error.data;
-  Json m = {{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(e)}};
-  return m.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string out = begin_message();
+  out += R"("id":)";
+  append_json(out, id);
+  out += R"(,"error":)";
+  append_json(out, e);
+  out += '}';
+  return out;
 }
 
 std::string make_notification(std::string_view method, Json params) {
-  Json m = {{"jsonrpc", "2.0"}, {"method", method}, {"params", std::move(params)}};
-  return m.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string out = begin_message();
+  out += R"("method":)";
+  append_json(out, Json(method));
+  out += R"(,"params":)";
+  append_json(out, params);
+  out += '}';
+  return out;
 }
 
 std::string make_request(const Json& id, std::string_view method, Json params) {
-  Json m = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
-  return m.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string out = begin_message();
+  out += R"("id":)";
+  append_json(out, id);
+  out += R"(,"method":)";
+  append_json(out, Json(method));
+  out += R"(,"params":)";
+  append_json(out, params);
+  out += '}';
+  return out;
 }
 
 }  // namespace lotus::mcp

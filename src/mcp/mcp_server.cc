@@ -27,27 +27,29 @@ int rpc_code_of(const Status& status, int not_found) {
   }
 }
 
-Json tool_result(const Json& answer) {
-  Json result = {{"content", Json::array()}, {"isError", !answer.value("ok", false)}};
-  if (!answer.value("ok", false)) {
+Json tool_result(Json answer) {
+  const bool ok = answer.value("ok", false);
+  Json result = {{"content", Json::array()}, {"isError", !ok}};
+  if (!ok) {
     result["content"].push_back(
         {{"type", "text"}, {"text", answer.value("error", std::string("the call failed"))}});
     return result;
   }
-  const Json& value = answer.contains("result") ? answer["result"] : Json();
+  auto found = answer.find("result");
+  Json value = found == answer.end() ? Json() : std::move(*found);
   // MCP content the tool made itself (see lotus::mcp_content).
   if (value.is_object() && value.contains("mcp") && value["mcp"] == true &&
       value.contains("content") && value["content"].is_array()) {
-    result["content"] = value["content"];
+    result["content"] = std::move(value["content"]);
     result["isError"] = value.contains("isError") && value["isError"] == true;
     if (value.contains("structuredContent"))
-      result["structuredContent"] = value["structuredContent"];
+      result["structuredContent"] = std::move(value["structuredContent"]);
     return result;
   }
-  std::string text = value.is_string() ? value.get<std::string>()
+  std::string text = value.is_string() ? std::move(value.get_ref<std::string&>())
                                        : value.dump(-1, ' ', false, Json::error_handler_t::replace);
   result["content"].push_back({{"type", "text"}, {"text", std::move(text)}});
-  if (value.is_object()) result["structuredContent"] = value;
+  if (value.is_object()) result["structuredContent"] = std::move(value);
   return result;
 }
 
@@ -357,8 +359,9 @@ size_t McpServer::in_flight() const {
 }
 
 void McpServer::send(std::string message, const Json& related) {
+  // No lock here: with several calls in flight their replies are written
+  // together (the stdio writer batches what arrives while it writes).
   if (closed_.load()) return;
-  std::lock_guard lock(send_mutex_);
   if (sink_) sink_(std::move(message), related);
 }
 
@@ -411,7 +414,7 @@ void McpServer::handle_notification(const RpcMessage& message) {
   // notifications/initialized, roots/list_changed and the rest need nothing.
 }
 
-void McpServer::handle_request(const RpcMessage& message) {
+void McpServer::handle_request(RpcMessage& message) {
   const std::string& method = message.method;
   if (method == "initialize") return initialize(message);
   if (method == "ping") return respond(message.id, Json::object());
@@ -576,14 +579,15 @@ void McpServer::list_tools(const RpcMessage& message) {
   respond(message.id, std::move(result));
 }
 
-void McpServer::call_tool(const RpcMessage& message) {
-  const Json& params = message.params;
+void McpServer::call_tool(RpcMessage& message) {
+  Json& params = message.params;
   auto name = params.find("name");
   if (name == params.end() || !name->is_string()) {
     return fail(message.id, kInvalidParams,
                 "invalid params for tools/call: \"name\" must be a string");
   }
-  Json arguments = params.value("arguments", Json::object());
+  Json arguments = Json::object();
+  if (auto given = params.find("arguments"); given != params.end()) arguments = std::move(*given);
   if (arguments.is_null()) arguments = Json::object();
   if (!arguments.is_object()) {
     return fail(message.id, kInvalidParams,
@@ -599,8 +603,8 @@ void McpServer::call_tool(const RpcMessage& message) {
   llm::ToolCallRequest request;
   request.tool = name->get<std::string>();
   request.arguments = std::move(arguments);
-  request.call_id = cat("mcp-", EventId::generate().to_string());
   request.trace_id = EventId::generate().to_string();
+  request.call_id = cat("mcp-", request.trace_id);  // unique as the trace is
   request.requested_by = options_.requested_by;
   request.session = session_channel_;
   Json token;
@@ -765,7 +769,7 @@ Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progr
   // Unless the tool reported its own progress, say it is done.
   progress(key, 1, Json(1), "done", false);
   if (!finish(id)) co_return;  // cancelled: the client expects no answer
-  respond(id, tool_result(answer));
+  respond(id, tool_result(std::move(answer)));
 }
 
 Task<void> McpServer::run_read(Json id, std::string uri) {

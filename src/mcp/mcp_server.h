@@ -48,8 +48,9 @@ struct McpServerOptions {
 class McpServer : public std::enable_shared_from_this<McpServer> {
  public:
   // One serialized JSON-RPC message. Called from whichever thread finished
-  // the work (the caller's for quick answers, a bus thread for tool calls);
-  // calls never overlap.
+  // the work (the caller's for quick answers, a bus thread for tool calls),
+  // so calls may overlap: a sink is thread-safe, and keeps the order of the
+  // calls one thread makes (a tool's progress before its result).
   using Sink = std::function<void(std::string message)>;
   // As Sink, with the id of the request a message belongs to (a tool call's
   // progress, logs and questions to the client; null for the rest), so HTTP
@@ -133,12 +134,12 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void subscribe_resource(const RpcMessage& message, bool subscribe);
   void respond(const Json& id, Json result);
   void fail(const Json& id, int code, std::string message);
-  void handle_request(const RpcMessage& message);
+  void handle_request(RpcMessage& message);  // may take over its params
   void handle_notification(const RpcMessage& message);
 
   void initialize(const RpcMessage& message);
   void list_tools(const RpcMessage& message);
-  void call_tool(const RpcMessage& message);
+  void call_tool(RpcMessage& message);
   void set_log_level(const RpcMessage& message);
   void complete(const RpcMessage& message);
   void cancel(const Json& params);
@@ -172,7 +173,6 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   std::atomic<bool> initialized_{false};
   std::atomic<bool> closed_{false};
   std::atomic<int> log_level_;
-  std::mutex send_mutex_;  // sink calls never overlap
   mutable std::mutex mutex_;
   std::string protocol_version_;
   Json client_info_;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
 #include "bus/continuation.h"
@@ -166,7 +167,25 @@ bool LineWriter::write(std::string_view message) {
   if (broken_) return false;
   pending_.append(message);
   pending_.push_back('\n');
-  if (writing_) return true;  // the thread writing now takes this along
+  if (writing_ || flush_scheduled_) return true;  // goes out with that write
+  if (executor_) {
+    flush_scheduled_ = true;
+    lock.unlock();
+    boost::asio::defer(*executor_, [self = shared_from_this()] { self->flush(); });
+    return true;
+  }
+  drain(lock);
+  return !broken_;
+}
+
+void LineWriter::flush() {
+  std::unique_lock lock(mutex_);
+  flush_scheduled_ = false;
+  if (writing_) return;  // the thread writing takes pending_ along
+  drain(lock);
+}
+
+void LineWriter::drain(std::unique_lock<std::mutex>& lock) {
   // This thread writes what is pending, and whatever others add meanwhile,
   // in as few system calls as it can: under load replies leave in batches.
   writing_ = true;
@@ -194,7 +213,6 @@ bool LineWriter::write(std::string_view message) {
   }
   writing_ = false;
   if (broken_) pending_.clear();
-  return !broken_;
 }
 
 bool LineWriter::broken() const {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -82,17 +83,32 @@ class AsyncLineReader : public std::enable_shared_from_this<AsyncLineReader> {
 // to call from several threads. While one thread writes, messages from
 // others queue and go out with its next write. Once the reader is gone
 // (EPIPE) it drops everything quietly: there is no one left to tell.
-class LineWriter {
+class LineWriter : public std::enable_shared_from_this<LineWriter> {
  public:
+  // Each message is written before write() returns.
   explicit LineWriter(int fd) : fd_(fd) {}
+  // Messages are gathered and written on `executor` once the work in hand
+  // there is done (asio's defer): replies to calls that finish together
+  // leave in one system call. Made with std::make_shared; call flush()
+  // before the executor stops.
+  LineWriter(int fd, boost::asio::any_io_executor executor)
+      : fd_(fd), executor_(std::move(executor)) {}
   bool write(std::string_view message);
+  // Writes what is gathered now, on this thread.
+  void flush();
   bool broken() const;
 
  private:
+  // Writes pending_ until it is empty; called with `lock` held and
+  // writing_ set, returns with it held.
+  void drain(std::unique_lock<std::mutex>& lock);
+
   int fd_;
+  std::optional<boost::asio::any_io_executor> executor_;
   mutable std::mutex mutex_;
-  std::string pending_;   // messages not written yet
-  bool writing_ = false;  // a thread is in write(2)
+  std::string pending_;           // messages not written yet
+  bool writing_ = false;          // a thread is in write(2)
+  bool flush_scheduled_ = false;  // a deferred flush() will write pending_
   bool broken_ = false;
 };
 

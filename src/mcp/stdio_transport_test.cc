@@ -1,6 +1,7 @@
 #include "mcp/stdio_transport.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,7 +11,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+
+#include "lotus/strings.h"
 
 namespace lotus::mcp {
 namespace {
@@ -141,6 +145,43 @@ TEST(StdioTransportTest, WritersOnManyThreadsNeverInterleaveMessages) {
     EXPECT_EQ(line, std::to_string(t) + ":" + std::to_string(next[t]++) + ":" +
                         std::string(200, static_cast<char>('a' + t)));
   }
+}
+
+// Replies finished in one go on the bus's pool leave in one system call, and
+// flush() writes what a stopped pool never got to.
+TEST(StdioTransportTest, APooledWriterGathersAHandlersMessagesIntoOneWrite) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  boost::asio::thread_pool pool(1);
+  auto writer = std::make_shared<LineWriter>(fds[1], pool.get_executor());
+  std::promise<bool> written_later;
+  boost::asio::post(pool, [&] {
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(writer->write(cat("{\"n\":", i, "}")));
+    pollfd in{fds[0], POLLIN, 0};
+    written_later.set_value(poll(&in, 1, 0) == 0);  // nothing yet: gathered
+  });
+  auto later = written_later.get_future();
+  ASSERT_EQ(later.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(later.get());
+  pollfd in{fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&in, 1, 10000), 1);
+  char buffer[4096];
+  ssize_t n = read(fds[0], buffer, sizeof buffer);  // one write: all ten at once
+  std::string expected;
+  for (int i = 0; i < 10; ++i) expected += cat("{\"n\":", i, "}\n");
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), expected);
+
+  pool.stop();
+  pool.join();
+  EXPECT_TRUE(writer->write("late"));  // its flush would run on the stopped pool
+  EXPECT_EQ(poll(&in, 1, 0), 0);
+  writer->flush();
+  n = read(fds[0], buffer, sizeof buffer);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), "late\n");
+  close(fds[0]);
+  close(fds[1]);
 }
 
 TEST(StdioTransportTest, WriterSaysWhenTheReaderIsGone) {
