@@ -148,12 +148,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Registers the outbox of a request; false when the id is in flight already.
-  bool expect(const Json& id, const Json& progress_token, std::shared_ptr<Outbox> outbox) {
+  bool expect(const Json& id, std::shared_ptr<Outbox> outbox) {
     std::lock_guard lock(mutex_);
     std::string key = id.dump();
     if (auto it = waiting_.find(key); it != waiting_.end() && !it->second.expired()) return false;
     waiting_[key] = outbox;
-    if (!progress_token.is_null()) progress_[progress_token.dump()] = key;
     return true;
   }
   // The client cancelled request `id`: its response stream ends now.
@@ -169,34 +168,21 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
-  // The McpServer's sink: a reply goes to the POST that asked, progress to
-  // the POST whose token it carries, what belongs to a request (a tool's logs
-  // and questions for the client) to that request's POST, anything else to
-  // the GET stream (or, without one, to a POST still streaming).
-  void deliver(std::string message, const Json& related) {
-    Json parsed = Json::parse(message, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) return;
-    if (parsed.contains("id") && (parsed.contains("result") || parsed.contains("error"))) {
-      std::shared_ptr<Outbox> outbox = take_waiting(parsed["id"].dump());
+  // The McpServer's sink: a reply goes to the POST that asked; what belongs
+  // to a request (a tool's progress, logs and questions for the client) to
+  // that request's POST; anything else to the GET stream (or, without one,
+  // to a POST still streaming).
+  void deliver(std::string message, const mcp::McpServer::Route& route) {
+    if (route.answers) {
+      std::shared_ptr<Outbox> outbox = take_waiting(route.request.dump());
       if (outbox) outbox->push(std::move(message), true);
       return;
     }
     std::shared_ptr<Outbox> target;
     {
       std::lock_guard lock(mutex_);
-      if (parsed.value("method", "") == "notifications/progress") {
-        const Json& params = parsed["params"];
-        if (params.is_object() && params.contains("progressToken")) {
-          auto key = progress_.find(params["progressToken"].dump());
-          if (key != progress_.end()) {
-            if (auto it = waiting_.find(key->second); it != waiting_.end()) {
-              target = it->second.lock();
-            }
-          }
-        }
-      }
-      if (!target && !related.is_null()) {
-        if (auto it = waiting_.find(related.dump()); it != waiting_.end()) {
+      if (!route.request.is_null()) {
+        if (auto it = waiting_.find(route.request.dump()); it != waiting_.end()) {
           target = it->second.lock();
         }
       }
@@ -217,7 +203,6 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (auto stream = stream_.lock()) open.push_back(std::move(stream));
       waiting_.clear();
-      progress_.clear();
     }
     for (auto& outbox : open) outbox->close();
     if (server_) server_->close();
@@ -230,9 +215,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (it == waiting_.end()) return nullptr;
     std::shared_ptr<Outbox> outbox = it->second.lock();
     waiting_.erase(it);
-    for (auto p = progress_.begin(); p != progress_.end();) {
-      p = p->second == key ? progress_.erase(p) : std::next(p);
-    }
     return outbox;
   }
 
@@ -241,7 +223,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<Clock::rep> last_used_{0};
   std::mutex mutex_;
   std::map<std::string, std::weak_ptr<Outbox>> waiting_;  // by request id's JSON text
-  std::map<std::string, std::string> progress_;           // progress token -> request key
   std::weak_ptr<Outbox> stream_;                          // the GET stream
 };
 
@@ -325,12 +306,11 @@ Result<std::shared_ptr<Session>> McpEndpoint::create_session() {
       "memory__recall, shell__run); calls go through its permission policy, so a denied "
       "call returns an error result.";
   std::weak_ptr<Session> weak = session;
-  auto server = mcp::McpServer::create(nucleus_.bus(), nucleus_.tools(), nucleus_.tool_broker(),
-                                       content_, std::move(server_options),
-                                       [weak](std::string message, const Json& related) {
-                                         if (auto s = weak.lock())
-                                           s->deliver(std::move(message), related);
-                                       });
+  auto server = mcp::McpServer::create(
+      nucleus_.bus(), nucleus_.tools(), nucleus_.tool_broker(), content_, std::move(server_options),
+      [weak](std::string message, const mcp::McpServer::Route& route) {
+        if (auto s = weak.lock()) s->deliver(std::move(message), route);
+      });
   if (Status started = server->start(); !started.ok()) return started;
   session->attach(std::move(server));
   std::lock_guard lock(mutex_);
@@ -450,7 +430,7 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
     if (message.method == "notifications/cancelled" && message.params.contains("requestId")) {
       session->cancelled(message.params["requestId"]);
     }
-    session->server().handle(body);
+    session->server().handle(std::move(message));
     HttpResponse accepted{http::status::accepted, 11};
     accepted.prepare_payload();
     auto replying = out.reply(std::move(accepted));
@@ -460,18 +440,14 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
 
   auto executor = co_await asio::this_coro::executor;
   auto outbox = std::make_shared<Outbox>(executor);
-  Json token;
-  if (auto meta = message.params.find("_meta"); meta != message.params.end() && meta->is_object()) {
-    token = meta->value("progressToken", Json());
-  }
-  if (!session->expect(message.id, token, outbox)) {
+  if (!session->expect(message.id, outbox)) {
     auto replying = out.reply(rpc_error_response(
         http::status::bad_request, message.id, mcp::kInvalidRequest,
         cat("invalid request: id ", message.id.dump(), " is already in use in this session")));
     co_await std::move(replying);
     co_return;
   }
-  session->server().handle(body);
+  session->server().handle(std::move(message));  // parsed once, above
 
   // The reply as one JSON body (naming the session when it answers initialize).
   auto json_answer = [&](std::string json_text) {

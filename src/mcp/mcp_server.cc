@@ -81,7 +81,7 @@ std::shared_ptr<McpServer> McpServer::create(Bus& bus, const llm::ToolRegistry& 
                                              McpServerOptions options, Sink sink) {
   RoutedSink routed;
   if (sink)
-    routed = [sink = std::move(sink)](std::string message, const Json&) {
+    routed = [sink = std::move(sink)](std::string message, const Route&) {
       sink(std::move(message));
     };
   return create(bus, registry, broker, std::move(content), std::move(options), std::move(routed));
@@ -358,17 +358,19 @@ size_t McpServer::in_flight() const {
   return calls_.size();
 }
 
-void McpServer::send(std::string message, const Json& related) {
+void McpServer::send(std::string message, const Json& related, bool answers) {
   // No lock here: with several calls in flight their replies are written
   // together (the stdio writer batches what arrives while it writes).
   if (closed_.load()) return;
-  if (sink_) sink_(std::move(message), related);
+  if (sink_) sink_(std::move(message), Route{related, answers});
 }
 
-void McpServer::respond(const Json& id, Json result) { send(make_result(id, std::move(result))); }
+void McpServer::respond(const Json& id, Json result) {
+  send(make_result(id, std::move(result)), id, true);
+}
 
 void McpServer::fail(const Json& id, int code, std::string message) {
-  send(make_error(id, RpcError{code, std::move(message), Json()}));
+  send(make_error(id, RpcError{code, std::move(message), Json()}), id, true);
 }
 
 void McpServer::reject_oversized(size_t bytes) {
@@ -390,10 +392,14 @@ void McpServer::handle(std::string_view text) {
     reject_oversized(text.size());
     return;
   }
-  RpcMessage message = parse_message(text);
+  handle(parse_message(text));
+}
+
+void McpServer::handle(RpcMessage message) {
+  if (closed_.load()) return;
   switch (message.kind) {
     case RpcMessage::Kind::kInvalid:
-      send(make_error(message.id, message.problem));
+      send(make_error(message.id, message.problem), message.id, true);
       return;
     case RpcMessage::Kind::kResponse:
       on_response(message);  // to a request a tool made (sampling, elicitation)

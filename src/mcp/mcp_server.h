@@ -52,10 +52,17 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   // so calls may overlap: a sink is thread-safe, and keeps the order of the
   // calls one thread makes (a tool's progress before its result).
   using Sink = std::function<void(std::string message)>;
-  // As Sink, with the id of the request a message belongs to (a tool call's
-  // progress, logs and questions to the client; null for the rest), so HTTP
-  // can send it on that request's stream.
-  using RoutedSink = std::function<void(std::string message, const Json& related)>;
+  // Where a message belongs, for a transport that sends messages to
+  // different places (HTTP: a request's messages on the POST that asked).
+  struct Route {
+    // The request it belongs to: the one a response answers, or the tool
+    // call whose progress, logs and questions to the client it carries; null
+    // for the rest (list changes, resource updates).
+    const Json& request;
+    bool answers;  // a response: the request's last message
+  };
+  // As Sink, with the message's Route.
+  using RoutedSink = std::function<void(std::string message, const Route& route)>;
 
   // `broker` and `content` may be null (no tools, or no resources/prompts).
   static std::shared_ptr<McpServer> create(Bus& bus, const llm::ToolRegistry& registry,
@@ -89,6 +96,8 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   // One incoming message, as text. Quick requests are answered before this
   // returns; tool calls, resource reads and prompts finish later.
   void handle(std::string_view message);
+  // The same for a message the transport parsed already.
+  void handle(RpcMessage message);
   // Tells the client a message was refused for its size (the transport cut it
   // off before it was whole, so there is no id to answer).
   void reject_oversized(size_t bytes);
@@ -120,7 +129,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
     Json related;    // the tool call's request id
   };
 
-  void send(std::string message, const Json& related = Json());
+  void send(std::string message, const Json& related = Json(), bool answers = false);
   // What a tool reports on the session channel.
   void on_session_event(const EventPtr& event);
   // notifications/resources/updated for each of `uris` a client subscribed to.

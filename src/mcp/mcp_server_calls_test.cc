@@ -100,10 +100,11 @@ class McpServerCallsTest : public ::testing::Test {
     broker_ = llm::ToolBroker::create(bus_, registry_, {});
     ASSERT_TRUE(broker_->start().ok());
     server_ = McpServer::create(bus_, registry_, broker_.get(), nullptr, {},
-                                [this](std::string message, const Json& related) {
+                                [this](std::string message, const McpServer::Route& route) {
                                   std::lock_guard lock(mutex_);
                                   sent_.push_back(Json::parse(message));
-                                  related_.push_back(related);
+                                  related_.push_back(route.request);
+                                  answers_.push_back(route.answers);
                                   changed_.notify_all();
                                 });
     ASSERT_TRUE(server_->start().ok());
@@ -169,6 +170,7 @@ class McpServerCallsTest : public ::testing::Test {
   std::condition_variable changed_;
   std::vector<Json> sent_;
   std::vector<Json> related_;
+  std::vector<bool> answers_;
 };
 
 TEST_F(McpServerCallsTest, PassesMcpContentAndErrorResultsThrough) {
@@ -224,6 +226,20 @@ TEST_F(McpServerCallsTest, ToolProgressAndLogsGoToTheClientWithTheirRequest) {
   EXPECT_EQ(logs[0].first["params"]["logger"], "kit");
   EXPECT_EQ(logs[0].first["params"]["data"], "starting");
   EXPECT_EQ(logs[0].second, 2);
+
+  // Each reply is routed as the answer to its request (HTTP ends that POST
+  // with it); nothing else is.
+  std::lock_guard lock(mutex_);
+  size_t replies = 0;
+  for (size_t i = 0; i < sent_.size(); ++i) {
+    const bool is_reply = sent_[i].contains("result") || sent_[i].contains("error");
+    EXPECT_EQ(answers_[i], is_reply) << sent_[i].dump();
+    if (is_reply) {
+      ++replies;
+      EXPECT_EQ(related_[i], sent_[i]["id"]) << sent_[i].dump();
+    }
+  }
+  EXPECT_GE(replies, 2u);  // initialize's and the call's
 }
 
 TEST_F(McpServerCallsTest, ToolQuestionsGoToTheClientAndItsAnswerBack) {
