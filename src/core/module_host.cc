@@ -392,7 +392,9 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
         Json{{"ok", false},
              {"error", cat("module \"", manifest().name, "\" has no tool \"", tool_name, "\"")}};
   } else {
-    Json arguments = event.data.value("arguments", Json::object());
+    static const Json kNoArguments = Json::object();
+    auto given = event.data.find("arguments");  // read in place: the event outlives the call
+    const Json& arguments = given != event.data.end() ? *given : kNoArguments;
     BusToolCall call(*services_.bus, manifest().name, event.data.value("call_id", std::string()),
                      event.data.value("session", std::string()), event.metadata.trace_id);
     auto begin = std::chrono::steady_clock::now();

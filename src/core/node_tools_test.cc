@@ -106,6 +106,23 @@ tools:
     description: Wipe the ledger
 )";
 
+// A module with MCP prompts and no tools.
+constexpr std::string_view kHandbookManifest = R"(name: handbook
+version: 1.0.0
+type: capability
+mcp:
+  prompts:
+    - name: first
+      messages:
+        - {role: user, content: {type: text, text: one}}
+)";
+
+class HandbookModule : public Module {
+ public:
+  Task<void> initialize() override { co_return; }
+};
+static RegisterBuiltinModule<HandbookModule> registered_handbook("handbook");
+
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
   auto end = std::chrono::steady_clock::now() + timeout;
@@ -277,6 +294,30 @@ TEST_F(NodeToolsTest, AnotherNodesModulesResourcesAndPromptsAreServedHere) {
   EXPECT_TRUE(eventually([&] { return !ledger_here(); }));
   EXPECT_TRUE(eventually([&] { return content_changes.load() == 2; }));
   EXPECT_TRUE(content.resources().empty());
+}
+
+// A module without tools reloads with a second prompt: the other nodes hear
+// of it now, not at the next refresh (30 s).
+TEST_F(NodeToolsTest, AReloadedModulesNewMcpContentReachesTheOtherNodes) {
+  const fs::path manifest = dir_.path() / "b" / "modules" / "handbook" / "manifest.yaml";
+  fs::create_directories(manifest.parent_path());
+  std::ofstream(manifest) << kHandbookManifest;
+  auto a = node("a");
+  ASSERT_TRUE(a);
+  auto b = node("b");
+  ASSERT_TRUE(b);
+  auto prompts_on_a = [&] {
+    for (const Manifest& m : a->mcp_manifests()) {
+      if (m.name == "handbook") return m.mcp.prompts.size();
+    }
+    return size_t{0};
+  };
+  ASSERT_TRUE(eventually([&] { return prompts_on_a() == 1; }));
+  std::ofstream(manifest) << kHandbookManifest
+                          << "    - name: second\n      messages:\n"
+                             "        - {role: user, content: {type: text, text: two}}\n";
+  ASSERT_TRUE(b->reload_module("handbook").ok());
+  EXPECT_TRUE(eventually([&] { return prompts_on_a() == 2; }, 5s));
 }
 
 // The ledger module runs on nodes a and b; c has none. A tool call from c

@@ -270,7 +270,6 @@ Task<Status> Nucleus::start_module(Manifest manifest) {
   spdlog::info("module {} {} running ({})", name, host->manifest().version.to_string(),
                host->health().value("origin", ""));
   tools_added(host->manifest());
-  if (node_tools_) node_tools_->local_changed();  // its MCP content, if any
   emit("system.module_loaded", Json{{"module", name},
                                     {"version", host->manifest().version.to_string()},
                                     {"type", to_string(host->manifest().type)},
@@ -412,7 +411,6 @@ Status Nucleus::unload_module(std::string_view name) {
   emit("system.module_unloaded", Json{{"module", host->manifest().name},
                                       {"mcp_prompts", host->manifest().mcp.prompts.size()}});
   tools_removed(host->manifest().name);
-  if (node_tools_) node_tools_->local_changed();
   return status;
 }
 
@@ -517,22 +515,28 @@ Task<Result<ChatResponse>> Nucleus::chat(ChatRequest request, StreamCallback on_
 }
 
 void Nucleus::tools_added(const Manifest& manifest) {
+  bool changed = true;
   if (manifest.tools.empty()) {
-    // A module without tools changes nothing, unless a reload took its
-    // last ones away.
-    if (!tools_.remove_module(manifest.name)) return;
+    // A module without tools changes none, unless a reload took its last
+    // ones away.
+    changed = tools_.remove_module(manifest.name);
   } else {
     // A bare MCP name another tool has already: the tool stays module__tool.
     for (const std::string& warning : tools_.add_module(manifest)) spdlog::warn("{}", warning);
   }
+  // Other nodes hear of every module that comes or reloads, tools or not:
+  // what this node announces carries the modules' MCP content as well.
   if (node_tools_) node_tools_->local_changed();
-  emit("system.tools_changed", Json{{"module", manifest.name}, {"version", tools_.version()}});
+  if (changed) {
+    emit("system.tools_changed", Json{{"module", manifest.name}, {"version", tools_.version()}});
+  }
 }
 
 void Nucleus::tools_removed(const std::string& module) {
-  if (!tools_.remove_module(module)) return;
-  if (node_tools_) node_tools_->local_changed();
-  emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
+  const bool changed = tools_.remove_module(module);
+  if (node_tools_) node_tools_->local_changed();  // as in tools_added
+  if (changed)
+    emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
 }
 
 namespace {

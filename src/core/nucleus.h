@@ -125,8 +125,9 @@ class Nucleus {
   void spawn_worker(std::function<void()> work);
   void check_hotload();
   Status start_tools_and_llm();
-  // Keeps the tool registry in step with a module that started, reloaded or
-  // stopped, and tells listeners (system.tools_changed).
+  // Keep the tool registry in step with a module that started, reloaded or
+  // stopped, tell listeners when its tools changed (system.tools_changed)
+  // and, on a shared bus, the other nodes (see NodeTools) in any case.
   void tools_added(const Manifest& manifest);
   void tools_removed(const std::string& module);
   // ModuleContext::mount_tools for module `owner` (see include/lotus/module.h);
