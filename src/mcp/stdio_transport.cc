@@ -29,6 +29,8 @@ void LineSplitter::feed(std::string_view chunk) {
   while (!chunk.empty()) {
     size_t newline = chunk.find('\n');
     std::string_view piece = chunk.substr(0, newline);
+    more_lines_follow_ = newline != std::string_view::npos &&
+                         chunk.find('\n', newline + 1) != std::string_view::npos;
     if (skipped_ > 0) {
       skipped_ += piece.size();
     } else if (line_.empty() && newline != std::string_view::npos &&
@@ -50,6 +52,7 @@ void LineSplitter::feed(std::string_view chunk) {
 }
 
 void LineSplitter::finish() {
+  more_lines_follow_ = false;
   if (!line_.empty() || skipped_ > 0) deliver(line_);
 }
 
@@ -106,7 +109,8 @@ AsyncLineReader::AsyncLineReader(boost::asio::any_io_executor executor, int fd, 
     : descriptor_(std::move(executor), fd),
       original_flags_(flags),
       handlers_(std::move(handlers)),
-      splitter_(max_line_bytes, handlers_),
+      scoped_handlers_{[this](std::string_view line) { hand_over(line); }, handlers_.on_oversized},
+      splitter_(max_line_bytes, scoped_handlers_),
       on_end_(std::move(on_end)),
       buffer_(new char[kReadChunk]) {}
 
@@ -134,14 +138,22 @@ void AsyncLineReader::read_more() {
                                 if (ec == boost::asio::error::operation_aborted)
                                   return self->end(ReadEnd::kStopped);
                                 if (ec) return self->end(ReadEnd::kError);
-                                {
-                                  // This thread only reads again once these lines are handed over,
-                                  // so what they start may run here next.
-                                  ContinuationScope continuation;
-                                  self->splitter_.feed(std::string_view(self->buffer_.get(), n));
-                                }
+                                self->splitter_.feed(std::string_view(self->buffer_.get(), n));
                                 self->read_more();
                               });
+}
+
+void AsyncLineReader::hand_over(std::string_view line) {
+  if (splitter_.more_lines_follow()) {
+    // More requests wait in this read: what this one starts goes to another
+    // thread, which works on it while this one reads on.
+    handlers_.on_line(line);
+    return;
+  }
+  // The read's last line: this thread only reads again once it is handed
+  // over, so what it starts may run here next.
+  ContinuationScope continuation;
+  handlers_.on_line(line);
 }
 
 void AsyncLineReader::stop() {

@@ -33,6 +33,9 @@ class LineSplitter {
   void feed(std::string_view chunk);
   // End of input: a last line without a newline is still delivered.
   void finish();
+  // While a line is handed over: whether the chunk being fed holds more
+  // whole lines after it.
+  bool more_lines_follow() const { return more_lines_follow_; }
 
  private:
   // Hands over a finished line (or reports the skipped one) and starts anew.
@@ -41,6 +44,7 @@ class LineSplitter {
   const LineHandlers& handlers_;
   std::string line_;
   size_t skipped_ = 0;  // > 0 while skipping the rest of an oversized line
+  bool more_lines_follow_ = false;
 };
 
 // Reads lines from `in_fd` until end of file, an error, or `stop_fd` (if not
@@ -68,10 +72,14 @@ class AsyncLineReader : public std::enable_shared_from_this<AsyncLineReader> {
                   LineHandlers handlers, std::function<void(ReadEnd)> on_end);
   void read_more();
   void end(ReadEnd how);
+  // Passes a line on, letting what it starts run on this thread when it is
+  // the read's last (see bus/continuation.h).
+  void hand_over(std::string_view line);
 
   boost::asio::posix::stream_descriptor descriptor_;
   int original_flags_;
   LineHandlers handlers_;
+  LineHandlers scoped_handlers_;  // what splitter_ calls: hand_over, then handlers_
   LineSplitter splitter_;
   std::function<void(ReadEnd)> on_end_;
   std::unique_ptr<char[]> buffer_;

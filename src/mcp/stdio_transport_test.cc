@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "bus/continuation.h"
 #include "lotus/strings.h"
 
 namespace lotus::mcp {
@@ -84,6 +85,41 @@ TEST(StdioTransportTest, AsyncReaderHandsOverLinesInOrderOnThePoolAndEndsAtEof) 
   EXPECT_EQ(got.lines, expected);
   EXPECT_EQ(got.oversized, (std::vector<size_t>{300}));
   EXPECT_EQ(on_pool, std::vector<bool>(expected.size(), true));
+  reader->reset();
+  pool.join();
+  close(fds[0]);
+}
+
+// Of the requests one read brings, all but the last start their work on
+// other threads (this one has more to read); the last one's work may run
+// here next (see bus/continuation.h).
+TEST(StdioTransportTest, OnlyTheLastLineOfAReadLetsItsWorkContinueOnTheReadersThread) {
+  std::vector<bool> follow;
+  LineSplitter* splitter_in_use = nullptr;
+  LineHandlers record{
+      [&](std::string_view) { follow.push_back(splitter_in_use->more_lines_follow()); }, nullptr};
+  LineSplitter splitter(100, record);
+  splitter_in_use = &splitter;
+  splitter.feed("a\nb\nc\nd");
+  EXPECT_EQ(follow, (std::vector<bool>{true, true, false}));
+  splitter.finish();
+  EXPECT_EQ(follow, (std::vector<bool>{true, true, false, false}));
+
+  boost::asio::thread_pool pool(2);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ASSERT_EQ(write(fds[1], "a\nb\nc\n", 6), 6);  // there before the first read: one chunk
+  std::vector<bool> scoped;
+  std::promise<ReadEnd> ended;
+  auto reader = AsyncLineReader::start(
+      pool.get_executor(), fds[0], 100,
+      {[&](std::string_view) { scoped.push_back(in_continuation_scope()); }, nullptr},
+      [&](ReadEnd how) { ended.set_value(how); });
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  close(fds[1]);
+  auto end = ended.get_future();
+  ASSERT_EQ(end.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(scoped, (std::vector<bool>{false, false, true}));
   reader->reset();
   pool.join();
   close(fds[0]);
