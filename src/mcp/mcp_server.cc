@@ -619,7 +619,7 @@ void McpServer::call_tool(RpcMessage& message) {
   }
   bool wants_progress = token.is_string() || token.is_number_integer();
   if (!track(message.id, request.call_id, wants_progress ? token : Json())) return;
-  run(run_tool(message.id, std::move(request), std::move(token)));
+  run(run_tool(message.id, std::move(request), wants_progress ? std::move(token) : Json()));
 }
 
 void McpServer::complete(const RpcMessage& message) {
@@ -766,14 +766,16 @@ void McpServer::run(Task<void> task) {
 
 Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progress_token) {
   auto self = shared_from_this();  // the session outlives its calls
-  (void)progress_token;            // kept with the call (see track)
+  // The token is kept with the call (see track); without one there is no
+  // progress to report.
+  const bool wants_progress = !progress_token.is_null();
   const std::string key = key_of(id);
-  progress(key, 0, Json(1), cat("calling ", request.tool), false);
+  if (wants_progress) progress(key, 0, Json(1), cat("calling ", request.tool), false);
   auto broker = broker_->shared_from_this();  // and so does the broker
   auto calling = broker->call(std::move(request));
   Json answer = co_await std::move(calling);
   // Unless the tool reported its own progress, say it is done.
-  progress(key, 1, Json(1), "done", false);
+  if (wants_progress) progress(key, 1, Json(1), "done", false);
   if (!finish(id)) co_return;  // cancelled: the client expects no answer
   respond(id, tool_result(std::move(answer)));
 }
