@@ -77,58 +77,45 @@ RpcMessage parse_message(std::string_view text) {
 
 namespace {
 
-// Appends `value` as JSON text. Messages are written out directly rather
-// than built as a JSON object first: one less tree per message sent.
-void append_json(std::string& out, const Json& value) {
-  out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+// A JSON-RPC message written out member by member, rather than built as a
+// JSON object first: one tree less for each message sent.
+class MessageText {
+ public:
+  MessageText() : text_(R"({"jsonrpc":"2.0")") {}
+  MessageText& add(std::string_view key, const Json& value) {
+    text_ += ",\"";
+    text_ += key;
+    text_ += "\":";
+    text_ += value.dump(-1, ' ', false, Json::error_handler_t::replace);
+    return *this;
+  }
+  std::string done() {
+    text_ += '}';
+    return std::move(text_);
+  }
 
-std::string begin_message() { return std::string(R"({"jsonrpc":"2.0",)"); }
+ private:
+  std::string text_;
+};
 
 }  // namespace
 
 std::string make_result(const Json& id, Json result) {
-  std::string out = begin_message();
-  out += R"("id":)";
-  append_json(out, id);
-  out += R"(,"result":)";
-  append_json(out, result);
-  out += '}';
-  return out;
+  return MessageText().add("id", id).add("result", result).done();
 }
 
 std::string make_error(const Json& id, const RpcError& error) {
   Json e = {{"code", error.code}, {"message", error.message}};
   if (!error.data.is_null()) e["data"] = error.data;
-  std::string out = begin_message();
-  out += R"("id":)";
-  append_json(out, id);
-  out += R"(,"error":)";
-  append_json(out, e);
-  out += '}';
-  return out;
+  return MessageText().add("id", id).add("error", e).done();
 }
 
 std::string make_notification(std::string_view method, Json params) {
-  std::string out = begin_message();
-  out += R"("method":)";
-  append_json(out, Json(method));
-  out += R"(,"params":)";
-  append_json(out, params);
-  out += '}';
-  return out;
+  return MessageText().add("method", Json(method)).add("params", params).done();
 }
 
 std::string make_request(const Json& id, std::string_view method, Json params) {
-  std::string out = begin_message();
-  out += R"("id":)";
-  append_json(out, id);
-  out += R"(,"method":)";
-  append_json(out, Json(method));
-  out += R"(,"params":)";
-  append_json(out, params);
-  out += '}';
-  return out;
+  return MessageText().add("id", id).add("method", Json(method)).add("params", params).done();
 }
 
 }  // namespace lotus::mcp

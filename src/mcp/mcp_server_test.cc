@@ -179,6 +179,27 @@ TEST(JsonRpcTest, ClassifiesMessagesAndNamesTheError) {
   EXPECT_EQ(Json::parse(make_error(Json(), RpcError{kParseError, "x", Json()}))["id"], Json());
 }
 
+// Messages are written out member by member: each is whole JSON-RPC 2.0,
+// and text that is not UTF-8 is replaced rather than breaking the message.
+TEST(JsonRpcTest, WritesEachKindOfMessage) {
+  EXPECT_EQ(Json::parse(make_result(7, {{"a", 1}})),
+            (Json{{"jsonrpc", "2.0"}, {"id", 7}, {"result", {{"a", 1}}}}));
+  EXPECT_EQ(Json::parse(make_error("x", RpcError{kInvalidParams, "bad", {{"field", "n"}}})),
+            (Json{{"jsonrpc", "2.0"},
+                  {"id", "x"},
+                  {"error",
+                   {{"code", kInvalidParams}, {"message", "bad"}, {"data", {{"field", "n"}}}}}}));
+  EXPECT_EQ(Json::parse(make_notification("notifications/progress", {{"progress", 1}})),
+            (Json{{"jsonrpc", "2.0"},
+                  {"method", "notifications/progress"},
+                  {"params", {{"progress", 1}}}}));
+  EXPECT_EQ(
+      Json::parse(make_request(3, "roots/list", Json::object())),
+      (Json{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "roots/list"}, {"params", Json::object()}}));
+  Json broken = Json::parse(make_result(1, Json(std::string("caf\xc3"))));
+  EXPECT_EQ(broken["result"], "caf\xef\xbf\xbd");  // U+FFFD
+}
+
 TEST_F(McpServerTest, CompletesPromptArgumentsFromTheContent) {
   start();
   initialize();
