@@ -16,6 +16,7 @@
 #include "core/bus_tool_call.h"
 #include "lotus/strings.h"
 #include "mcp/mcp_server.h"
+#include "testing/mcp_sent_messages.h"
 #include "testing/sync_wait.h"
 
 namespace lotus::mcp {
@@ -99,14 +100,7 @@ class McpServerCallsTest : public ::testing::Test {
     registry_.add_module(kit_manifest(bare));
     broker_ = llm::ToolBroker::create(bus_, registry_, {});
     ASSERT_TRUE(broker_->start().ok());
-    server_ = McpServer::create(bus_, registry_, broker_.get(), nullptr, {},
-                                [this](std::string message, const McpServer::Route& route) {
-                                  std::lock_guard lock(mutex_);
-                                  sent_.push_back(Json::parse(message));
-                                  related_.push_back(route.request);
-                                  answers_.push_back(route.answers);
-                                  changed_.notify_all();
-                                });
+    server_ = McpServer::create(bus_, registry_, broker_.get(), nullptr, {}, sent_.sink());
     ASSERT_TRUE(server_->start().ok());
     Json reply = request(0, "initialize",
                          {{"protocolVersion", "2025-11-25"},
@@ -116,9 +110,7 @@ class McpServerCallsTest : public ::testing::Test {
   }
 
   Json request(Json id, std::string method, Json params = Json::object()) {
-    server_->handle(
-        Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump());
-    return wait_for([&](const Json& m) { return m.contains("id") && m["id"] == id; });
+    return sent_.request(*server_, id, method, params);
   }
   Json call(Json id, std::string tool, Json arguments = Json::object(), Json meta = Json()) {
     Json params = {{"name", tool}, {"arguments", arguments}};
@@ -128,18 +120,7 @@ class McpServerCallsTest : public ::testing::Test {
 
   Json wait_for(const std::function<bool(const Json&)>& matches,
                 std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock lock(mutex_);
-    Json found;
-    changed_.wait_for(lock, timeout, [&] {
-      for (const Json& m : sent_) {
-        if (matches(m)) {
-          found = m;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
+    return sent_.wait_for(matches, timeout);
   }
   // Calls kit__ask as request `id`, which asks the client `method` while it
   // runs; returns the request the client receives (null if none came).
@@ -154,23 +135,14 @@ class McpServerCallsTest : public ::testing::Test {
   }
   // The messages sent with `method`, and what each was related to.
   std::vector<std::pair<Json, Json>> sent_with(std::string_view method) {
-    std::lock_guard lock(mutex_);
-    std::vector<std::pair<Json, Json>> out;
-    for (size_t i = 0; i < sent_.size(); ++i) {
-      if (sent_[i].value("method", "") == method) out.emplace_back(sent_[i], related_[i]);
-    }
-    return out;
+    return sent_.with_method(method);
   }
 
   LocalBus bus_{2};
+  testing::SentMessages sent_;  // outlives the server that sends to it
   llm::ToolRegistry registry_;
   std::shared_ptr<llm::ToolBroker> broker_;
   std::shared_ptr<McpServer> server_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Json> sent_;
-  std::vector<Json> related_;
-  std::vector<bool> answers_;
 };
 
 TEST_F(McpServerCallsTest, PassesMcpContentAndErrorResultsThrough) {
@@ -229,14 +201,13 @@ TEST_F(McpServerCallsTest, ToolProgressAndLogsGoToTheClientWithTheirRequest) {
 
   // Each reply is routed as the answer to its request (HTTP ends that POST
   // with it); nothing else is.
-  std::lock_guard lock(mutex_);
   size_t replies = 0;
-  for (size_t i = 0; i < sent_.size(); ++i) {
-    const bool is_reply = sent_[i].contains("result") || sent_[i].contains("error");
-    EXPECT_EQ(answers_[i], is_reply) << sent_[i].dump();
+  for (const testing::SentMessages::Sent& sent : sent_.all()) {
+    const bool is_reply = sent.message.contains("result") || sent.message.contains("error");
+    EXPECT_EQ(sent.answers, is_reply) << sent.message.dump();
     if (is_reply) {
       ++replies;
-      EXPECT_EQ(related_[i], sent_[i]["id"]) << sent_[i].dump();
+      EXPECT_EQ(sent.related, sent.message["id"]) << sent.message.dump();
     }
   }
   EXPECT_GE(replies, 2u);  // initialize's and the call's

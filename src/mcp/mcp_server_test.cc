@@ -10,6 +10,7 @@
 
 #include "bus/local_bus.h"
 #include "lotus/strings.h"
+#include "testing/mcp_sent_messages.h"
 
 namespace lotus::mcp {
 namespace {
@@ -102,11 +103,7 @@ class McpServerTest : public ::testing::Test {
     broker_ = llm::ToolBroker::create(bus_, registry_, std::move(broker_options));
     ASSERT_TRUE(broker_->start().ok());
     server_ = McpServer::create(bus_, registry_, broker_.get(), std::make_shared<FakeContent>(),
-                                std::move(options), [this](std::string message) {
-                                  std::lock_guard lock(mutex_);
-                                  sent_.push_back(Json::parse(message));
-                                  changed_.notify_all();
-                                });
+                                std::move(options), sent_.sink());
     ASSERT_TRUE(server_->start().ok());
   }
 
@@ -121,39 +118,19 @@ class McpServerTest : public ::testing::Test {
 
   // Sends a request and waits for the message answering it.
   Json request(Json id, std::string method, Json params = Json::object()) {
-    server_->handle(
-        Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump());
-    return wait_for([&](const Json& m) { return m.contains("id") && m["id"] == id; });
+    return sent_.request(*server_, id, method, params);
   }
-
   Json wait_for(const std::function<bool(const Json&)>& matches,
                 std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock lock(mutex_);
-    Json found;
-    changed_.wait_for(lock, timeout, [&] {
-      for (const Json& m : sent_) {
-        if (matches(m)) {
-          found = m;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
+    return sent_.wait_for(matches, timeout);
   }
-
-  std::vector<Json> sent() {
-    std::lock_guard lock(mutex_);
-    return sent_;
-  }
+  std::vector<Json> sent() const { return sent_.messages(); }
 
   LocalBus bus_{2};
+  testing::SentMessages sent_;  // outlives the server that sends to it
   llm::ToolRegistry registry_;
   std::shared_ptr<llm::ToolBroker> broker_;
   std::shared_ptr<McpServer> server_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Json> sent_;
 };
 
 TEST(JsonRpcTest, ClassifiesMessagesAndNamesTheError) {
