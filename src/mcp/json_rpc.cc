@@ -83,10 +83,13 @@ class MessageText {
  public:
   MessageText() : text_(R"({"jsonrpc":"2.0")") {}
   MessageText& add(std::string_view key, const Json& value) {
+    return add_text(key, value.dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+  MessageText& add_text(std::string_view key, std::string_view json) {
     text_ += ",\"";
     text_ += key;
     text_ += "\":";
-    text_ += value.dump(-1, ' ', false, Json::error_handler_t::replace);
+    text_ += json;
     return *this;
   }
   std::string done() {
@@ -102,6 +105,10 @@ class MessageText {
 
 std::string make_result(const Json& id, Json result) {
   return MessageText().add("id", id).add("result", result).done();
+}
+
+std::string make_result_text(const Json& id, std::string_view result_json) {
+  return MessageText().add("id", id).add_text("result", result_json).done();
 }
 
 std::string make_error(const Json& id, const RpcError& error) {

@@ -41,6 +41,8 @@ struct RpcMessage {
 RpcMessage parse_message(std::string_view text);
 
 std::string make_result(const Json& id, Json result);
+// As make_result, with the result already written as JSON text.
+std::string make_result_text(const Json& id, std::string_view result_json);
 std::string make_error(const Json& id, const RpcError& error);
 std::string make_notification(std::string_view method, Json params);
 std::string make_request(const Json& id, std::string_view method, Json params);

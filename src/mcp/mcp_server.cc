@@ -53,6 +53,22 @@ Json tool_result(Json answer) {
   return result;
 }
 
+// The reply to tool call `id`. A plain-text result, the common case, is
+// written straight into the message; the rest go through tool_result.
+std::string tool_reply(const Json& id, Json answer) {
+  if (answer.value("ok", false)) {
+    auto found = answer.find("result");
+    if (found != answer.end() && found->is_string()) {
+      std::string result = R"({"content":[{"type":"text","text":)";
+      result += Json(std::move(found->get_ref<std::string&>()))
+                    .dump(-1, ' ', false, Json::error_handler_t::replace);
+      result += R"(}],"isError":false})";
+      return make_result_text(id, result);
+    }
+  }
+  return make_result(id, tool_result(std::move(answer)));
+}
+
 // The client capability a request to it needs ("sampling" for
 // sampling/createMessage); empty for methods every client answers.
 std::string capability_for(std::string_view method) {
@@ -777,7 +793,7 @@ Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progr
   // Unless the tool reported its own progress, say it is done.
   if (wants_progress) progress(key, 1, Json(1), "done", false);
   if (!finish(id)) co_return;  // cancelled: the client expects no answer
-  respond(id, tool_result(std::move(answer)));
+  send(tool_reply(id, std::move(answer)), id, true);
 }
 
 Task<void> McpServer::run_read(Json id, std::string uri) {

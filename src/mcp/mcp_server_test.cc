@@ -307,6 +307,13 @@ TEST_F(McpServerTest, CallsToolsThroughTheBroker) {
   Json qualified =
       request(2, "tools/call", {{"name", "files.read"}, {"arguments", {{"path", "b"}}}});
   EXPECT_EQ(qualified["result"]["content"][0]["text"], "contents of b");
+  // A text result is written straight into the reply: quotes, newlines and
+  // other scripts arrive as they were.
+  const std::string path = "\"q\"\n\tcaf\u00e9 \u65e5\u672c \\ end";
+  Json text = request(3, "tools/call", {{"name", "files__read"}, {"arguments", {{"path", path}}}});
+  EXPECT_EQ(text["result"],
+            (Json{{"content", {{{"type", "text"}, {"text", "contents of " + path}}}},
+                  {"isError", false}}));
 }
 
 TEST_F(McpServerTest, DeniedAndInvalidCallsAreErrorResults) {
