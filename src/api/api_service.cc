@@ -284,8 +284,8 @@ ApiService::Awaitable ApiService::call_tool(const RequestContext& c) {
   request.trace_id = request.call_id;
   request.requested_by = "api";
   auto call = await_task(broker->call(std::move(request)));
-  Json answer = co_await std::move(call);
-  co_return json_response(http::status::ok, answer);
+  llm::ToolAnswer answer = co_await std::move(call);
+  co_return json_response(http::status::ok, answer.to_json());
 }
 
 ApiService::Awaitable ApiService::list_approvals(const RequestContext&) {

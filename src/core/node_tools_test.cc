@@ -178,7 +178,8 @@ class NodeToolsTest : public ::testing::Test {
     request.tool = std::move(tool);
     request.arguments = std::move(arguments);
     request.requested_by = "test";
-    return testing::sync_wait(n.bus().executor(), n.tool_broker()->call(std::move(request)));
+    return testing::sync_wait(n.bus().executor(), n.tool_broker()->call(std::move(request)))
+        .to_json();
   }
 
   testing::RedisServer server_;

@@ -47,6 +47,21 @@ Json cap_result(Json result, size_t max_bytes, bool* truncated) {
                   " more bytes of JSON left out]"));
 }
 
+Json ToolAnswer::to_json() const {
+  Json json = {{"ok", ok},
+               {"tool", tool},
+               {"call_id", call_id},
+               {"denied", denied},
+               {"duration_ms", duration_ms}};
+  if (ok) {
+    json["result"] = result;
+    json["truncated"] = truncated;
+  } else {
+    json["error"] = error;
+  }
+  return json;
+}
+
 struct ToolBroker::Approval {
   explicit Approval(boost::asio::any_io_executor executor) : timer(std::move(executor)) {}
   std::string id;
@@ -159,25 +174,27 @@ Task<void> ToolBroker::serve(EventPtr event) {
       event->metadata.trace_id.empty() ? event->id.to_string() : event->metadata.trace_id;
   request.requested_by = event->source;
   auto running = call(std::move(request));
-  Json answer = co_await std::move(running);
+  ToolAnswer answer = co_await std::move(running);
   if (!event->metadata.reply_to.empty()) {
-    (void)bus_.reply(*event, std::string(kSource), std::move(answer));
+    (void)bus_.reply(*event, std::string(kSource), answer.to_json());
   }
 }
 
-Task<Json> ToolBroker::call(ToolCallRequest request) {
+Task<ToolAnswer> ToolBroker::call(ToolCallRequest request) {
   auto begin = std::chrono::steady_clock::now();
   calls_.fetch_add(1, std::memory_order_relaxed);
-  Json answer = {{"ok", false}, {"tool", request.tool}, {"call_id", request.call_id}};
+  ToolAnswer answer;
+  answer.tool = request.tool;
+  answer.call_id = request.call_id;
   // The audit events are made only for someone to read: on a bus of this
   // process alone with no subscriber they would be dropped unseen.
   const bool results_watched = bus_.has_audience(kResultChannel);
   const bool logged = bus_.has_audience(kActionLogChannel);
   auto fail = [&](std::string error, bool denied = false) {
-    answer["error"] = std::move(error);
-    answer["denied"] = denied;
-    answer["duration_ms"] = elapsed_ms(begin);
-    if (results_watched) emit(kResultChannel, answer, request.trace_id);
+    answer.error = std::move(error);
+    answer.denied = denied;
+    answer.duration_ms = elapsed_ms(begin);
+    if (results_watched) emit(kResultChannel, answer.to_json(), request.trace_id);
   };
 
   std::shared_ptr<const ToolEntry> tool = registry_.find(request.tool);
@@ -188,7 +205,7 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
              : cat("there is no tool \"", request.tool, "\"; use one of the tools offered"));
     co_return answer;
   }
-  answer["tool"] = tool->qualified;
+  answer.tool = tool->qualified;
   if (tool->schema == nullptr) {
     invalid_.fetch_add(1, std::memory_order_relaxed);
     fail(cat("tool ", tool->qualified,
@@ -261,8 +278,8 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     fail(error);
     if (logged) {
       log_entry["ok"] = false;
-      log_entry["error"] = answer["error"];
-      log_entry["duration_ms"] = answer["duration_ms"];
+      log_entry["error"] = answer.error;
+      log_entry["duration_ms"] = answer.duration_ms;
       emit(kActionLogChannel, std::move(log_entry), request.trace_id);
     }
     co_return answer;
@@ -276,24 +293,22 @@ Task<Json> ToolBroker::call(ToolCallRequest request) {
     // models' context small, and cutting base64 would only corrupt it.
     bool mcp_content = !request.session.empty() && result.is_object() && result.contains("mcp") &&
                        result["mcp"] == true;
-    answer["result"] = mcp_content
-                           ? std::move(result)
-                           : cap_result(std::move(result), options_.max_result_bytes, &truncated);
-    answer["truncated"] = truncated;
+    answer.result = mcp_content
+                        ? std::move(result)
+                        : cap_result(std::move(result), options_.max_result_bytes, &truncated);
+    answer.truncated = truncated;
     if (truncated) truncated_.fetch_add(1, std::memory_order_relaxed);
-    answer["ok"] = true;
-    answer["denied"] = false;
+    answer.ok = true;
   } else {
     failed_.fetch_add(1, std::memory_order_relaxed);
-    answer["error"] = response.value("error", std::string("the tool failed without saying why"));
-    answer["denied"] = false;
+    answer.error = response.value("error", std::string("the tool failed without saying why"));
   }
-  answer["duration_ms"] = elapsed_ms(begin);
-  if (results_watched) emit(kResultChannel, answer, request.trace_id);
+  answer.duration_ms = elapsed_ms(begin);
+  if (results_watched) emit(kResultChannel, answer.to_json(), request.trace_id);
   if (logged) {
     log_entry["ok"] = ok;
-    if (!ok) log_entry["error"] = answer["error"];
-    log_entry["duration_ms"] = answer["duration_ms"];
+    if (!ok) log_entry["error"] = answer.error;
+    log_entry["duration_ms"] = answer.duration_ms;
     emit(kActionLogChannel, std::move(log_entry), request.trace_id);
   }
   co_return answer;

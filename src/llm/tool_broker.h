@@ -58,6 +58,22 @@ struct ToolCallRequest {
   std::string session;
 };
 
+// What one call came to. to_json() is its answer as the bus, the HTTP API
+// and action.tool_result carry it (see above): "result" and "truncated" when
+// it ran and succeeded, "error" otherwise.
+struct ToolAnswer {
+  bool ok = false;
+  std::string tool;  // qualified name (as asked, when there is no such tool)
+  std::string call_id;
+  Json result;        // when ok
+  std::string error;  // when not
+  bool denied = false;
+  bool truncated = false;
+  int64_t duration_ms = 0;
+
+  Json to_json() const;
+};
+
 class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
  public:
   static constexpr std::string_view kCallChannel = "cognition.tool_call";
@@ -81,8 +97,8 @@ class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
   void stop();
 
   // Runs one call to the end (the bus handler uses it; so can MCP and the
-  // HTTP API). Never fails: problems are in the answer's "error".
-  Task<Json> call(ToolCallRequest request);
+  // HTTP API). Never fails: problems are in the answer's error.
+  Task<ToolAnswer> call(ToolCallRequest request);
 
   // The answer to `cognition.tools`, built once per registry version.
   std::shared_ptr<const Json> tool_listing() const;

@@ -64,7 +64,7 @@ class BrokerTest : public ::testing::Test {
   }
   Json call(std::string tool, Json arguments) {
     ToolCallRequest request{std::move(tool), std::move(arguments), "c1", "trace-1", "tester", ""};
-    return testing::sync_wait(bus_.executor(), broker_->call(std::move(request)));
+    return testing::sync_wait(bus_.executor(), broker_->call(std::move(request))).to_json();
   }
 
   LocalBus bus_{2};

@@ -27,16 +27,15 @@ int rpc_code_of(const Status& status, int not_found) {
   }
 }
 
-Json tool_result(Json answer) {
-  const bool ok = answer.value("ok", false);
-  Json result = {{"content", Json::array()}, {"isError", !ok}};
-  if (!ok) {
-    result["content"].push_back(
-        {{"type", "text"}, {"text", answer.value("error", std::string("the call failed"))}});
+Json tool_result(llm::ToolAnswer answer) {
+  Json result = {{"content", Json::array()}, {"isError", !answer.ok}};
+  if (!answer.ok) {
+    result["content"].push_back({{"type", "text"},
+                                 {"text", answer.error.empty() ? std::string("the call failed")
+                                                               : std::move(answer.error)}});
     return result;
   }
-  auto found = answer.find("result");
-  Json value = found == answer.end() ? Json() : std::move(*found);
+  Json& value = answer.result;
   // MCP content the tool made itself (see lotus::mcp_content).
   if (value.is_object() && value.contains("mcp") && value["mcp"] == true &&
       value.contains("content") && value["content"].is_array()) {
@@ -55,16 +54,12 @@ Json tool_result(Json answer) {
 
 // The reply to tool call `id`. A plain-text result, the common case, is
 // written straight into the message; the rest go through tool_result.
-std::string tool_reply(const Json& id, Json answer) {
-  if (answer.value("ok", false)) {
-    auto found = answer.find("result");
-    if (found != answer.end() && found->is_string()) {
-      std::string result = R"({"content":[{"type":"text","text":)";
-      result += Json(std::move(found->get_ref<std::string&>()))
-                    .dump(-1, ' ', false, Json::error_handler_t::replace);
-      result += R"(}],"isError":false})";
-      return make_result_text(id, result);
-    }
+std::string tool_reply(const Json& id, llm::ToolAnswer answer) {
+  if (answer.ok && answer.result.is_string()) {
+    std::string result = R"({"content":[{"type":"text","text":)";
+    result += answer.result.dump(-1, ' ', false, Json::error_handler_t::replace);
+    result += R"(}],"isError":false})";
+    return make_result_text(id, result);
   }
   return make_result(id, tool_result(std::move(answer)));
 }
@@ -620,7 +615,9 @@ void McpServer::call_tool(RpcMessage& message) {
                 cat("unknown tool \"", name->get<std::string>(), "\"; tools/list names them"));
   }
   if (broker_ == nullptr) {
-    return respond(message.id, tool_result({{"ok", false}, {"error", "tools are not available"}}));
+    llm::ToolAnswer none;
+    none.error = "tools are not available";
+    return respond(message.id, tool_result(std::move(none)));
   }
   llm::ToolCallRequest request;
   request.tool = name->get<std::string>();
@@ -789,7 +786,7 @@ Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progr
   if (wants_progress) progress(key, 0, Json(1), cat("calling ", request.tool), false);
   auto broker = broker_->shared_from_this();  // and so does the broker
   auto calling = broker->call(std::move(request));
-  Json answer = co_await std::move(calling);
+  llm::ToolAnswer answer = co_await std::move(calling);
   // Unless the tool reported its own progress, say it is done.
   if (wants_progress) progress(key, 1, Json(1), "done", false);
   if (!finish(id)) co_return;  // cancelled: the client expects no answer
