@@ -219,17 +219,8 @@ int run_mcp_servers(const Config& config, bool json) {
   SignalWatcher signals([&current](int) {
     if (Nucleus* n = current.load()) n->request_stop();
   });
-  auto created = Nucleus::create(config);
-  if (!created.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(created.status()) << "\n";
-    return 1;
-  }
-  std::unique_ptr<Nucleus> nucleus = *std::move(created);
-  current.store(nucleus.get());
-  if (Status booted = nucleus->boot(); !booted.ok()) {
-    std::cerr << "lotus: cannot boot: " << message_of(booted) << "\n";
-    return 1;
-  }
+  std::unique_ptr<Nucleus> nucleus = boot(config, signals, current, "lotus mcp servers");
+  if (!nucleus) return 1;
   Event request = Event::make("mcp.servers", "cli", Json{{"wait_ms", 30000}});
   auto reply = sync_request(*nucleus, std::move(request));
   int code = 0;
