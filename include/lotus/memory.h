@@ -191,8 +191,18 @@ class MemoryStore {
 
   // Removes the memory with this id (0 or 1 removed), or every memory the
   // filter matches; an empty filter is refused. Returns how many went.
-  virtual Result<size_t> forget(std::string_view id) = 0;
-  virtual Result<size_t> forget(const MemoryFilter& filter) = 0;
+  Result<size_t> forget(std::string_view id) {
+    MemoryFilter filter;
+    filter.ids.emplace_back(id);
+    return forget(filter);
+  }
+  Result<size_t> forget(const MemoryFilter& filter) {
+    if (filter.empty()) {
+      return absl::InvalidArgumentError(
+          "memory: forget needs an id or a filter (refusing to forget everything)");
+    }
+    return forget_matching(filter);
+  }
 
   // Moves important short-term memories into long-term memory, archives the
   // rest with a summary, expires working memory and saves the index once
@@ -211,6 +221,10 @@ class MemoryStore {
   // Catches up with what other nodes sharing the store changed (the server
   // profile; recall does it too). A store with one writer has nothing to do.
   virtual Status sync() { return absl::OkStatus(); }
+
+ protected:
+  // forget() with a filter that is not empty.
+  virtual Result<size_t> forget_matching(const MemoryFilter& filter) = 0;
 };
 
 }  // namespace lotus

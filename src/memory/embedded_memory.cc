@@ -842,17 +842,7 @@ Result<size_t> EmbeddedMemory::forget_seqs(const std::vector<int64_t>& seqs) {
   return rows->size();
 }
 
-Result<size_t> EmbeddedMemory::forget(std::string_view id) {
-  MemoryFilter filter;
-  filter.ids.emplace_back(id);
-  return forget(filter);
-}
-
-Result<size_t> EmbeddedMemory::forget(const MemoryFilter& filter) {
-  if (filter.empty()) {
-    return absl::InvalidArgumentError(
-        "memory: forget needs an id or a filter (refusing to forget everything)");
-  }
+Result<size_t> EmbeddedMemory::forget_matching(const MemoryFilter& filter) {
   std::lock_guard lock(mutex_);
   auto seqs = matching_seqs(filter);
   if (!seqs.ok()) return seqs.status();

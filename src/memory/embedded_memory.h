@@ -98,8 +98,6 @@ class EmbeddedMemory final : public MemoryStore {
   Result<std::vector<RecallHit>> recall(std::string_view query, size_t limit,
                                         const MemoryFilter& filter) override;
   Result<MemoryRecord> get(std::string_view id) override;
-  Result<size_t> forget(std::string_view id) override;
-  Result<size_t> forget(const MemoryFilter& filter) override;
   Result<ConsolidationReport> consolidate() override;
   Result<Relation> relate(Relation relation) override;
   Result<std::vector<Relation>> relations(const RelationQuery& query) override;
@@ -118,6 +116,9 @@ class EmbeddedMemory final : public MemoryStore {
   std::filesystem::path index_file() const { return options_.dir / "index.hnsw"; }
   // Why the index was rebuilt at open ("" when the file was loaded).
   const std::string& index_rebuild_reason() const { return rebuild_reason_; }
+
+ protected:
+  Result<size_t> forget_matching(const MemoryFilter& filter) override;
 
  private:
   using Row = StoredMemory;

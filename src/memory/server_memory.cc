@@ -754,17 +754,7 @@ Result<std::vector<MemoryRecord>> ServerMemory::remember_all(std::vector<MemoryI
   return records;
 }
 
-Result<size_t> ServerMemory::forget(std::string_view id) {
-  MemoryFilter filter;
-  filter.ids.emplace_back(id);
-  return forget(filter);
-}
-
-Result<size_t> ServerMemory::forget(const MemoryFilter& filter) {
-  if (filter.empty()) {
-    return absl::InvalidArgumentError(
-        "memory: forget needs an id or a filter (refusing to forget everything)");
-  }
+Result<size_t> ServerMemory::forget_matching(const MemoryFilter& filter) {
   std::lock_guard lock(mutex_);
   std::string sql = "DELETE FROM lotus_memories m WHERE TRUE";
   std::vector<PgParam> params;
