@@ -27,6 +27,9 @@ int rpc_code_of(const Status& status, int not_found) {
   }
 }
 
+// The result of a tool call that did not end in plain text (tool_reply
+// writes those itself): an error, MCP content the tool made, or a value
+// given as its JSON text (and, for an object, as structured content).
 Json tool_result(llm::ToolAnswer answer) {
   Json result = {{"content", Json::array()}, {"isError", !answer.ok}};
   if (!answer.ok) {
@@ -45,15 +48,15 @@ Json tool_result(llm::ToolAnswer answer) {
       result["structuredContent"] = std::move(value["structuredContent"]);
     return result;
   }
-  std::string text = value.is_string() ? std::move(value.get_ref<std::string&>())
-                                       : value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  result["content"].push_back({{"type", "text"}, {"text", std::move(text)}});
+  result["content"].push_back(
+      {{"type", "text"}, {"text", value.dump(-1, ' ', false, Json::error_handler_t::replace)}});
   if (value.is_object()) result["structuredContent"] = std::move(value);
   return result;
 }
 
-// The reply to tool call `id`. A plain-text result, the common case, is
-// written straight into the message; the rest go through tool_result.
+// The reply to tool call `id`, as JSON-RPC text. A plain-text result, the
+// common case, is written straight into the message; the rest go through
+// tool_result.
 std::string tool_reply(const Json& id, llm::ToolAnswer answer) {
   if (answer.ok && answer.result.is_string()) {
     std::string result = R"({"content":[{"type":"text","text":)";
@@ -617,7 +620,7 @@ void McpServer::call_tool(RpcMessage& message) {
   if (broker_ == nullptr) {
     llm::ToolAnswer none;
     none.error = "tools are not available";
-    return respond(message.id, tool_result(std::move(none)));
+    return send(tool_reply(message.id, std::move(none)), message.id, true);
   }
   llm::ToolCallRequest request;
   request.tool = name->get<std::string>();
