@@ -46,6 +46,10 @@ void PendingRequests::complete(const std::shared_ptr<Entry>& entry, Result<Event
     std::lock_guard lock(mutex_);
     waiting_.erase(entry->correlation);
   }
+  wake(entry, std::move(outcome));
+}
+
+void PendingRequests::wake(const std::shared_ptr<Entry>& entry, Result<EventPtr> outcome) {
   // On the thread of the handler that answered, once it returns, when that
   // thread is to be free then (see continuation.h).
   post_or_continue(executor_, [entry, outcome = std::move(outcome)]() mutable {
@@ -61,9 +65,9 @@ Task<Result<EventPtr>> PendingRequests::wait(Request request) {
   entry->timeout = request.timeout;
   auto awaiter = resume_with<Result<EventPtr>>([this, entry, &request](auto resume) {
     entry->resume = resume;
+    entry->deadline = std::chrono::steady_clock::now() + entry->timeout;
     {
       std::lock_guard lock(mutex_);
-      entry->deadline = std::chrono::steady_clock::now() + entry->timeout;
       waiting_.emplace(entry->correlation, entry);
       arm_locked(entry->deadline);
     }
@@ -110,14 +114,17 @@ void PendingRequests::on_deadline() {
 }
 
 bool PendingRequests::answer(const EventPtr& reply) {
+  // Found and taken off the list under one lock: the thread that sent the
+  // request takes the same lock for the next one.
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard lock(mutex_);
     auto it = waiting_.find(reply->metadata.correlation_id);
     if (it == waiting_.end()) return false;
-    entry = it->second;
+    entry = std::move(it->second);
+    waiting_.erase(it);
   }
-  complete(entry, reply);
+  if (!entry->done.exchange(true)) wake(entry, reply);
   return true;
 }
 

@@ -65,7 +65,10 @@ class PendingRequests {
 
  private:
   struct Entry;
+  // Takes `entry` off the list and resumes it, unless it is done already.
   void complete(const std::shared_ptr<Entry>& entry, Result<EventPtr> outcome);
+  // Resumes the request of `entry` (done, off the list) with `outcome`.
+  void wake(const std::shared_ptr<Entry>& entry, Result<EventPtr> outcome);
   // Arms the timer for `deadline` if it is sooner than the one it waits
   // for; with mutex_ held.
   void arm_locked(std::chrono::steady_clock::time_point deadline);

@@ -725,28 +725,35 @@ void McpServer::subscribe_resource(const RpcMessage& message, bool subscribe) {
 }
 
 bool McpServer::track(const Json& id, std::string call_id, Json progress_token) {
+  // Calls start on the reader's thread and finish on others: what can be
+  // made before the lock is, so the two meet on it as briefly as possible.
+  std::string key = key_of(id);
+  Call call;
+  call.call_id = std::move(call_id);
+  call.id = id;
+  call.progress_token = std::move(progress_token);
   {
     std::lock_guard lock(mutex_);
-    Call call;
-    call.call_id = std::move(call_id);
-    call.id = id;
-    call.progress_token = std::move(progress_token);
-    if (calls_.emplace(key_of(id), std::move(call)).second) return true;
+    if (calls_.try_emplace(std::move(key), std::move(call)).second) return true;
   }
   fail(id, kInvalidRequest, cat("invalid request: id ", key_of(id), " is already in use"));
   return false;
 }
 
 bool McpServer::finish(const Json& id) {
+  const std::string key = key_of(id);
   bool wanted;
+  bool asks_open;
+  decltype(calls_)::node_type ended;  // freed after the lock is released
   {
     std::lock_guard lock(mutex_);
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(key);
     if (it == calls_.end()) return false;
     wanted = !it->second.cancelled;
-    calls_.erase(it);
+    ended = calls_.extract(it);
+    asks_open = !asks_.empty();
   }
-  drop_asks(id, "the tool call ended", true);  // a tool that gave up waiting
+  if (asks_open) drop_asks(id, "the tool call ended", true);  // a tool that gave up waiting
   return wanted && !closed_.load();
 }
 
@@ -785,7 +792,7 @@ Task<void> McpServer::run_tool(Json id, llm::ToolCallRequest request, Json progr
   // The token is kept with the call (see track); without one there is no
   // progress to report.
   const bool wants_progress = !progress_token.is_null();
-  const std::string key = key_of(id);
+  const std::string key = wants_progress ? key_of(id) : std::string();
   if (wants_progress) progress(key, 0, Json(1), cat("calling ", request.tool), false);
   auto broker = broker_->shared_from_this();  // and so does the broker
   auto calling = broker->call(std::move(request));
