@@ -11,13 +11,15 @@
 # Each is measured sequential (each call waits for the one before: latency)
 # and with --in-flight K calls outstanding (16: K requests on the one stdio
 # pipe, K HTTP connections; throughput). Each figure is the best of --runs
-# runs (3): the machine's other work only ever slows a run down.
+# runs (5): the machine's other work only ever slows a run down, and on a
+# small VM where the scheduler places a run's threads moves a figure by up
+# to a half from one run to the next, for every server alike.
 #
-#   bench/mcp_bench.sh [--calls 20000] [--runs 3] [--in-flight 16]
+#   bench/mcp_bench.sh [--calls 20000] [--runs 5] [--in-flight 16]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/release"
-calls=20000 runs=3 in_flight=16
+calls=20000 runs=5 in_flight=16
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --calls) calls="${2:?--calls needs a value}"; shift 2 ;;
