@@ -11,9 +11,11 @@
 # Each is measured sequential (each call waits for the one before: latency)
 # and with --in-flight K calls outstanding (16: K requests on the one stdio
 # pipe, K HTTP connections; throughput). Each figure is the best of --runs
-# runs (5): the machine's other work only ever slows a run down, and on a
-# small VM where the scheduler places a run's threads moves a figure by up
-# to a half from one run to the next, for every server alike.
+# rounds (5), a round running every server once in turn, so a slow spell of
+# the machine falls on all of them alike; the machine's other work only ever
+# slows a run down. On two cores LOTUS's 16-in-flight stdio figure moves by
+# up to a half from run to run (its two threads are fast only when the
+# scheduler spreads them well); the single-threaded servers by a tenth.
 #
 #   bench/mcp_bench.sh [--calls 20000] [--runs 5] [--in-flight 16]
 set -euo pipefail
@@ -48,19 +50,25 @@ export HOME="$work/home" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/dat
 modules="$build/bench-modules"
 mkdir -p "$work/config/lotus"
 
-# best LABEL COMMAND...: runs COMMAND $runs times, prints the fastest run;
-# then the same with $in_flight calls outstanding.
-best() {
-  local label="$1"; shift
-  local mode="$1"; shift
-  local k out
+# compare "LABEL=FUNCTION"...: each FUNCTION runs mcp_bench against one
+# server, given the options of a run (--in-flight K). Sequential, then with
+# $in_flight in flight: $runs rounds, each running every server once, so a
+# slow spell of the machine falls on all of them alike; prints each server's
+# fastest run.
+compare() {
+  local k round server
   for k in 1 "$in_flight"; do
-    out=""
-    for _ in $(seq 1 "$runs"); do
-      out+="$("$mode" --in-flight "$k" "$@" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
+    local -A out=()
+    for round in $(seq 1 "$runs"); do
+      for server in "$@"; do
+        out[$server]+="$("${server#*=}" --in-flight "$k" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
+      done
     done
-    printf '%-20s %-4s %s\n' "$label" "$([[ $k == 1 ]] && echo seq || echo "x$k")" \
-      "$(printf '%s' "$out" | sort -k3 -n -r | head -1)"
+    for server in "$@"; do
+      printf '%-20s %-4s %s\n' "${server%%=*}" "$([[ $k == 1 ]] && echo seq || echo "x$k")" \
+        "$(printf '%s' "${out[$server]}" | sort -k3 -n -r | head -1)"
+    done
+    unset out
   done
 }
 
@@ -69,30 +77,34 @@ wait_for_file() {
   echo "mcp_bench.sh: $2 did not start" >&2; exit 1
 }
 
-stdio() { "$bench" stdio "$@"; }
-http() { "$bench" http "$@"; }
+lotus_stdio() {
+  "$bench" stdio "$@" --calls "$calls" --tool mcp_echo__echo -- \
+    "$lotus" --log-level warn --module-path "$modules" mcp
+}
+sdk_stdio() { "$bench" stdio "$@" --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio; }
+bare_stdio() { "$bench" stdio "$@" --calls "$calls" -- "$bench" bare-stdio; }
 
-echo "MCP tools/call round trips, $calls calls each, sequential (seq) and $in_flight in flight, best of $runs ($(nproc) cores)"
+echo "MCP tools/call round trips, $calls calls each, sequential (seq) and $in_flight in flight, best of $runs rounds ($(nproc) cores)"
 echo "-- stdio"
-best "lotus mcp" stdio --calls "$calls" --tool mcp_echo__echo -- "$lotus" --log-level warn --module-path "$modules" mcp
-best "SDK server" stdio --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio
-best "bare echo (ceiling)" stdio --calls "$calls" -- "$bench" bare-stdio
+compare "lotus mcp=lotus_stdio" "SDK server=sdk_stdio" "bare echo (ceiling)=bare_stdio"
 
 echo "-- Streamable HTTP"
 "$lotus" --log-level warn --module-path "$modules" serve --port 0 > "$work/serve.txt" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do grep -qs "Ctrl-C stops" "$work/serve.txt" && break; sleep 0.1; done
-url="$(grep -o 'serving on http://[0-9.:]*' "$work/serve.txt" | sed 's/serving on //')"
-[[ -n "$url" ]] || { echo "mcp_bench.sh: lotus serve did not start:" >&2; cat "$work/serve.txt" >&2; exit 1; }
+lotus_url="$(grep -o 'serving on http://[0-9.:]*' "$work/serve.txt" | sed 's/serving on //')"
+[[ -n "$lotus_url" ]] || { echo "mcp_bench.sh: lotus serve did not start:" >&2; cat "$work/serve.txt" >&2; exit 1; }
 token="$(head -c 64 "$work/config/lotus/api-token")"
-best "lotus serve /mcp" http --calls "$calls" --tool mcp_echo__echo --url "$url/mcp" --token "$token"
-
 "$node" "$root/bench/mcp_sdk_echo_server.mjs" http "$work/sdk.port" &
 pids+=($!)
-wait_for_file "$work/sdk.port" "the SDK server"
-best "SDK server" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/sdk.port")/mcp"
-
 "$bench" bare-http --port-file "$work/bare.port" &
 pids+=($!)
+wait_for_file "$work/sdk.port" "the SDK server"
 wait_for_file "$work/bare.port" "the bare echo server"
-best "bare echo (ceiling)" http --calls "$calls" --url "http://127.0.0.1:$(cat "$work/bare.port")/mcp"
+
+lotus_http() {
+  "$bench" http "$@" --calls "$calls" --tool mcp_echo__echo --url "$lotus_url/mcp" --token "$token"
+}
+sdk_http() { "$bench" http "$@" --calls "$calls" --url "http://127.0.0.1:$(cat "$work/sdk.port")/mcp"; }
+bare_http() { "$bench" http "$@" --calls "$calls" --url "http://127.0.0.1:$(cat "$work/bare.port")/mcp"; }
+compare "lotus serve /mcp=lotus_http" "SDK server=sdk_http" "bare echo (ceiling)=bare_http"

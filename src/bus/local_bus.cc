@@ -99,8 +99,8 @@ bool LocalBus::unsubscribe(SubscriptionId id) {
 }
 
 Task<Result<EventPtr>> LocalBus::request(Event event, std::chrono::milliseconds timeout) {
-  PendingRequests::Request request = pending_.begin(
-      event, reply_channel_, timeout, cat("no module handles \"", event.channel, "\""));
+  PendingRequests::Request request =
+      pending_.begin(event, reply_channel_, timeout, "no module handles");
   request.send = [this, event = std::move(event)]() mutable { return publish(std::move(event)); };
   auto waiting = pending_.wait(std::move(request));
   Result<EventPtr> result = co_await std::move(waiting);

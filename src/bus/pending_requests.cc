@@ -21,20 +21,20 @@ struct PendingRequests::Entry {
 };
 
 PendingRequests::PendingRequests(boost::asio::any_io_executor executor)
-    : executor_(executor), timer_(executor) {}
+    : executor_(executor), timer_(executor), instance_(EventId::generate().to_string()) {}
 
 std::string PendingRequests::next_correlation() {
-  return cat(next_.fetch_add(1, std::memory_order_relaxed), "-", EventId::generate().to_string());
+  return cat(next_.fetch_add(1, std::memory_order_relaxed), "-", instance_);
 }
 
 PendingRequests::Request PendingRequests::begin(Event& event, const std::string& reply_to,
                                                 std::chrono::milliseconds timeout,
-                                                std::string nobody) {
+                                                std::string_view nobody) {
   Request request;
   request.correlation = next_correlation();
   request.channel = event.channel;
   request.timeout = timeout;
-  request.nobody = std::move(nobody);
+  request.nobody = nobody;
   event.metadata.correlation_id = request.correlation;
   event.metadata.reply_to = reply_to;
   return request;
@@ -75,7 +75,7 @@ Task<Result<EventPtr>> PendingRequests::wait(Request request) {
     if (!sent.ok()) {
       complete(entry, sent.status());
     } else if (*sent == 0) {
-      complete(entry, absl::NotFoundError(request.nobody));
+      complete(entry, absl::NotFoundError(cat(request.nobody, " \"", entry->channel, "\"")));
     }
   });
   Result<EventPtr> result = co_await awaiter;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,15 +42,17 @@ class PendingRequests {
     std::chrono::milliseconds timeout{0};
     std::vector<std::string> nodes;  // other nodes it was routed to, if any
     // Publishes the request once it is waiting; returns how many receivers
-    // it reached. 0 fails it with NotFound(`nobody`).
+    // it reached. 0 fails it with NotFound: `nobody` followed by the
+    // channel in quotes ("no module handles \"tool.a.b\""), made only then.
     std::function<Result<size_t>()> send;
-    std::string nobody;
+    std::string_view nobody = "nobody handles";  // text with static storage
   };
   // A request for `event` waiting `timeout` for its reply on `reply_to`: a
-  // fresh correlation id, set on the event with reply_to. `nobody` is what
-  // the NotFound says when it reaches no receiver. The caller sets `send`.
+  // fresh correlation id, set on the event with reply_to. `nobody` (static
+  // text) is what the NotFound says of the channel when the request reaches
+  // no receiver. The caller sets `send`.
   Request begin(Event& event, const std::string& reply_to, std::chrono::milliseconds timeout,
-                std::string nobody);
+                std::string_view nobody);
   // Registers `request`, sends it and waits for the outcome.
   Task<Result<EventPtr>> wait(Request request);
 
@@ -81,6 +84,8 @@ class PendingRequests {
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point armed_for_ = std::chrono::steady_clock::time_point::max();
   std::atomic<uint64_t> next_{1};
+  // Made once: with the counter, an id no other process's request has either.
+  const std::string instance_;
 };
 
 // The reply to `request`: to its reply_to, with its correlation, trace and

@@ -26,7 +26,7 @@ class PendingRequestsTest : public ::testing::Test {
     request.channel = std::move(channel);
     request.timeout = timeout;
     request.nodes = std::move(nodes);
-    request.nobody = "nobody";
+    request.nobody = "nobody handles";
     request.send = [receivers]() -> Result<size_t> { return receivers; };
     return request;
   }
@@ -58,7 +58,7 @@ TEST_F(PendingRequestsTest, AReplyResumesItsRequestAndALateOneIsIgnored) {
 TEST_F(PendingRequestsTest, NoReceiverOrNoReplyFailsClearly) {
   auto unrouted = testing::sync_wait(pool_.get_executor(), pending_.wait(make("x.y", {}, 0)));
   EXPECT_EQ(unrouted.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(message_of(unrouted.status()), "nobody");
+  EXPECT_EQ(message_of(unrouted.status()), "nobody handles \"x.y\"");
   auto late = testing::sync_wait(pool_.get_executor(), pending_.wait(make("x.y", {}, 1, 50ms)));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(message_of(late.status())),

@@ -666,8 +666,8 @@ void RedisBus::fail_requests_to(const std::string& node, std::string_view why) {
 }
 
 Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds timeout) {
-  PendingRequests::Request request = pending_.begin(
-      event, reply_channel_, timeout, cat("no module on any node handles \"", event.channel, "\""));
+  PendingRequests::Request request =
+      pending_.begin(event, reply_channel_, timeout, "no module on any node handles");
   // Durable channels are split by their consumer groups already.
   if (!is_stream_channel(event.channel)) {
     auto chosen = choose_handlers(event.channel);

@@ -401,7 +401,9 @@ Task<Status> ModuleHost::run_tool(const Event& event) {
     ToolResult result = co_await instance_->invoke_tool(it->second, arguments, call);
     latency_.record(std::chrono::steady_clock::now() - begin);
     if (result.ok()) {
-      response = Json{{"ok", true}, {"result", std::move(*result)}};
+      // Member by member: a braced list would build each pair as an array.
+      response["ok"] = true;
+      response["result"] = std::move(*result);
     } else {
       errors_.fetch_add(1);
       response = Json{{"ok", false}, {"error", message_of(result.status())}};

@@ -246,7 +246,8 @@ Task<ToolAnswer> ToolBroker::call(ToolCallRequest request) {
                  {"call_id", request.call_id}, {"requested_by", request.requested_by},
                  {"approved_by", approved_by}, {"risk", to_string(tool->risk)}};
   }
-  Json call_data = {{"call_id", request.call_id}};
+  Json call_data;
+  call_data["call_id"] = request.call_id;
   call_data["arguments"] = std::move(request.arguments);
   if (!request.session.empty()) call_data["session"] = request.session;
   Event call_event = Event::make(tool->channel, std::string(kSource), std::move(call_data));
