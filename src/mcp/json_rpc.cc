@@ -1,5 +1,7 @@
 #include "mcp/json_rpc.h"
 
+#include <charconv>
+
 #include "lotus/strings.h"
 
 namespace lotus::mcp {
@@ -75,6 +77,17 @@ RpcMessage parse_message(std::string_view text) {
   return m;
 }
 
+std::string json_text(const Json& value) {
+  if (value.is_number_integer()) {
+    char digits[24];
+    auto end = value.is_number_unsigned()
+                   ? std::to_chars(digits, digits + sizeof digits, value.get<uint64_t>()).ptr
+                   : std::to_chars(digits, digits + sizeof digits, value.get<int64_t>()).ptr;
+    return std::string(digits, end);
+  }
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 namespace {
 
 // A JSON-RPC message written out member by member, rather than built as a
@@ -83,7 +96,7 @@ class MessageText {
  public:
   MessageText() : text_(R"({"jsonrpc":"2.0")") {}
   MessageText& add(std::string_view key, const Json& value) {
-    return add_text(key, value.dump(-1, ' ', false, Json::error_handler_t::replace));
+    return add_text(key, json_text(value));
   }
   MessageText& add_text(std::string_view key, std::string_view json) {
     text_ += ",\"";

@@ -40,6 +40,11 @@ struct RpcMessage {
 // Parses and checks one message. Never throws.
 RpcMessage parse_message(std::string_view text);
 
+// The JSON text of `value` (text that is not UTF-8 replaced). An integer,
+// as most request ids are, is written without nlohmann's serializer, whose
+// setup costs more than the digits.
+std::string json_text(const Json& value);
+
 std::string make_result(const Json& id, Json result);
 // As make_result, with the result already written as JSON text.
 std::string make_result_text(const Json& id, std::string_view result_json);

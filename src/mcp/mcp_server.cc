@@ -14,7 +14,7 @@ constexpr std::string_view kLevelNames[] = {"debug", "info",     "notice", "warn
 constexpr std::string_view kCursorPrefix = "after:";
 
 // Every request id as a map key: its JSON text keeps 1 and "1" apart.
-std::string key_of(const Json& id) { return id.dump(); }
+std::string key_of(const Json& id) { return json_text(id); }
 
 int rpc_code_of(const Status& status, int not_found) {
   switch (status.code()) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <vector>
 
@@ -175,6 +176,17 @@ TEST(JsonRpcTest, WritesEachKindOfMessage) {
       (Json{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "roots/list"}, {"params", Json::object()}}));
   Json broken = Json::parse(make_result(1, Json(std::string("caf\xc3"))));
   EXPECT_EQ(broken["result"], "caf\xef\xbf\xbd");  // U+FFFD
+}
+
+TEST(JsonRpcTest, WritesIdsAndValuesAsTheirJsonText) {
+  for (const Json& value :
+       {Json(0), Json(-42), Json(std::numeric_limits<int64_t>::min()),
+        Json(std::numeric_limits<uint64_t>::max()), Json("7"), Json("say \"hi\""), Json(1.5),
+        Json(nullptr), Json{{"a", Json::array({1, 2})}}}) {
+    EXPECT_EQ(json_text(value), value.dump()) << value.dump();
+    EXPECT_EQ(Json::parse(json_text(value)), value) << value.dump();
+  }
+  EXPECT_NE(json_text(Json(7)), json_text(Json("7")));  // the keys of calls in flight differ
 }
 
 TEST_F(McpServerTest, CompletesPromptArgumentsFromTheContent) {
