@@ -252,7 +252,10 @@ Task<ToolAnswer> ToolBroker::call(ToolCallRequest request) {
   if (!request.session.empty()) call_data["session"] = request.session;
   Event call_event = Event::make(tool->channel, std::string(kSource), std::move(call_data));
   call_event.metadata.trace_id = request.trace_id;
-  auto pending = bus_.request(call_event, options_.timeout);
+  // Only a tool of another node is asked again (below): for it the event is
+  // kept; a local tool's takes the arguments along instead of a copy.
+  auto pending = tool->node.empty() ? bus_.request(std::move(call_event), options_.timeout)
+                                    : bus_.request(call_event, options_.timeout);
   Result<EventPtr> reply = co_await std::move(pending);
   // A node announces its tools as its modules start; the other nodes learn
   // the subscriptions that route to them with its next heartbeat, so a call
