@@ -2,6 +2,7 @@
 // embedded default; a Redis-backed bus implements the same contract.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,25 @@ struct BusStats {
   uint64_t refused = 0;   // a mailbox refused the delivery (see its counters)
   uint64_t subscriptions = 0;
   uint64_t pending_requests = 0;
+};
+
+// The routing counters of BusStats, as a bus keeps them while it routes
+// (from any thread: relaxed, each a count of its own).
+struct BusCounters {
+  std::atomic<uint64_t> published{0};
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> unrouted{0};
+  std::atomic<uint64_t> filtered{0};
+  std::atomic<uint64_t> refused{0};
+
+  // The counts now, in `stats`; the bus fills in the rest.
+  void copy_to(BusStats& stats) const {
+    stats.published = published.load(std::memory_order_relaxed);
+    stats.delivered = delivered.load(std::memory_order_relaxed);
+    stats.unrouted = unrouted.load(std::memory_order_relaxed);
+    stats.filtered = filtered.load(std::memory_order_relaxed);
+    stats.refused = refused.load(std::memory_order_relaxed);
+  }
 };
 
 class Bus {

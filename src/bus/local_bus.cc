@@ -35,7 +35,7 @@ Result<size_t> LocalBus::publish(Event event) {
 }
 
 Result<size_t> LocalBus::route(EventPtr event) {
-  published_.fetch_add(1, std::memory_order_relaxed);
+  counters_.published.fetch_add(1, std::memory_order_relaxed);
   // Collected under the read lock, delivered after it: a waiting mailbox
   // must never hold up subscribe/unsubscribe.
   thread_local std::vector<std::shared_ptr<const Route>> matched;
@@ -46,7 +46,7 @@ Result<size_t> LocalBus::route(EventPtr event) {
                   [&](const std::shared_ptr<const Route>& route) { matched.push_back(route); });
   }
   if (matched.empty()) {
-    unrouted_.fetch_add(1, std::memory_order_relaxed);
+    counters_.unrouted.fetch_add(1, std::memory_order_relaxed);
     return 0;
   }
   // A tap may publish again on this thread, so deliver from a local copy.
@@ -55,7 +55,7 @@ Result<size_t> LocalBus::route(EventPtr event) {
   size_t delivered = 0;
   for (const auto& route : targets) {
     if (!route->filter.empty() && !route->filter.matches(event->data)) {
-      filtered_.fetch_add(1, std::memory_order_relaxed);
+      counters_.filtered.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     const Subscriber& sub = route->subscriber;
@@ -65,12 +65,12 @@ Result<size_t> LocalBus::route(EventPtr event) {
     } else if (sub.mailbox->push(Delivery{event, sub.slot})) {
       ++delivered;
     } else {
-      refused_.fetch_add(1, std::memory_order_relaxed);
+      counters_.refused.fetch_add(1, std::memory_order_relaxed);
     }
   }
   targets.clear();
   if (matched.capacity() < targets.capacity()) matched.swap(targets);
-  delivered_.fetch_add(delivered, std::memory_order_relaxed);
+  counters_.delivered.fetch_add(delivered, std::memory_order_relaxed);
   return delivered;
 }
 
@@ -119,11 +119,7 @@ Result<size_t> LocalBus::reply(const Event& request, std::string source, Json re
 
 BusStats LocalBus::stats() const {
   BusStats s;
-  s.published = published_.load(std::memory_order_relaxed);
-  s.delivered = delivered_.load(std::memory_order_relaxed);
-  s.unrouted = unrouted_.load(std::memory_order_relaxed);
-  s.filtered = filtered_.load(std::memory_order_relaxed);
-  s.refused = refused_.load(std::memory_order_relaxed);
+  counters_.copy_to(s);
   {
     std::shared_lock lock(routes_mutex_);
     s.subscriptions = routes_.size();

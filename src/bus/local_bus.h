@@ -56,11 +56,7 @@ class LocalBus final : public Bus {
   SubscriptionId reply_subscription_ = 0;
   PendingRequests pending_{pool_.get_executor()};
 
-  std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> delivered_{0};
-  std::atomic<uint64_t> unrouted_{0};
-  std::atomic<uint64_t> filtered_{0};
-  std::atomic<uint64_t> refused_{0};
+  BusCounters counters_;
 };
 
 }  // namespace lotus

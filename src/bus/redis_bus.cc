@@ -471,11 +471,11 @@ Result<size_t> RedisBus::publish(Event event) {
   if (event.id.is_nil()) event.id = EventId::generate();
   if (event.timestamp == 0.0) event.timestamp = now_seconds();
   if (Status s = validate_event(event); !s.ok()) return s;
-  published_.fetch_add(1, std::memory_order_relaxed);
+  counters_.published.fetch_add(1, std::memory_order_relaxed);
   const bool durable = is_stream_channel(event.channel);
   bool tap_wanted = false;
   const size_t receivers = count_receivers(event.channel, durable ? &tap_wanted : nullptr);
-  if (receivers == 0) unrouted_.fetch_add(1, std::memory_order_relaxed);
+  if (receivers == 0) counters_.unrouted.fetch_add(1, std::memory_order_relaxed);
   const std::string payload = event_text(event);
   // A durable channel's modules read its stream; a PUBLISH would only serve
   // taps (live tails), so it is sent only when one wants the channel.
@@ -546,19 +546,19 @@ void RedisBus::deliver(const std::string& glob, const std::string& payload) {
       }
     }
     if (!route->filter.empty() && !route->filter.matches(event->data)) {
-      filtered_.fetch_add(1, std::memory_order_relaxed);
+      counters_.filtered.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     const Subscriber& sub = route->subscriber;
     if (sub.tap) {
-      delivered_.fetch_add(1, std::memory_order_relaxed);
+      counters_.delivered.fetch_add(1, std::memory_order_relaxed);
       sub.tap(event);
       continue;
     }
-    delivered_.fetch_add(1, std::memory_order_relaxed);
+    counters_.delivered.fetch_add(1, std::memory_order_relaxed);
     if (!sub.mailbox->push(Delivery{event, sub.slot})) {
-      delivered_.fetch_sub(1, std::memory_order_relaxed);
-      refused_.fetch_add(1, std::memory_order_relaxed);
+      counters_.delivered.fetch_sub(1, std::memory_order_relaxed);
+      counters_.refused.fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
@@ -741,11 +741,7 @@ void RedisBus::stop() {
 
 BusStats RedisBus::stats() const {
   BusStats s;
-  s.published = published_.load(std::memory_order_relaxed);
-  s.delivered = delivered_.load(std::memory_order_relaxed);
-  s.unrouted = unrouted_.load(std::memory_order_relaxed);
-  s.filtered = filtered_.load(std::memory_order_relaxed);
-  s.refused = refused_.load(std::memory_order_relaxed);
+  counters_.copy_to(s);
   {
     std::shared_lock lock(routes_mutex_);
     s.subscriptions = routes_.size();

@@ -203,11 +203,7 @@ class RedisBus final : public Bus {
   std::string last_payload_;
   EventPtr last_event_;
 
-  std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> delivered_{0};
-  std::atomic<uint64_t> unrouted_{0};
-  std::atomic<uint64_t> filtered_{0};
-  std::atomic<uint64_t> refused_{0};
+  BusCounters counters_;
   std::atomic<uint64_t> routed_elsewhere_{0};  // requests another node's instance handles
   std::atomic<uint64_t> publish_failed_{0};
   std::atomic<uint64_t> bad_messages_{0};
