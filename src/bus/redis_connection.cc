@@ -333,17 +333,7 @@ void RedisConnection::on_handshake_done() {
   in_flight_count_.fetch_add(callbacks.size());
   for (auto& cb : callbacks) in_flight_.push_back(std::move(cb));
   writing_buffer_ = std::move(buffer);
-  auto self = shared_from_this();
-  const uint64_t generation = generation_;
-  boost::asio::async_write(socket_, boost::asio::buffer(writing_buffer_),
-                           [self, generation](boost::system::error_code ec, size_t) {
-                             if (generation != self->generation_) return;
-                             if (ec) {
-                               self->fail_link(ec.message());
-                               return;
-                             }
-                             self->start_write();
-                           });
+  write_buffer();
   if (state_handler_) state_handler_(true);
   if (first_connect_) {
     auto report = std::move(first_connect_);
@@ -415,6 +405,10 @@ void RedisConnection::start_write() {
     for (auto& cb : outbox_callbacks_) in_flight_.push_back(std::move(cb));
     outbox_callbacks_.clear();
   }
+  write_buffer();
+}
+
+void RedisConnection::write_buffer() {
   auto self = shared_from_this();
   const uint64_t generation = generation_;
   boost::asio::async_write(socket_, boost::asio::buffer(writing_buffer_),

@@ -148,6 +148,9 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void start_read();
   void flush_locked();
   void start_write();
+  // Sends writing_buffer_; once it is out, what queued up meanwhile goes
+  // next (start_write), and a failed write fails the link.
+  void write_buffer();
   void handle_reply(RedisReply reply);
   void fail_link(std::string_view why);
   void schedule_reconnect();
