@@ -22,6 +22,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
+#include "core/spelling.h"
+
 namespace lotus {
 namespace {
 
@@ -128,28 +130,10 @@ Result<fs::path> expand_path(std::string_view text, const fs::path& base,
   return path.lexically_normal();
 }
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string unknown_key_message(std::string_view key, const std::vector<std::string>& known) {
   std::string message = absl::StrCat("unknown key '", str(key), "'");
-  for (const std::string& candidate : known) {
-    if (edit_distance(key, candidate) <= 2) {
-      absl::StrAppend(&message, " (did you mean '", candidate, "'?)");
-      break;
-    }
+  if (std::string_view near = nearest_word(key, known); !near.empty()) {
+    absl::StrAppend(&message, " (did you mean '", str(near), "'?)");
   }
   absl::StrAppend(&message, "; known keys: ", absl::StrJoin(known, ", "));
   return message;

@@ -14,6 +14,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/spelling.h"
 #include "lotus/strings.h"
 
 namespace lotus {
@@ -234,21 +235,6 @@ std::string quote(std::string_view s) {
   if (s.size() > kShown) out += "...";
   out += '"';
   return out;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 // ---------------------------------------------------------------------------
@@ -660,13 +646,8 @@ std::optional<std::vector<At>> ManifestParser::entries(const At& at,
     bool is_known = std::find(known.begin(), known.end(), key) != known.end();
     if (!is_known && !std::string_view(key).starts_with("x-")) {
       std::string hint;
-      size_t best = 3;
-      for (std::string_view candidate : known) {
-        size_t d = edit_distance(key, candidate);
-        if (d < best) {
-          best = d;
-          hint = cat(" (did you mean ", quote(candidate), "?)");
-        }
+      if (std::string_view near = nearest_word(key, known); !near.empty()) {
+        hint = cat(" (did you mean ", quote(near), "?)");
       }
       fail(key_node.Mark(), field,
            cat("unknown field", hint, "; known fields: ", join(known, ", "),
