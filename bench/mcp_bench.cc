@@ -98,6 +98,18 @@ bool answers(const std::string& reply, int id) {
          !parsed["result"].value("isError", false);
 }
 
+// Hands each complete line of `buffer` to `each` (a view into the buffer);
+// returns how many bytes those lines took, newlines included.
+template <typename Each>
+size_t each_line(std::string_view buffer, Each&& each) {
+  size_t start = 0;
+  for (size_t newline; (newline = buffer.find('\n', start)) != std::string_view::npos;
+       start = newline + 1) {
+    each(buffer.substr(start, newline - start));
+  }
+  return start;
+}
+
 // The numeric id of a reply line, or -1 (a notification, or no number).
 int id_of(std::string_view line) {
   size_t at = line.find("\"id\":");
@@ -184,12 +196,7 @@ class Child {
   template <typename Each>
   void lines(Each&& each) {
     read_more();
-    size_t start = 0;
-    for (size_t newline; (newline = buffer_.find('\n', start)) != std::string::npos;
-         start = newline + 1) {
-      each(std::string_view(buffer_).substr(start, newline - start));
-    }
-    buffer_.erase(0, start);
+    buffer_.erase(0, each_line(buffer_, std::forward<Each>(each)));
     scanned_ = 0;
   }
   // The reply to `id`, skipping notifications.
@@ -201,9 +208,6 @@ class Child {
   }
 
  private:
-  pid_t pid_ = -1;
-  int to_ = -1;
-  int from_ = -1;
   void read_more() {
     char chunk[65536];
     ssize_t n = ::read(from_, chunk, sizeof chunk);
@@ -211,6 +215,9 @@ class Child {
     buffer_.append(chunk, static_cast<size_t>(n));
   }
 
+  pid_t pid_ = -1;
+  int to_ = -1;
+  int from_ = -1;
   std::string buffer_;
   size_t scanned_ = 0;
 };
@@ -294,19 +301,22 @@ int run_bare_stdio() {
   char chunk[65536];
   for (ssize_t n; (n = ::read(STDIN_FILENO, chunk, sizeof chunk)) > 0;) {
     buffer.append(chunk, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t newline; (newline = buffer.find('\n', start)) != std::string::npos;
-         start = newline + 1) {
-      std::string reply = bare_reply(std::string_view(buffer).substr(start, newline - start));
-      if (reply.empty()) continue;
-      reply += '\n';
-      for (size_t written = 0; written < reply.size();) {
-        ssize_t w = ::write(STDOUT_FILENO, reply.data() + written, reply.size() - written);
-        if (w <= 0) return 0;
-        written += static_cast<size_t>(w);
-      }
-    }
-    buffer.erase(0, start);
+    bool closed = false;
+    buffer.erase(0, each_line(buffer, [&](std::string_view line) {
+                   std::string reply = bare_reply(line);
+                   if (reply.empty() || closed) return;
+                   reply += '\n';
+                   for (size_t written = 0; written < reply.size();) {
+                     ssize_t w =
+                         ::write(STDOUT_FILENO, reply.data() + written, reply.size() - written);
+                     if (w <= 0) {
+                       closed = true;
+                       return;
+                     }
+                     written += static_cast<size_t>(w);
+                   }
+                 }));
+    if (closed) return 0;
   }
   return 0;
 }

@@ -535,8 +535,9 @@ void Nucleus::tools_added(const Manifest& manifest) {
 void Nucleus::tools_removed(const std::string& module) {
   const bool changed = tools_.remove_module(module);
   if (node_tools_) node_tools_->local_changed();  // as in tools_added
-  if (changed)
+  if (changed) {
     emit("system.tools_changed", Json{{"module", module}, {"version", tools_.version()}});
+  }
 }
 
 namespace {

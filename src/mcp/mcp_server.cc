@@ -48,8 +48,7 @@ Json tool_result(llm::ToolAnswer answer) {
       result["structuredContent"] = std::move(value["structuredContent"]);
     return result;
   }
-  result["content"].push_back(
-      {{"type", "text"}, {"text", value.dump(-1, ' ', false, Json::error_handler_t::replace)}});
+  result["content"].push_back({{"type", "text"}, {"text", json_text(value)}});
   if (value.is_object()) result["structuredContent"] = std::move(value);
   return result;
 }
@@ -60,7 +59,7 @@ Json tool_result(llm::ToolAnswer answer) {
 std::string tool_reply(const Json& id, llm::ToolAnswer answer) {
   if (answer.ok && answer.result.is_string()) {
     std::string result = R"({"content":[{"type":"text","text":)";
-    result += answer.result.dump(-1, ' ', false, Json::error_handler_t::replace);
+    result += json_text(answer.result);
     result += R"(}],"isError":false})";
     return make_result_text(id, result);
   }
