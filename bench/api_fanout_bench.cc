@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   lotus::api::ApiService service(nucleus);
   lotus::api::HttpServer server(*options, token, service.routes(), nucleus.bus());
   service.attach(&server);
-  if (!server.start(2).ok()) return 1;
+  if (!server.start().ok()) return 1;
 
   Totals totals;
   asio::io_context clients_io;

@@ -283,5 +283,37 @@ TEST_F(McpHttpTest, ACancelledCallEndsItsResponseAndTheSessionGoesOn) {
   EXPECT_EQ(post(request(11, "ping")).status, 200);
 }
 
+TEST_F(McpHttpTest, TheDaemonStopsWhileACallWaitsAndTheSessionStreamIsOpen) {
+  open_session();
+  const std::string head = "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
+                           "\r\nAuthorization: Bearer " + token_ +
+                           "\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + session_ +
+                           "\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n";
+  RawStream stream(port_, head);
+  ASSERT_TRUE(stream.wait_for("\r\n\r\n", 10s)) << stream.text();
+  // fs.write asks a person, and nobody answers: the call waits (a minute).
+  auto pending = std::async(std::launch::async, [this] {
+    return post(request(
+        20, "tools/call",
+        {{"name", "fs__write"}, {"arguments", {{"path", "unanswered.txt"}, {"content", "no"}}}}));
+  });
+  bool waiting = false;
+  for (int i = 0; i < 100 && !waiting; ++i) {
+    waiting = client_->get("/api/approvals").json()["approvals"].size() == 1;
+    if (!waiting) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(waiting);
+
+  // Neither the waiting call nor the open stream holds the daemon up.
+  daemon_->signal(SIGTERM);
+  auto result = daemon_->wait(20s);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, ::testing::Not(HasSubstr("did not finish")));
+  daemon_.reset();
+  ASSERT_EQ(pending.wait_for(10s), std::future_status::ready);
+  EXPECT_THAT(pending.get().body, ::testing::Not(HasSubstr("\"result\"")));
+  EXPECT_FALSE(fs::exists(dir_.path() / "work/unanswered.txt"));
+}
+
 }  // namespace
 }  // namespace lotus

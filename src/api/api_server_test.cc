@@ -316,6 +316,44 @@ TEST_F(ApiServerTest, APendingApprovalIsListedAndAnsweredOverTheApi) {
             404);
 }
 
+TEST_F(ApiServerTest, StoppingEndsEveryConnectionEvenOnesWaitingForAReply) {
+  start();
+  // A call waiting for a person's approval, an event stream, and a client
+  // that connected and said nothing: stop() ends all three and returns.
+  auto waiting_call = std::async(std::launch::async, [&] {
+    return client_->post("/api/tools/apidesk.wipe/call",
+                         Json{{"arguments", {{"path", "notes.txt"}}}});
+  });
+  bool asked = false;
+  for (int i = 0; i < 500 && !asked; ++i) {
+    asked = !client_->get("/api/approvals").json()["approvals"].empty();
+    if (!asked) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(asked) << "no approval was requested";
+  auto stream = socket("/api/events");
+  ASSERT_TRUE(stream->open()) << stream->error();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket idle(io);
+  idle.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+
+  auto stopping = std::async(std::launch::async, [&] { server_->stop(); });
+  ASSERT_EQ(stopping.wait_for(8s), std::future_status::ready)
+      << "stop() did not return: a connection was left waiting";
+
+  ApiReply cut = waiting_call.get();
+  EXPECT_EQ(cut.status, 0) << cut.body;
+  EXPECT_FALSE(cut.error.empty());
+  EXPECT_FALSE(stream->read().has_value());
+  EXPECT_EQ(stream->close_reason().code, boost::beast::websocket::close_code::going_away);
+  char byte = 0;
+  boost::system::error_code ec;
+  idle.read_some(boost::asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, boost::asio::error::eof);
+  EXPECT_EQ(server_->event_socket_stats().connected.load(), 0u);
+  // TearDown frees the routes and shuts the nucleus down, which ends the
+  // approval still open: nothing of the server may run by then.
+}
+
 TEST_F(ApiServerTest, AConversationIsAnsweredAndItsHistoryKept) {
   start(Json::array({Json{{"tool_calls", {call("c1", "apidesk__add", {{"a", 20}, {"b", 22}})}}},
                      Json{{"text", "It is 42."}}}));

@@ -1,5 +1,7 @@
 #include "api/event_socket.h"
 
+#include <absl/cleanup/cleanup.h>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -126,6 +128,18 @@ asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
   }
   stats_.accepted.fetch_add(1);
   stats_.connected.fetch_add(1);
+  // Also when the server's stop() cancels the stream mid-write.
+  absl::Cleanup leave = [this] {
+    if (subscription_) {
+      bus_.unsubscribe(*subscription_);
+      subscription_.reset();
+    }
+    drop_timer_.cancel();
+    stats_.connected.fetch_sub(1);
+    // The stream is over: the reader below ends too.
+    beast::error_code ignored;
+    beast::get_lowest_layer(socket_).socket().close(ignored);
+  };
   asio::co_spawn(socket_.get_executor(), read_until_closed(), asio::detached);
 
   socket_.text(true);
@@ -170,12 +184,6 @@ asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
     }
     if (ec) break;
   }
-  if (subscription_) {
-    bus_.unsubscribe(*subscription_);
-    subscription_.reset();
-  }
-  drop_timer_.cancel();
-  stats_.connected.fetch_sub(1);
 }
 
 }  // namespace lotus::api

@@ -2,8 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -48,17 +53,25 @@ bool is_client_gone(const beast::error_code& ec) {
 
 }  // namespace
 
+struct HttpServer::Coroutine {
+  uint64_t id = 0;
+  asio::any_io_executor strand;
+  // Both used on the strand only.
+  asio::cancellation_signal cancel;
+  bool ended = false;
+};
+
 HttpServer::HttpServer(ApiOptions options, std::string token, Router router, Bus& bus)
     : options_(std::move(options)),
       guard_(std::move(token), options_.host, options_.port, options_.allowed_hosts,
              options_.allowed_origins),
       router_(std::move(router)),
       bus_(bus),
-      acceptor_(io_) {}
+      acceptor_(asio::make_strand(bus.executor())) {}
 
 HttpServer::~HttpServer() { stop(); }
 
-Status HttpServer::start(size_t threads) {
+Status HttpServer::start() {
   beast::error_code ec;
   auto address = asio::ip::make_address(options_.host, ec);
   if (ec)
@@ -77,35 +90,96 @@ Status HttpServer::start(size_t threads) {
   if (ec) return absl::UnavailableError(cat("cannot listen on ", where, ": ", ec.message()));
   port_ = acceptor_.local_endpoint().port();
   guard_.set_port(port_);
-  asio::co_spawn(io_, accept_loop(), asio::detached);
-  for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
-    threads_.emplace_back([this] { io_.run(); });
-  }
+  started_ = true;
+  spawn(acceptor_.get_executor(), accept_loop());
   return absl::OkStatus();
 }
 
-void HttpServer::stop() {
-  if (stopping_.exchange(true)) return;
-  asio::post(io_, [this] {
-    beast::error_code ignored;
-    acceptor_.close(ignored);
+void HttpServer::spawn(const asio::any_io_executor& strand, asio::awaitable<void> work) {
+  // Counted from here, so stop() also waits for a start still queued.
+  auto coroutine = std::make_shared<Coroutine>();
+  coroutine->strand = strand;
+  {
+    std::lock_guard lock(coroutines_mutex_);
+    coroutine->id = next_coroutine_++;
+    coroutines_.emplace(coroutine->id, coroutine);
+  }
+  // Started on the strand, where stop()'s cancellation is emitted too: a
+  // cancellation signal is not for use from two threads at once.
+  asio::dispatch(strand, [this, coroutine, work = std::move(work)]() mutable {
+    auto on_end = [this, coroutine](std::exception_ptr error) {
+      coroutine->ended = true;
+      if (error && !stopping_.load()) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          spdlog::warn("api: a connection ended on an error: {}", e.what());
+        } catch (...) {
+          spdlog::warn("api: a connection ended on an unknown error");
+        }
+      }
+      finished(*coroutine);
+    };
+    asio::co_spawn(coroutine->strand, std::move(work),
+                   asio::bind_cancellation_slot(coroutine->cancel.slot(), std::move(on_end)));
+    // stop() may have emitted before the coroutine was there to hear it.
+    if (stopping_.load() && !coroutine->ended) {
+      coroutine->cancel.emit(asio::cancellation_type::terminal);
+    }
   });
+}
+
+void HttpServer::finished(const Coroutine& coroutine) {
+  std::lock_guard lock(coroutines_mutex_);
+  coroutines_.erase(coroutine.id);
+  if (coroutines_.empty()) coroutines_ended_.notify_all();
+}
+
+void HttpServer::close_event_sockets(std::chrono::milliseconds grace) {
   {
     std::lock_guard lock(sockets_mutex_);
     for (auto& weak : sockets_) {
       if (auto socket = weak.lock()) socket->stop();
     }
   }
-  // Give open event streams a moment to send their close frames.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  auto deadline = std::chrono::steady_clock::now() + grace;
   while (socket_stats_.connected.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  io_.stop();
-  for (auto& thread : threads_) {
-    if (thread.joinable()) thread.join();
+}
+
+void HttpServer::stop() {
+  if (!started_) return;
+  std::vector<std::shared_ptr<Coroutine>> running;
+  {
+    std::lock_guard lock(coroutines_mutex_);
+    if (stopping_.exchange(true)) return;
   }
-  threads_.clear();
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  // Event streams are told goodbye with a close frame, given a moment.
+  close_event_sockets(std::chrono::milliseconds(500));
+  {
+    std::lock_guard lock(coroutines_mutex_);
+    for (const auto& [id, coroutine] : coroutines_) running.push_back(coroutine);
+  }
+  // Whatever the rest wait for - the next request, a module's reply, an
+  // SSE stream's next message - is cancelled; they end at their next step.
+  for (auto& coroutine : running) {
+    asio::post(coroutine->strand, [coroutine] {
+      if (!coroutine->ended) coroutine->cancel.emit(asio::cancellation_type::terminal);
+    });
+  }
+  std::unique_lock lock(coroutines_mutex_);
+  if (!coroutines_ended_.wait_for(lock, std::chrono::seconds(10),
+                                  [this] { return coroutines_.empty(); })) {
+    // Only a route that ignores cancellation gets here; say so rather than
+    // hang the shutdown.
+    spdlog::error("api: {} connection(s) did not finish within 10 s of stopping",
+                  coroutines_.size());
+  }
 }
 
 std::string HttpServer::url() const {
@@ -117,7 +191,7 @@ asio::awaitable<void> HttpServer::accept_loop() {
   for (;;) {
     beast::error_code ec;
     tcp::socket socket = co_await acceptor_.async_accept(
-        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+        asio::make_strand(bus_.executor()), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopping_.load() || ec == asio::error::operation_aborted) co_return;
       spdlog::warn("api: accept failed: {}", ec.message());
@@ -125,8 +199,8 @@ asio::awaitable<void> HttpServer::accept_loop() {
     }
     stats_.connections.fetch_add(1, std::memory_order_relaxed);
     socket.set_option(tcp::no_delay(true), ec);
-    auto executor = socket.get_executor();
-    asio::co_spawn(executor, serve(beast::tcp_stream(std::move(socket))), asio::detached);
+    auto strand = socket.get_executor();
+    spawn(strand, serve(beast::tcp_stream(std::move(socket))));
   }
 }
 
@@ -197,6 +271,7 @@ asio::awaitable<HttpResponse> HttpServer::answer(const HttpRequest& request) {
     HttpResponse response = co_await std::move(handling);
     co_return response;
   } catch (const std::exception& e) {
+    if (stopping_.load()) throw;  // cancelled by stop(): nobody waits for an answer
     failure = e.what();
   }
   spdlog::error("api: {} {} failed: {}", std::string(request.method_string()),
@@ -289,6 +364,7 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
             auto handling = match.route->stream_handler(context, writer);
             co_await std::move(handling);
           } catch (const std::exception& e) {
+            if (stopping_.load()) throw;
             spdlog::error("api: {} {} failed: {}", std::string(request.method_string()),
                           std::string(request.target()), e.what());
             writer.close_after();

@@ -6,19 +6,27 @@
 // read), check Host, Origin and the bearer token (RequestGuard), route it,
 // answer, repeat while the client keeps the connection alive. An upgrade to
 // WebSocket on the event stream path hands the connection to an EventSocket.
+//
+// Connections run on the bus's threads, not threads of their own: a request
+// handed to a module, and the reply coming back, can then stay on the thread
+// that read it (see bus/continuation.h) instead of crossing threads twice.
+// So the server keeps count of its coroutines and stop() ends them all
+// before it returns: none may run once the server or the routes are gone.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+#include <unordered_map>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
@@ -50,8 +58,10 @@ class HttpServer {
 
   // Binds and listens; the error names the address and what went wrong
   // (e.g. the port is taken, with the key to change it).
-  Status start(size_t threads = 2);
-  // Closes the listener and every open connection, joins the threads.
+  Status start();
+  // Closes the listener, ends the event streams with a close frame, cancels
+  // whatever the other connections wait for, and returns once every
+  // connection has finished. Call it while the bus's threads still run.
   void stop();
 
   uint16_t port() const { return port_; }
@@ -69,15 +79,27 @@ class HttpServer {
                                                   HttpRequest request);
   void count(const HttpResponse& response);
 
+  // A coroutine of the server: the accept loop or one connection.
+  struct Coroutine;
+  // Runs `work` on `strand`, counted until it finishes and cancelled by stop().
+  void spawn(const boost::asio::any_io_executor& strand, boost::asio::awaitable<void> work);
+  void finished(const Coroutine& coroutine);
+  // Ends the event streams gracefully, for at most `grace`.
+  void close_event_sockets(std::chrono::milliseconds grace);
+
   ApiOptions options_;
   RequestGuard guard_;
   Router router_;
   Bus& bus_;
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::thread> threads_;
+  boost::asio::ip::tcp::acceptor acceptor_;  // on a strand of the bus's executor
   uint16_t port_ = 0;
+  bool started_ = false;
   std::atomic<bool> stopping_{false};
+
+  std::mutex coroutines_mutex_;
+  std::condition_variable coroutines_ended_;
+  std::unordered_map<uint64_t, std::shared_ptr<Coroutine>> coroutines_;
+  uint64_t next_coroutine_ = 0;
   HttpServerStats stats_;
   EventSocketStats socket_stats_;
 

@@ -3,12 +3,12 @@
 #include <deque>
 #include <random>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "bus/continuation.h"
 #include "lotus/strings.h"
 #include "mcp/json_rpc.h"
 #include "mcp/module_content.h"
@@ -68,7 +68,8 @@ namespace mcp_http {
 // The messages one HTTP response is waiting for: a POST's reply (and the
 // notifications before it), or the messages of the session's GET stream.
 // Filled from any thread; drained by the connection's coroutine, which a
-// steady_timer wakes (posted to the connection's strand).
+// steady_timer wakes (posted to the connection's strand; continued on the
+// thread that has the reply when it is about to be free).
 class Outbox : public std::enable_shared_from_this<Outbox> {
  public:
   explicit Outbox(asio::any_io_executor executor) : timer_(std::move(executor)) {}
@@ -119,7 +120,7 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
     return batch;
   }
   void wake() {
-    asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
+    post_or_continue(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
   }
 
   asio::steady_timer timer_;
@@ -447,7 +448,12 @@ asio::awaitable<void> McpEndpoint::post(const RequestContext& c, ResponseWriter&
     co_await std::move(replying);
     co_return;
   }
-  session->server().handle(std::move(message));  // parsed once, above
+  {
+    // This thread will only wait for the reply now: the call's first hops
+    // (the module's handler) may run on it next rather than wake another.
+    ContinuationScope continuation;
+    session->server().handle(std::move(message));  // parsed once, above
+  }
 
   // The reply as one JSON body (naming the session when it answers initialize).
   auto json_answer = [&](std::string json_text) {
