@@ -348,7 +348,9 @@ TEST_F(ApiServerTest, StoppingEndsEveryConnectionEvenOnesWaitingForAReply) {
   char byte = 0;
   boost::system::error_code ec;
   idle.read_some(boost::asio::buffer(&byte, 1), ec);
-  EXPECT_EQ(ec, boost::asio::error::eof);
+  // Closed after it was accepted, or refused while still in the backlog.
+  EXPECT_TRUE(ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset)
+      << ec.message();
   EXPECT_EQ(server_->event_socket_stats().connected.load(), 0u);
   // TearDown frees the routes and shuts the nucleus down, which ends the
   // approval still open: nothing of the server may run by then.

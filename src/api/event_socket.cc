@@ -78,6 +78,13 @@ void EventSocket::stop() {
   wake();
 }
 
+void EventSocket::abort() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->socket_).socket().close(ignored);
+  });
+}
+
 asio::awaitable<void> EventSocket::read_until_closed() {
   auto self = shared_from_this();
   beast::flat_buffer buffer;

@@ -50,8 +50,12 @@ class EventSocket : public std::enable_shared_from_this<EventSocket> {
   // Completes the handshake for `upgrade`, then streams until the client
   // leaves, the server stops (stop()) or the client is dropped.
   boost::asio::awaitable<void> run(HttpRequest upgrade);
-  // Closes from any thread (server shutdown).
+  // Closes from any thread (server shutdown): a close frame, then waiting
+  // for the client's.
   void stop();
+  // Cuts the connection from any thread, for a client that did not answer
+  // stop()'s close frame in time.
+  void abort();
 
  private:
   void push(const EventPtr& event);  // bus threads

@@ -136,16 +136,21 @@ void HttpServer::finished(const Coroutine& coroutine) {
 }
 
 void HttpServer::close_event_sockets(std::chrono::milliseconds grace) {
-  {
+  auto each_socket = [this](void (EventSocket::*act)()) {
     std::lock_guard lock(sockets_mutex_);
     for (auto& weak : sockets_) {
-      if (auto socket = weak.lock()) socket->stop();
+      if (auto socket = weak.lock()) (*socket.*act)();
     }
-  }
+  };
+  each_socket(&EventSocket::stop);
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (socket_stats_.connected.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // A client that did not answer the close frame: its socket is closed
+  // under it (a close waiting behind the stream's reader would not hear a
+  // cancellation).
+  if (socket_stats_.connected.load() > 0) each_socket(&EventSocket::abort);
 }
 
 void HttpServer::stop() {
@@ -199,6 +204,9 @@ asio::awaitable<void> HttpServer::accept_loop() {
     }
     stats_.connections.fetch_add(1, std::memory_order_relaxed);
     socket.set_option(tcp::no_delay(true), ec);
+    // Responses are written at once when the socket takes them
+    // (write_response); async operations are unaffected.
+    socket.non_blocking(true, ec);
     auto strand = socket.get_executor();
     spawn(strand, serve(beast::tcp_stream(std::move(socket))));
   }
@@ -382,8 +390,8 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
     if (request.method() == http::verb::head) response.body().clear();
     count(response);
     const bool keep_alive = response.keep_alive();
-    stream.expires_after(kRequestTimeout);
-    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    auto writing = write_response(stream, response);
+    ec = co_await std::move(writing);
     if (ec || !keep_alive) break;
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);

@@ -13,6 +13,19 @@ namespace {
 constexpr auto kWriteTimeout = std::chrono::seconds(60);
 }
 
+asio::awaitable<beast::error_code> write_response(beast::tcp_stream& stream,
+                                                  HttpResponse& response) {
+  http::response_serializer<http::string_body> serializer(response);
+  beast::error_code ec;
+  while (!serializer.is_done() && !ec) http::write_some(stream.socket(), serializer, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec = {};
+    stream.expires_after(kWriteTimeout);
+    co_await http::async_write(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return ec;
+}
+
 ResponseWriter::ResponseWriter(beast::tcp_stream& stream, bool keep_alive,
                                std::function<void(const HttpResponse&)> count)
     : stream_(stream), keep_alive_(keep_alive), count_(std::move(count)) {}
@@ -26,9 +39,7 @@ void ResponseWriter::decorate(HttpResponse& response) const {
 
 asio::awaitable<bool> ResponseWriter::reply(HttpResponse response) {
   decorate(response);
-  beast::error_code ec;
-  stream_.expires_after(kWriteTimeout);
-  co_await http::async_write(stream_, response, asio::redirect_error(asio::use_awaitable, ec));
+  beast::error_code ec = co_await write_response(stream_, response);
   if (ec) keep_alive_ = false;
   co_return !ec;
 }

@@ -15,6 +15,13 @@
 
 namespace lotus::api {
 
+// Writes `response` on `stream`: at once when the socket takes it all (the
+// usual case: no wait on the reactor, and no completion handed to another
+// thread), else the rest as the socket drains. The stream's socket must be
+// in non-blocking mode (HttpServer sets it on accept).
+boost::asio::awaitable<boost::beast::error_code> write_response(boost::beast::tcp_stream& stream,
+                                                                HttpResponse& response);
+
 class ResponseWriter {
  public:
   // `count` is told the status of every response written; `keep_alive` is
