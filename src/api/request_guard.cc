@@ -1,5 +1,7 @@
 #include "api/request_guard.h"
 
+#include <algorithm>
+
 #include <boost/asio/ip/address.hpp>
 
 #include "lotus/strings.h"
@@ -31,6 +33,12 @@ RequestGuard::RequestGuard(std::string token, std::string bound_host, uint16_t p
       allowed_origins_(std::move(allowed_origins)) {
   for (auto& h : allowed_hosts_) h = lower(h);
   for (auto& o : allowed_origins_) o = lower(o);
+  list_accepted();
+}
+
+void RequestGuard::set_port(uint16_t port) {
+  port_ = port;
+  list_accepted();
 }
 
 std::vector<std::string> RequestGuard::host_names() const {
@@ -46,14 +54,29 @@ std::vector<std::string> RequestGuard::host_names() const {
   return names;
 }
 
-std::optional<std::string> RequestGuard::check_host(std::string_view host) const {
-  const std::string h = lower(host);
-  if (h.empty()) return std::string("the request has no Host header");
+void RequestGuard::list_accepted() {
+  accepted_hosts_.clear();
+  accepted_origins_.clear();
   for (const std::string& name : host_names()) {
-    if (h == cat(name, ":", port_)) return std::nullopt;
+    accepted_hosts_.push_back(cat(name, ":", port_));
+    accepted_origins_.push_back(cat("http://", name, ":", port_));
   }
-  for (const std::string& allowed : allowed_hosts_) {
-    if (h == allowed || h == cat(allowed, ":", port_)) return std::nullopt;
+  for (const std::string& host : allowed_hosts_) {
+    accepted_hosts_.push_back(host);
+    accepted_hosts_.push_back(cat(host, ":", port_));
+    accepted_origins_.push_back(cat("http://", host));
+    accepted_origins_.push_back(cat("http://", host, ":", port_));
+    accepted_origins_.push_back(cat("https://", host));
+  }
+  accepted_origins_.insert(accepted_origins_.end(), allowed_origins_.begin(),
+                           allowed_origins_.end());
+}
+
+std::optional<std::string> RequestGuard::check_host(std::string_view host) const {
+  if (host.empty()) return std::string("the request has no Host header");
+  const std::string h = lower(host);
+  if (std::find(accepted_hosts_.begin(), accepted_hosts_.end(), h) != accepted_hosts_.end()) {
+    return std::nullopt;
   }
   return cat("Host \"", host,
              "\" is not this daemon's address (a page reached through another name cannot "
@@ -63,17 +86,8 @@ std::optional<std::string> RequestGuard::check_host(std::string_view host) const
 std::optional<std::string> RequestGuard::check_origin(std::string_view origin) const {
   if (origin.empty()) return std::nullopt;
   const std::string o = lower(origin);
-  for (const std::string& name : host_names()) {
-    if (o == cat("http://", name, ":", port_)) return std::nullopt;
-  }
-  for (const std::string& host : allowed_hosts_) {
-    if (o == cat("http://", host) || o == cat("http://", host, ":", port_) ||
-        o == cat("https://", host)) {
-      return std::nullopt;
-    }
-  }
-  for (const std::string& allowed : allowed_origins_) {
-    if (o == allowed) return std::nullopt;
+  if (std::find(accepted_origins_.begin(), accepted_origins_.end(), o) != accepted_origins_.end()) {
+    return std::nullopt;
   }
   return cat("Origin \"", origin,
              "\" may not call this daemon (only its own pages may; add trusted origins to "

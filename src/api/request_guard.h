@@ -30,17 +30,22 @@ class RequestGuard {
   bool check_authorization(std::string_view header) const;
   bool check_token(std::string_view token) const;
 
-  void set_port(uint16_t port) { port_ = port; }
+  void set_port(uint16_t port);
   const std::string& token() const { return token_; }
 
  private:
   std::vector<std::string> host_names() const;
+  // What Host and Origin may say, lower-case: made once per port, not at
+  // every request.
+  void list_accepted();
 
   std::string token_;
   std::string bound_host_;
   uint16_t port_;
   std::vector<std::string> allowed_hosts_;
   std::vector<std::string> allowed_origins_;
+  std::vector<std::string> accepted_hosts_;
+  std::vector<std::string> accepted_origins_;
 };
 
 }  // namespace lotus::api
