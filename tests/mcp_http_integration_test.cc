@@ -141,6 +141,29 @@ class McpHttpTest : public ::testing::Test {
     EXPECT_EQ(initialized.status, 202) << initialized.body;
   }
 
+  // The request that opens the session's GET stream.
+  std::string session_stream_head() const {
+    return "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
+           "\r\nAuthorization: Bearer " + token_ +
+           "\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + session_ +
+           "\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n";
+  }
+  // Calls fs__write, which asks a person; nobody answers, so the call
+  // waits. Returns once the approval is listed (`listed` says whether it was).
+  std::future<api::ApiReply> call_left_waiting(int id, const std::string& path, bool* listed) {
+    auto pending = std::async(std::launch::async, [this, id, path] {
+      return post(
+          request(id, "tools/call",
+                  {{"name", "fs__write"}, {"arguments", {{"path", path}, {"content", "no"}}}}));
+    });
+    *listed = false;
+    for (int i = 0; i < 100 && !*listed; ++i) {
+      *listed = client_->get("/api/approvals").json()["approvals"].size() == 1;
+      if (!*listed) std::this_thread::sleep_for(50ms);
+    }
+    return pending;
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<testing::Child> daemon_;
   uint16_t port_ = 0;
@@ -242,11 +265,7 @@ TEST_F(McpHttpTest, RefusalsAreTheOnesTheSpecificationNames) {
 
 TEST_F(McpHttpTest, TheSessionStreamCarriesToolListChanges) {
   open_session();
-  const std::string head = "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
-                           "\r\nAuthorization: Bearer " + token_ +
-                           "\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + session_ +
-                           "\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n";
-  RawStream stream(port_, head);
+  RawStream stream(port_, session_stream_head());
   ASSERT_TRUE(stream.wait_for("\r\n\r\n", 10s)) << stream.text();
   EXPECT_THAT(stream.text(), HasSubstr("text/event-stream"));
   // One stream per session.
@@ -260,17 +279,8 @@ TEST_F(McpHttpTest, TheSessionStreamCarriesToolListChanges) {
 
 TEST_F(McpHttpTest, ACancelledCallEndsItsResponseAndTheSessionGoesOn) {
   open_session();
-  // fs.write asks a person, and nobody answers: the call waits.
-  auto pending = std::async(std::launch::async, [this] {
-    return post(request(
-        10, "tools/call",
-        {{"name", "fs__write"}, {"arguments", {{"path", "cancelled.txt"}, {"content", "no"}}}}));
-  });
   bool waiting = false;
-  for (int i = 0; i < 100 && !waiting; ++i) {
-    waiting = client_->get("/api/approvals").json()["approvals"].size() == 1;
-    if (!waiting) std::this_thread::sleep_for(50ms);
-  }
+  auto pending = call_left_waiting(10, "cancelled.txt", &waiting);
   ASSERT_TRUE(waiting);
   auto cancel = post(Json{{"jsonrpc", "2.0"},
                           {"method", "notifications/cancelled"},
@@ -285,23 +295,10 @@ TEST_F(McpHttpTest, ACancelledCallEndsItsResponseAndTheSessionGoesOn) {
 
 TEST_F(McpHttpTest, TheDaemonStopsWhileACallWaitsAndTheSessionStreamIsOpen) {
   open_session();
-  const std::string head = "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
-                           "\r\nAuthorization: Bearer " + token_ +
-                           "\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + session_ +
-                           "\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n";
-  RawStream stream(port_, head);
+  RawStream stream(port_, session_stream_head());
   ASSERT_TRUE(stream.wait_for("\r\n\r\n", 10s)) << stream.text();
-  // fs.write asks a person, and nobody answers: the call waits (a minute).
-  auto pending = std::async(std::launch::async, [this] {
-    return post(request(
-        20, "tools/call",
-        {{"name", "fs__write"}, {"arguments", {{"path", "unanswered.txt"}, {"content", "no"}}}}));
-  });
-  bool waiting = false;
-  for (int i = 0; i < 100 && !waiting; ++i) {
-    waiting = client_->get("/api/approvals").json()["approvals"].size() == 1;
-    if (!waiting) std::this_thread::sleep_for(50ms);
-  }
+  bool waiting = false;  // for a minute (tools.approval_timeout_ms)
+  auto pending = call_left_waiting(20, "unanswered.txt", &waiting);
   ASSERT_TRUE(waiting);
 
   // Neither the waiting call nor the open stream holds the daemon up.
