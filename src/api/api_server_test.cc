@@ -222,6 +222,49 @@ TEST_F(ApiServerTest, BadRequestsGetJsonErrorsThatSayWhatWasWrong) {
   EXPECT_EQ(client_->get("/health").status, 200);
 }
 
+TEST_F(ApiServerTest, ABodyIsReadWhetherItCameWithTheHeaderLaterOrAfterAContinue) {
+  start();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket raw(io);
+  raw.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+  const std::string body = R"({"arguments": {"a": 20, "b": 22}})";
+  auto head = [&](const std::string& extra) {
+    return cat("POST /api/tools/apidesk.add/call HTTP/1.1\r\nHost: 127.0.0.1:", server_->port(),
+               "\r\nAuthorization: Bearer ", token_,
+               "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(), "\r\n", extra,
+               "\r\n");
+  };
+  boost::beast::flat_buffer buffer;
+  auto answer = [&] {
+    http::response<http::string_body> response;
+    http::read(raw, buffer, response);
+    return response;
+  };
+  // Two whole requests in one write: the second waits in the buffer.
+  boost::asio::write(raw, boost::asio::buffer(head("") + body + head("") + body));
+  for (int i = 0; i < 2; ++i) {
+    auto response = answer();
+    EXPECT_EQ(response.result_int(), 200u) << response.body();
+    EXPECT_EQ(Json::parse(response.body())["result"], 42);
+  }
+  // The header and half the body, the rest a moment later.
+  boost::asio::write(raw, boost::asio::buffer(head("") + body.substr(0, 10)));
+  std::this_thread::sleep_for(50ms);
+  boost::asio::write(raw, boost::asio::buffer(body.substr(10)));
+  auto late = answer();
+  EXPECT_EQ(late.result_int(), 200u) << late.body();
+  EXPECT_EQ(Json::parse(late.body())["result"], 42);
+  // A client that waits for 100 Continue before sending the body.
+  boost::asio::write(raw, boost::asio::buffer(head("Expect: 100-continue\r\n")));
+  http::response<http::empty_body> go_on;
+  http::read(raw, buffer, go_on);
+  EXPECT_EQ(go_on.result(), http::status::continue_);
+  boost::asio::write(raw, boost::asio::buffer(body));
+  auto continued = answer();
+  EXPECT_EQ(continued.result_int(), 200u) << continued.body();
+  EXPECT_EQ(Json::parse(continued.body())["result"], 42);
+}
+
 TEST_F(ApiServerTest, ModulesAreListedAndLoadedUnloadedReloaded) {
   start();
   auto list = client_->get("/api/modules");

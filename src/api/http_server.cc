@@ -45,6 +45,21 @@ std::string token_from_protocols(std::string_view offered) {
   return {};
 }
 
+// Parses what of the body came with the header (for a small request, all
+// of it; a GET has none). Beast completes a read that needs no I/O by
+// posting its completion, which wakes another pool thread for nothing.
+beast::error_code parse_buffered_body(http::request_parser<http::string_body>& parser,
+                                      beast::flat_buffer& buffer) {
+  beast::error_code ec;
+  while (!parser.is_done() && buffer.size() > 0) {
+    const size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) return {};
+    if (ec || used == 0) break;
+  }
+  return ec;
+}
+
 bool is_client_gone(const beast::error_code& ec) {
   return ec == beast::http::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
@@ -330,9 +345,13 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
       http::response<http::empty_body> go_on{http::status::continue_, header.version()};
       co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
+    } else {
+      ec = parse_buffered_body(parser, buffer);
     }
-    co_await http::async_read(stream, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && !parser.is_done()) {
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec) {
       if (is_client_gone(ec)) break;
       HttpResponse response =
