@@ -84,7 +84,8 @@ class HttpServer {
   // Runs `work` on `strand`, counted until it finishes and cancelled by stop().
   void spawn(const boost::asio::any_io_executor& strand, boost::asio::awaitable<void> work);
   void finished(const Coroutine& coroutine);
-  // Ends the event streams gracefully, for at most `grace`.
+  // Ends the event streams with a close frame; cuts those still open after
+  // `grace`.
   void close_event_sockets(std::chrono::milliseconds grace);
 
   ApiOptions options_;
