@@ -431,13 +431,19 @@ int run_http(const Options& o) {
     auto& micros = per_connection[static_cast<size_t>(c)];
     const int share = o.calls / connections + (c < o.calls % connections ? 1 : 0);
     micros.reserve(static_cast<size_t>(share));
-    for (int i = 0; i < share && !failed.load(); ++i) {
-      auto start = Clock::now();
-      if (!sessions[static_cast<size_t>(c)]->call(o.warmup + 1 + i)) {
-        failed = true;
-        return;
+    try {
+      for (int i = 0; i < share && !failed.load(); ++i) {
+        auto start = Clock::now();
+        if (!sessions[static_cast<size_t>(c)]->call(o.warmup + 1 + i)) {
+          failed = true;
+          return;
+        }
+        micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
       }
-      micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    } catch (const std::exception& e) {
+      // The server went away mid-run: say so (once) rather than terminate.
+      if (!failed.exchange(true))
+        std::cerr << "mcp_bench: connection " << c << ": " << e.what() << "\n";
     }
   };
   auto begin = Clock::now();
