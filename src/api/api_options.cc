@@ -7,9 +7,14 @@
 namespace lotus::api {
 namespace {
 
-const char* const kKeys[] = {
-    "host",          "port",      "max_body_bytes", "socket_queue", "allowed_origins",
-    "allowed_hosts", "token_file"};
+const char* const kKeys[] = {"host",
+                             "port",
+                             "max_body_bytes",
+                             "socket_queue",
+                             "request_timeout_ms",
+                             "allowed_origins",
+                             "allowed_hosts",
+                             "token_file"};
 
 Status read_size(const Json& section, const char* key, size_t low, size_t high, size_t& out) {
   if (!section.contains(key)) return absl::OkStatus();
@@ -56,8 +61,8 @@ Result<ApiOptions> ApiOptions::from_config(const Config& config) {
     if (!known) {
       return absl::InvalidArgumentError(
           cat("api: unknown key \"", key,
-              "\" (known: host, port, max_body_bytes, socket_queue, allowed_origins, "
-              "allowed_hosts, token_file)"));
+              "\" (known: host, port, max_body_bytes, socket_queue, request_timeout_ms, "
+              "allowed_origins, allowed_hosts, token_file)"));
     }
   }
   if (section.contains("host")) {
@@ -83,6 +88,11 @@ Result<ApiOptions> ApiOptions::from_config(const Config& config) {
       !s.ok()) {
     return s;
   }
+  size_t timeout_ms = static_cast<size_t>(options.request_timeout.count());
+  if (Status s = read_size(section, "request_timeout_ms", 100, 3'600'000, timeout_ms); !s.ok()) {
+    return s;
+  }
+  options.request_timeout = std::chrono::milliseconds(timeout_ms);
   if (Status s = read_strings(section, "allowed_origins", options.allowed_origins); !s.ok())
     return s;
   if (Status s = read_strings(section, "allowed_hosts", options.allowed_hosts); !s.ok()) return s;

@@ -6,11 +6,13 @@
 //     port: 7777               # 0 = any free port (printed at start)
 //     max_body_bytes: 1048576  # bigger request bodies get 413
 //     socket_queue: 4096       # events buffered per WebSocket client before it is dropped
+//     request_timeout_ms: 60000  # to send a request, and idle between requests, before the close
 //     allowed_origins: []      # extra browser origins allowed to call the API
 //     allowed_hosts: []        # extra Host header values (names the daemon is reached by)
 //     token_file: ""           # default <config folder>/api-token
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -26,6 +28,7 @@ struct ApiOptions {
   uint16_t port = 7777;
   size_t max_body_bytes = 1 << 20;
   size_t socket_queue = 4096;
+  std::chrono::milliseconds request_timeout{60'000};
   std::vector<std::string> allowed_origins;
   std::vector<std::string> allowed_hosts;
   std::filesystem::path token_file;

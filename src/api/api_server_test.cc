@@ -265,6 +265,49 @@ TEST_F(ApiServerTest, ABodyIsReadWhetherItCameWithTheHeaderLaterOrAfterAContinue
   EXPECT_EQ(Json::parse(continued.body())["result"], 42);
 }
 
+TEST_F(ApiServerTest, AClientTooSlowToSendItsRequestOrIdleTooLongIsClosed) {
+  start(Json::array(), Json{{"request_timeout_ms", 400}});
+  boost::asio::io_context io;
+  auto connect = [&] {
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+    return socket;
+  };
+  auto closed_within = [](boost::asio::ip::tcp::socket& socket, std::chrono::milliseconds limit) {
+    timeval timeout{static_cast<time_t>(limit.count() / 1000),
+                    static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
+    setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char byte = 0;
+    return ::recv(socket.native_handle(), &byte, 1, 0) == 0;  // 0: closed; -1: timed out
+  };
+  // Says nothing at all.
+  auto silent = connect();
+  // Starts a request and never finishes its header.
+  auto halting = connect();
+  boost::asio::write(halting, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHo")));
+  EXPECT_TRUE(closed_within(silent, 5s));
+  EXPECT_TRUE(closed_within(halting, 5s));
+
+  // A connection that keeps asking is never cut, though it lives longer
+  // than the timeout; once it stops asking it is.
+  auto busy = connect();
+  boost::beast::flat_buffer buffer;
+  const auto until = std::chrono::steady_clock::now() + 1200ms;
+  int answered = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    http::request<http::empty_body> request{http::verb::get, "/health", 11};
+    request.set(http::field::host, cat("127.0.0.1:", server_->port()));
+    http::write(busy, request);
+    http::response<http::string_body> response;
+    http::read(busy, buffer, response);
+    ASSERT_EQ(response.result_int(), 200u);
+    ++answered;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GE(answered, 5);
+  EXPECT_TRUE(closed_within(busy, 5s));
+}
+
 TEST_F(ApiServerTest, ModulesAreListedAndLoadedUnloadedReloaded) {
   start();
   auto list = client_->get("/api/modules");

@@ -1,5 +1,6 @@
 #include "api/http_server.h"
 
+#include <absl/cleanup/cleanup.h>
 #include <spdlog/spdlog.h>
 
 #include <thread>
@@ -10,7 +11,9 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -25,7 +28,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto kRequestTimeout = std::chrono::seconds(60);
 constexpr size_t kHeaderLimit = 16 * 1024;
 constexpr std::string_view kTokenProtocolPrefix = "lotus.token.";
 
@@ -74,6 +76,21 @@ struct HttpServer::Coroutine {
   // Both used on the strand only.
   asio::cancellation_signal cancel;
   bool ended = false;
+  // A connection's: its socket while it reads or writes a request on it
+  // (strand only), and when the request it waits for is overdue (steady
+  // clock ticks; 0 while a route works on the request). The sweep reads it.
+  tcp::socket* socket = nullptr;
+  std::atomic<int64_t> deadline{0};
+
+  void arm(std::chrono::milliseconds timeout) {
+    deadline.store((std::chrono::steady_clock::now() + timeout).time_since_epoch().count(),
+                   std::memory_order_relaxed);
+  }
+  void disarm() { deadline.store(0, std::memory_order_relaxed); }
+  bool overdue(int64_t now) const {
+    const int64_t due = deadline.load(std::memory_order_relaxed);
+    return due != 0 && due < now;
+  }
 };
 
 HttpServer::HttpServer(ApiOptions options, std::string token, Router router, Bus& bus)
@@ -107,13 +124,18 @@ Status HttpServer::start() {
   guard_.set_port(port_);
   started_ = true;
   spawn(acceptor_.get_executor(), accept_loop());
+  spawn(acceptor_.get_executor(), sweep_idle());
   return absl::OkStatus();
 }
 
 void HttpServer::spawn(const asio::any_io_executor& strand, asio::awaitable<void> work) {
-  // Counted from here, so stop() also waits for a start still queued.
   auto coroutine = std::make_shared<Coroutine>();
   coroutine->strand = strand;
+  spawn(std::move(coroutine), std::move(work));
+}
+
+void HttpServer::spawn(std::shared_ptr<Coroutine> coroutine, asio::awaitable<void> work) {
+  // Counted from here, so stop() also waits for a start still queued.
   {
     std::lock_guard lock(coroutines_mutex_);
     coroutine->id = next_coroutine_++;
@@ -121,6 +143,7 @@ void HttpServer::spawn(const asio::any_io_executor& strand, asio::awaitable<void
   }
   // Started on the strand, where stop()'s cancellation is emitted too: a
   // cancellation signal is not for use from two threads at once.
+  const asio::any_io_executor strand = coroutine->strand;
   asio::dispatch(strand, [this, coroutine, work = std::move(work)]() mutable {
     auto on_end = [this, coroutine](std::exception_ptr error) {
       coroutine->ended = true;
@@ -222,8 +245,39 @@ asio::awaitable<void> HttpServer::accept_loop() {
     // Responses are written at once when the socket takes them
     // (write_response); async operations are unaffected.
     socket.non_blocking(true, ec);
-    auto strand = socket.get_executor();
-    spawn(strand, serve(beast::tcp_stream(std::move(socket))));
+    auto connection = std::make_shared<Coroutine>();
+    connection->strand = socket.get_executor();
+    connection->arm(options_.request_timeout);
+    auto serving = serve(beast::tcp_stream(std::move(socket)), connection);
+    spawn(std::move(connection), std::move(serving));
+  }
+}
+
+asio::awaitable<void> HttpServer::sweep_idle() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  const auto interval =
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(1), options_.request_timeout / 4);
+  for (;;) {
+    beast::error_code ec;
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || stopping_.load()) co_return;
+    const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    std::vector<std::shared_ptr<Coroutine>> late;
+    {
+      std::lock_guard lock(coroutines_mutex_);
+      for (const auto& [id, coroutine] : coroutines_) {
+        if (coroutine->overdue(now)) late.push_back(coroutine);
+      }
+    }
+    for (auto& coroutine : late) {
+      // Checked again on the strand: the connection may have read on since.
+      asio::post(coroutine->strand, [coroutine, now] {
+        if (coroutine->ended || coroutine->socket == nullptr || !coroutine->overdue(now)) return;
+        beast::error_code ignored;
+        coroutine->socket->close(ignored);
+      });
+    }
   }
 }
 
@@ -302,14 +356,19 @@ asio::awaitable<HttpResponse> HttpServer::answer(const HttpRequest& request) {
   co_return error_response(http::status::internal_server_error, cat("internal error: ", failure));
 }
 
-asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
+asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream, std::shared_ptr<Coroutine> self) {
+  self->socket = &stream.socket();
+  absl::Cleanup leave = [&self] {
+    self->socket = nullptr;
+    self->disarm();
+  };
   beast::flat_buffer buffer;
   beast::error_code ec;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options_.max_body_bytes);
-    stream.expires_after(kRequestTimeout);
+    self->arm(options_.request_timeout);  // the sweep closes the socket when overdue
     co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
@@ -366,8 +425,10 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream) {
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
       break;
     }
+    self->disarm();  // the request is in; a route may take its time
     HttpRequest request = parser.release();
     if (beast::websocket::is_upgrade(request)) {
+      self->socket = nullptr;  // the event socket keeps its own time
       auto streaming = serve_event_socket(std::move(stream), std::move(request));
       co_await std::move(streaming);
       co_return;

@@ -71,7 +71,11 @@ class HttpServer {
 
  private:
   boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream);
+  // A coroutine of the server: the accept loop, the idle sweep or a
+  // connection.
+  struct Coroutine;
+  boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream,
+                                     std::shared_ptr<Coroutine> self);
   boost::asio::awaitable<HttpResponse> answer(const HttpRequest& request);
   // nullopt when the request may go on; else the refusal to send.
   std::optional<HttpResponse> refuse(const HttpRequest& request, bool needs_token) const;
@@ -79,10 +83,14 @@ class HttpServer {
                                                   HttpRequest request);
   void count(const HttpResponse& response);
 
-  // A coroutine of the server: the accept loop or one connection.
-  struct Coroutine;
   // Runs `work` on `strand`, counted until it finishes and cancelled by stop().
   void spawn(const boost::asio::any_io_executor& strand, boost::asio::awaitable<void> work);
+  void spawn(std::shared_ptr<Coroutine> coroutine, boost::asio::awaitable<void> work);
+  // Closes the connections whose request (or the idle wait for one) took
+  // longer than api.request_timeout_ms. One sweep for all, rather than a
+  // timer armed and cancelled at every read: that cost each request two
+  // hand-offs between threads.
+  boost::asio::awaitable<void> sweep_idle();
   void finished(const Coroutine& coroutine);
   // Ends the event streams with a close frame; cuts those still open after
   // `grace`.

@@ -22,6 +22,8 @@ asio::awaitable<beast::error_code> write_response(beast::tcp_stream& stream,
     ec = {};
     stream.expires_after(kWriteTimeout);
     co_await http::async_write(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
+    // Reads keep no per-operation timer (HttpServer's sweep times them).
+    stream.expires_never();
   }
   co_return ec;
 }
@@ -84,6 +86,7 @@ asio::awaitable<bool> ResponseWriter::end_stream() {
   stream_.expires_after(kWriteTimeout);
   co_await asio::async_write(stream_, http::make_chunk_last(),
                              asio::redirect_error(asio::use_awaitable, ec));
+  stream_.expires_never();
   open_stream_ = false;
   if (ec) keep_alive_ = false;
   co_return !ec;
