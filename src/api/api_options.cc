@@ -2,6 +2,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "absl/strings/str_join.h"
+
 #include "lotus/strings.h"
 
 namespace lotus::api {
@@ -60,9 +62,7 @@ Result<ApiOptions> ApiOptions::from_config(const Config& config) {
     for (const char* k : kKeys) known = known || key == k;
     if (!known) {
       return absl::InvalidArgumentError(
-          cat("api: unknown key \"", key,
-              "\" (known: host, port, max_body_bytes, socket_queue, request_timeout_ms, "
-              "allowed_origins, allowed_hosts, token_file)"));
+          cat("api: unknown key \"", key, "\" (known: ", absl::StrJoin(kKeys, ", "), ")"));
     }
   }
   if (section.contains("host")) {

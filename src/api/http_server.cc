@@ -193,7 +193,6 @@ void HttpServer::close_event_sockets(std::chrono::milliseconds grace) {
 
 void HttpServer::stop() {
   if (!started_) return;
-  std::vector<std::shared_ptr<Coroutine>> running;
   {
     std::lock_guard lock(coroutines_mutex_);
     if (stopping_.exchange(true)) return;
@@ -204,6 +203,7 @@ void HttpServer::stop() {
   });
   // Event streams are told goodbye with a close frame, given a moment.
   close_event_sockets(std::chrono::milliseconds(500));
+  std::vector<std::shared_ptr<Coroutine>> running;
   {
     std::lock_guard lock(coroutines_mutex_);
     for (const auto& [id, coroutine] : coroutines_) running.push_back(coroutine);
@@ -247,7 +247,6 @@ asio::awaitable<void> HttpServer::accept_loop() {
     socket.non_blocking(true, ec);
     auto connection = std::make_shared<Coroutine>();
     connection->strand = socket.get_executor();
-    connection->arm(options_.request_timeout);
     auto serving = serve(beast::tcp_stream(std::move(socket)), connection);
     spawn(std::move(connection), std::move(serving));
   }
@@ -385,7 +384,8 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream, std::shared_pt
                                  cat("cannot read the request: ", ec.message()));
         response.keep_alive(false);
         count(response);
-        co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+        auto refusing = write_response(stream, response);
+        ec = co_await std::move(refusing);
       }
       break;
     }
@@ -397,7 +397,8 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream, std::shared_pt
                              options_.max_body_bytes, " are accepted (api.max_body_bytes)"));
       response.keep_alive(false);
       count(response);
-      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      auto refusing = write_response(stream, response);
+      ec = co_await std::move(refusing);
       break;
     }
     if (beast::iequals(header[http::field::expect], "100-continue")) {
@@ -422,7 +423,8 @@ asio::awaitable<void> HttpServer::serve(beast::tcp_stream stream, std::shared_pt
                              : cat("cannot read the request: ", ec.message()));
       response.keep_alive(false);
       count(response);
-      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      auto refusing = write_response(stream, response);
+      ec = co_await std::move(refusing);
       break;
     }
     self->disarm();  // the request is in; a route may take its time
@@ -522,7 +524,8 @@ asio::awaitable<void> HttpServer::serve_event_socket(beast::tcp_stream stream,
   }
   if (refusal) {
     HttpResponse response = fail(*std::move(refusal));
-    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    auto refusing = write_response(stream, response);
+    ec = co_await std::move(refusing);
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     co_return;
   }
