@@ -8,7 +8,10 @@
 #                  tool (bench/mcp_sdk_echo_server.mjs), stdio and HTTP;
 #   a bare echo    mcp_bench's own canned-reply server: the client's ceiling.
 #
-# Each is measured sequential (each call waits for the one before: latency)
+# Each is measured sequential (each call waits for the one before: latency),
+# once with a client that sleeps until its reply comes (seq) and once with
+# one that polls for it (poll: mcp_bench --busy-poll, which spares the server
+# waking the client and the client its wake-up: the server's own latency),
 # and with --in-flight K calls outstanding (16: K requests on the one stdio
 # pipe, K HTTP connections; throughput). Each figure is the best of --runs
 # rounds (5), a round running every server once in turn, so a slow spell of
@@ -56,16 +59,19 @@ mkdir -p "$work/config/lotus"
 # slow spell of the machine falls on all of them alike; prints each server's
 # fastest run.
 compare() {
-  local k round server
-  for k in 1 "$in_flight"; do
+  local mode round server
+  for mode in seq poll "x$in_flight"; do
+    local -a options=(--in-flight 1)
+    [[ $mode == poll ]] && options=(--busy-poll)
+    [[ $mode == x* ]] && options=(--in-flight "$in_flight")
     local -A out=()
     for round in $(seq 1 "$runs"); do
       for server in "$@"; do
-        out[$server]+="$("${server#*=}" --in-flight "$k" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
+        out[$server]+="$("${server#*=}" "${options[@]}" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
       done
     done
     for server in "$@"; do
-      printf '%-20s %-4s %s\n' "${server%%=*}" "$([[ $k == 1 ]] && echo seq || echo "x$k")" \
+      printf '%-20s %-4s %s\n' "${server%%=*}" "$mode" \
         "$(printf '%s' "${out[$server]}" | sort -k3 -n -r | head -1)"
     done
     unset out
@@ -84,7 +90,7 @@ lotus_stdio() {
 sdk_stdio() { "$bench" stdio "$@" --calls "$calls" -- "$node" "$root/bench/mcp_sdk_echo_server.mjs" stdio; }
 bare_stdio() { "$bench" stdio "$@" --calls "$calls" -- "$bench" bare-stdio; }
 
-echo "MCP tools/call round trips, $calls calls each, sequential (seq) and $in_flight in flight, best of $runs rounds ($(nproc) cores)"
+echo "MCP tools/call round trips, $calls calls each, sequential (seq: the client sleeps until a reply comes; poll: it polls for it) and $in_flight in flight, best of $runs rounds ($(nproc) cores)"
 echo "-- stdio"
 compare "lotus mcp=lotus_stdio" "SDK server=sdk_stdio" "bare echo (ceiling)=bare_stdio"
 
