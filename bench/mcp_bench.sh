@@ -57,7 +57,8 @@ mkdir -p "$work/config/lotus"
 # server, given the options of a run (--in-flight K). Sequential, then with
 # $in_flight in flight: $runs rounds, each running every server once, so a
 # slow spell of the machine falls on all of them alike; prints each server's
-# fastest run.
+# fastest run, then LOTUS's and the bare echo's ratios to the SDK (the
+# servers are given in that order).
 compare() {
   local mode round server
   for mode in seq poll "x$in_flight"; do
@@ -70,10 +71,16 @@ compare() {
         out[$server]+="$("${server#*=}" "${options[@]}" | sed 's/^[a-z]* *\(x[0-9]*\)\? *//')"$'\n'
       done
     done
+    local -a rates=()
     for server in "$@"; do
-      printf '%-20s %-4s %s\n' "${server%%=*}" "$mode" \
-        "$(printf '%s' "${out[$server]}" | sort -k3 -n -r | head -1)"
+      local best
+      best="$(printf '%s' "${out[$server]}" | sort -k3 -n -r | head -1)"
+      printf '%-20s %-4s %s\n' "${server%%=*}" "$mode" "$best"
+      rates+=("$(awk '{print $3}' <<<"$best")")
     done
+    # The servers come as LOTUS, the SDK, the bare echo.
+    awk -v l="${rates[0]}" -v s="${rates[1]}" -v b="${rates[2]}" -v m="$mode" \
+      'BEGIN { printf "%-25s LOTUS/SDK %.2fx   bare echo/SDK (ceiling) %.2fx\n", m ":", l / s, b / s }'
     unset out
   done
 }
