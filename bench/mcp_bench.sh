@@ -54,7 +54,8 @@ modules="$build/bench-modules"
 mkdir -p "$work/config/lotus"
 
 # compare "LABEL=FUNCTION"...: each FUNCTION runs mcp_bench against one
-# server, given the options of a run (--in-flight K). Sequential, then with
+# server, given the options of a run (--in-flight K or --busy-poll).
+# Sequential with the sleeping client, then with the polling one, then with
 # $in_flight in flight: $runs rounds, each running every server once, so a
 # slow spell of the machine falls on all of them alike; prints each server's
 # fastest run, then LOTUS's and the bare echo's ratios to the SDK (the
