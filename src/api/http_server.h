@@ -8,8 +8,10 @@
 // WebSocket on the event stream path hands the connection to an EventSocket.
 //
 // Connections run on the bus's threads, not threads of their own: a request
-// handed to a module, and the reply coming back, can then stay on the thread
-// that read it (see bus/continuation.h) instead of crossing threads twice.
+// handed to a module, and the module's reply to the waiting call, can then
+// stay on the thread that read it (see bus/continuation.h) instead of
+// crossing to another pool and back; the finished response is posted to
+// its connection.
 // So the server keeps count of its coroutines and stop() ends them all
 // before it returns: none may run once the server or the routes are gone.
 #pragma once

@@ -68,8 +68,11 @@ namespace mcp_http {
 // The messages one HTTP response is waiting for: a POST's reply (and the
 // notifications before it), or the messages of the session's GET stream.
 // Filled from any thread; drained by the connection's coroutine, which a
-// steady_timer wakes (posted to the connection's strand; continued on the
-// thread that has the reply when it is about to be free).
+// steady_timer wakes, posted to the connection's strand. A call's reply
+// usually arrives outside any continuation scope, so another thread writes
+// it while this one finishes the call: for a client that sleeps until its
+// reply that measured faster than writing it here. Continued on this
+// thread only within a scope (a call answered before handle() returns).
 class Outbox : public std::enable_shared_from_this<Outbox> {
  public:
   explicit Outbox(asio::any_io_executor executor) : timer_(std::move(executor)) {}
