@@ -1,7 +1,5 @@
 #include "bus/local_bus.h"
 
-#include <thread>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -9,8 +7,8 @@
 
 namespace lotus {
 
-LocalBus::LocalBus(size_t threads)
-    : pool_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())) {
+LocalBus::LocalBus(size_t threads, std::chrono::microseconds idle_spin)
+    : pool_(threads, idle_spin) {
   // One reply channel per bus instance; the random part keeps two buses (or,
   // later, two nodes) from reading each other's replies.
   reply_channel_ = cat("reply.", EventId::generate().to_string());

@@ -3,7 +3,7 @@
 // Publishing validates the event, finds subscribers through a TopicTrie
 // (cost follows channel depth), applies each subscription's filter and
 // hands a shared, immutable copy of the event to each mailbox. Handlers run
-// on an Asio thread pool. Request/reply uses one reply channel per bus and
+// on the bus's WorkerThreads. Request/reply uses one reply channel per bus and
 // the pending-request table every bus shares (bus/pending_requests.h).
 #pragma once
 
@@ -15,17 +15,18 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/thread_pool.hpp>
-
 #include "bus/bus.h"
 #include "bus/pending_requests.h"
 #include "bus/topic_trie.h"
+#include "bus/worker_threads.h"
 
 namespace lotus {
 
 class LocalBus final : public Bus {
  public:
-  explicit LocalBus(size_t threads = 0);  // 0: one per hardware thread
+  // threads: 0 = one per hardware thread; idle_spin: how long a thread that
+  // ran out of work looks for more before it sleeps (bus/worker_threads.h).
+  explicit LocalBus(size_t threads = 0, std::chrono::microseconds idle_spin = kDefaultIdleSpin);
   ~LocalBus() override;
 
   Result<size_t> publish(Event event) override;
@@ -48,7 +49,7 @@ class LocalBus final : public Bus {
   Result<size_t> route(EventPtr event);
   void on_reply(const EventPtr& event);
 
-  boost::asio::thread_pool pool_;
+  WorkerThreads pool_;
   mutable std::shared_mutex routes_mutex_;
   TopicTrie<std::shared_ptr<const Route>> routes_;  // its handles are our SubscriptionIds
 

@@ -173,8 +173,7 @@ Result<std::unique_ptr<RedisBus>> RedisBus::connect(RedisBusOptions options) {
 RedisBus::RedisBus(RedisBusOptions options)
     : options_(std::move(options)),
       node_id_(options_.node_id.empty() ? default_node_id() : options_.node_id),
-      pool_(options_.threads > 0 ? options_.threads
-                                 : std::max(2u, std::thread::hardware_concurrency())) {}
+      pool_(options_.threads, options_.idle_spin) {}
 
 RedisBus::~RedisBus() { stop(); }
 
@@ -340,7 +339,7 @@ void RedisBus::heartbeat() {
 
 void RedisBus::announce_soon() {
   if (stopped_ || announce_queued_.exchange(true)) return;
-  boost::asio::post(pool_, [this] {
+  boost::asio::post(pool_.get_executor(), [this] {
     announce_queued_ = false;
     if (stopped_) return;
     command_->send({"PUBLISH", cat(options_.prefix, ":ctl:nodes"), announcement("update").dump()},

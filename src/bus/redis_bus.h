@@ -38,13 +38,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/thread_pool.hpp>
-
 #include "bus/bus.h"
 #include "bus/io_thread.h"
 #include "bus/pending_requests.h"
 #include "bus/redis_connection.h"
 #include "bus/topic_trie.h"
+#include "bus/worker_threads.h"
 #include "core/periodic_timer.h"
 
 namespace lotus {
@@ -54,6 +53,7 @@ class RedisStreams;
 struct RedisBusOptions {
   std::string url = "redis://127.0.0.1:6379";
   size_t threads = 0;  // handler threads; 0 = one per hardware thread
+  std::chrono::microseconds idle_spin = kDefaultIdleSpin;  // see bus/worker_threads.h
   std::string prefix = "lotus";
   std::string node_id;  // empty: <hostname>-<pid>-<random>
   std::chrono::milliseconds heartbeat{1000};
@@ -171,7 +171,7 @@ class RedisBus final : public Bus {
 
   const RedisBusOptions options_;
   std::string node_id_;
-  boost::asio::thread_pool pool_;
+  WorkerThreads pool_;
   IoThread command_io_;
   IoThread subscriber_io_;
   std::shared_ptr<RedisConnection> command_;

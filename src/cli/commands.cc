@@ -169,6 +169,13 @@ Status apply_flags(const GlobalOptions& flags, Config& config) {
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (!flags.bus.empty()) config.bus = flags.bus;
   if (flags.threads >= 0) config.threads = static_cast<size_t>(flags.threads);
+  if (flags.idle_spin_us != -1) {
+    if (flags.idle_spin_us < 0) {
+      return absl::InvalidArgumentError(
+          cat("--idle-spin-us: expected microseconds, 0 or more, got ", flags.idle_spin_us));
+    }
+    config.idle_spin = std::chrono::microseconds(flags.idle_spin_us);
+  }
   return validate(config);
 }
 

@@ -26,6 +26,7 @@ struct GlobalOptions {
   std::string log_level;
   std::string bus;
   int threads = -1;
+  long idle_spin_us = -1;  // -1: not given
 };
 
 Status apply_flags(const GlobalOptions& flags, Config& config);

@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", global.data_dir, "Where state and logs live");
   app.add_option("--log-level", global.log_level, "trace, debug, info, warn, error or off");
   app.add_option("--threads", global.threads, "Worker threads (0: one per hardware thread)");
+  app.add_option("--idle-spin-us", global.idle_spin_us,
+                 "How long a worker out of work looks for more before it sleeps (0: at once)");
   app.add_option("--bus", global.bus, "Bus backend: local (default) or redis://host[:port][/db]");
   bool standalone = false;
   app.add_flag("--standalone", standalone,

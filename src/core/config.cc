@@ -31,25 +31,17 @@ namespace fs = std::filesystem;
 
 // Limits that catch typos rather than restrict real deployments.
 constexpr int64_t kMaxThreads = 1024;
+constexpr int64_t kMaxIdleSpinMicros = 10'000;  // spinning longer only burns CPU
 constexpr int64_t kMaxRestarts = 1'000'000;
 constexpr int64_t kMaxMillis = 24LL * 3600 * 1000;  // a day
 constexpr int64_t kMaxSeconds = 24LL * 3600;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kTopLevelKeys = {"api",
-                                                "bus",
-                                                "data_dir",
-                                                "disabled",
-                                                "llm",
-                                                "log_level",
-                                                "mcp",
-                                                "module_dirs",
-                                                "modules",
-                                                "redis",
-                                                "shutdown_deadline_ms",
-                                                "supervision",
-                                                "threads",
-                                                "tools"};
+const std::vector<std::string> kTopLevelKeys = {
+    "api",         "bus",     "data_dir",    "disabled", "idle_spin_us", "llm",
+    "log_level",   "mcp",     "module_dirs", "modules",  "redis",        "shutdown_deadline_ms",
+    "supervision", "threads", "tools",
+};
 const std::vector<std::string> kToolsKeys = {"approval_timeout_ms", "max_result_bytes", "policy",
                                              "risk", "timeout_ms"};
 constexpr std::string_view kDecisions[] = {"allow", "ask", "deny"};
@@ -189,6 +181,12 @@ class FileReader {
             int64_t threads = 0;
             if (Status s = read_int(value, key, 0, kMaxThreads, threads); !s.ok()) return s;
             config_.threads = static_cast<size_t>(threads);
+            return absl::OkStatus();
+          }
+          if (key == "idle_spin_us") {
+            int64_t micros = 0;
+            if (Status s = read_int(value, key, 0, kMaxIdleSpinMicros, micros); !s.ok()) return s;
+            config_.idle_spin = std::chrono::microseconds(micros);
             return absl::OkStatus();
           }
           if (key == "log_level") return read_log_level(value);
@@ -670,6 +668,15 @@ Status apply_env(const ConfigSources& sources, const std::optional<fs::path>& ho
     }
     config.threads = static_cast<size_t>(threads);
   }
+  if (auto value = lookup(sources.env, "LOTUS_IDLE_SPIN_US")) {
+    int64_t micros = 0;
+    if (!parse_int64(*value, micros) || micros < 0 || micros > kMaxIdleSpinMicros) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LOTUS_IDLE_SPIN_US: expected microseconds between 0 and ",
+                       kMaxIdleSpinMicros, " (0 = sleep at once), got '", *value, "'"));
+    }
+    config.idle_spin = std::chrono::microseconds(micros);
+  }
   if (auto value = lookup(sources.env, "LOTUS_LOG_LEVEL")) {
     if (Status s = validate_log_level(*value); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("LOTUS_LOG_LEVEL: ", s.message()));
@@ -798,6 +805,10 @@ Status validate(const Config& config) {
     return bad(
         absl::StrCat("threads: must be between 0 and ", kMaxThreads, ", got ", config.threads));
   }
+  if (config.idle_spin.count() < 0 || config.idle_spin.count() > kMaxIdleSpinMicros) {
+    return bad(absl::StrCat("idle_spin_us: must be between 0 and ", kMaxIdleSpinMicros, ", got ",
+                            config.idle_spin.count()));
+  }
   if (config.shutdown_deadline.count() < 0) {
     return bad("shutdown_deadline_ms: must not be negative");
   }
@@ -870,6 +881,9 @@ std::string describe(const Config& config) {
        config.threads == 0
            ? absl::StrCat("0 (one per hardware thread: ", config.effective_threads(), ")")
            : absl::StrCat(config.threads));
+  line("idle spin:", config.idle_spin.count() == 0
+                         ? std::string("off (a worker out of work sleeps at once)")
+                         : absl::StrCat(config.idle_spin.count(), " us before a worker sleeps"));
   line("log level:", config.log_level);
   line("shutdown deadline:", format_duration(config.shutdown_deadline));
   const Config::Supervision& sup = config.supervision;

@@ -18,7 +18,8 @@
 //     claim_idle_ms: 30000           # reclaim a silent consumer's pending entries after this
 //     fallback_local: false          # Redis unreachable at start: embedded bus, not an error
 //   threads: 0                       # worker threads; 0 = one per hardware thread
-//   log_level: info                  # trace | debug | info | warn | error | off
+//   idle_spin_us: 100                # a worker out of work looks for more this long before it
+//   sleeps log_level: info                  # trace | debug | info | warn | error | off
 //   shutdown_deadline_ms: 5000       # how long modules get to stop
 //   supervision:                     # restarting failed modules, Erlang/OTP style
 //     max_restarts: 5                # more than this many restarts ...
@@ -70,6 +71,9 @@ struct Config {
   std::filesystem::path data_dir;
   std::string bus = "local";
   size_t threads = 0;  // 0 = std::thread::hardware_concurrency()
+  // How long a worker thread that ran out of work keeps looking for more
+  // before it sleeps (bus/worker_threads.h); 0 sleeps at once.
+  std::chrono::microseconds idle_spin{100};
   std::string log_level = "info";
   std::chrono::milliseconds shutdown_deadline{5000};
 

@@ -83,6 +83,7 @@ TEST_F(ConfigTest, DefaultsWithoutFileOrEnvironment) {
   EXPECT_EQ(config.bus, "local");
   EXPECT_EQ(config.threads, 0u);
   EXPECT_GE(config.effective_threads(), 1u);
+  EXPECT_EQ(config.idle_spin, std::chrono::microseconds(100));
   EXPECT_EQ(config.log_level, "info");
   EXPECT_EQ(config.shutdown_deadline, std::chrono::milliseconds(5000));
   EXPECT_EQ(config.supervision.max_restarts, 5);
@@ -117,6 +118,7 @@ module_dirs: [/srv/modules, ~/my-modules, relative/mods]
 data_dir: ~/lotus-data
 bus: redis://cache.internal:6380/2
 threads: 6
+idle_spin_us: 250
 log_level: debug
 shutdown_deadline_ms: 1500
 supervision:
@@ -145,6 +147,7 @@ disabled: [voice, screen]
   EXPECT_EQ(config.bus, "redis://cache.internal:6380/2");
   EXPECT_EQ(config.threads, 6u);
   EXPECT_EQ(config.effective_threads(), 6u);
+  EXPECT_EQ(config.idle_spin, std::chrono::microseconds(250));
   EXPECT_EQ(config.log_level, "debug");
   EXPECT_EQ(config.shutdown_deadline, std::chrono::milliseconds(1500));
   EXPECT_EQ(config.supervision.max_restarts, 3);
@@ -227,12 +230,14 @@ TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   env_["LOTUS_DATA_DIR"] = "/env/data";
   env_["LOTUS_BUS"] = "local";
   env_["LOTUS_THREADS"] = "12";
+  env_["LOTUS_IDLE_SPIN_US"] = "0";
   env_["LOTUS_LOG_LEVEL"] = "trace";
   Config config = load_ok(sources());
   EXPECT_THAT(config.module_dirs, ElementsAre(fs::path("/env/a"), home_ / "env-b"));
   EXPECT_EQ(config.data_dir, fs::path("/env/data"));
   EXPECT_EQ(config.bus, "local");
   EXPECT_EQ(config.threads, 12u);
+  EXPECT_EQ(config.idle_spin, std::chrono::microseconds(0));
   EXPECT_EQ(config.log_level, "trace");
 }
 
@@ -273,6 +278,14 @@ TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
   EXPECT_THAT(load_config(sources()).status().message(), StartsWith("LOTUS_THREADS:"));
   env_.erase("LOTUS_THREADS");
 
+  env_["LOTUS_IDLE_SPIN_US"] = "forever";
+  EXPECT_THAT(load_config(sources()).status().message(),
+              AllOf(StartsWith("LOTUS_IDLE_SPIN_US:"), HasSubstr("between 0 and 10000"),
+                    HasSubstr("got 'forever'")));
+  env_["LOTUS_IDLE_SPIN_US"] = "20000";
+  EXPECT_THAT(load_config(sources()).status().message(), StartsWith("LOTUS_IDLE_SPIN_US:"));
+  env_.erase("LOTUS_IDLE_SPIN_US");
+
   env_["LOTUS_LOG_LEVEL"] = "INFO";
   EXPECT_THAT(load_config(sources()).status().message(),
               AllOf(StartsWith("LOTUS_LOG_LEVEL:"), HasSubstr("trace, debug, info")));
@@ -295,9 +308,9 @@ TEST_F(ConfigTest, UnknownKeyListsKnownKeysAndSuggests) {
   EXPECT_THAT(message, StartsWith("~/.config/lotus/config.yaml:2:1: unknown key 'thread'"));
   EXPECT_THAT(message, HasSubstr("did you mean 'threads'?"));
   EXPECT_THAT(message,
-              HasSubstr("known keys: api, bus, data_dir, disabled, llm, log_level, mcp, "
-                        "module_dirs, modules, redis, shutdown_deadline_ms, supervision, threads, "
-                        "tools"));
+              HasSubstr("known keys: api, bus, data_dir, disabled, idle_spin_us, llm, log_level, "
+                        "mcp, module_dirs, modules, redis, shutdown_deadline_ms, supervision, "
+                        "threads, tools"));
 
   message = error_for("flux_capacitor: on\n");
   EXPECT_THAT(message, HasSubstr("unknown key 'flux_capacitor'; known keys:"));
@@ -321,6 +334,8 @@ TEST_F(ConfigTest, TypeErrorsNameFileLineColumnAndKeyPath) {
             "~/.config/lotus/config.yaml:1:10: threads: expected an integer, got a list");
   EXPECT_EQ(error_for("threads: 1.5\n"),
             "~/.config/lotus/config.yaml:1:10: threads: expected an integer, got '1.5'");
+  EXPECT_THAT(error_for("idle_spin_us: 60000\n"),
+              HasSubstr(":1:15: idle_spin_us: must be between 0 and 10000, got 60000"));
   EXPECT_THAT(error_for("bus: {host: x}\n"),
               HasSubstr(":1:6: bus: expected 'local' or a redis:// URL, got a mapping"));
   EXPECT_THAT(error_for("data_dir: [a]\n"), HasSubstr(":1:11: data_dir: expected a path"));

@@ -91,7 +91,7 @@ Result<std::unique_ptr<Nucleus>> Nucleus::create(Config config) {
 
 Nucleus::Nucleus(Config config, std::unique_ptr<Bus> bus)
     : config_(std::move(config)),
-      bus_(bus ? std::move(bus) : std::make_unique<LocalBus>(config_.threads)),
+      bus_(bus ? std::move(bus) : std::make_unique<LocalBus>(config_.threads, config_.idle_spin)),
       started_at_(std::chrono::steady_clock::now()) {}
 
 Nucleus::~Nucleus() { shutdown().IgnoreError(); }
