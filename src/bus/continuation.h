@@ -49,17 +49,25 @@ namespace detail {
 std::atomic<int>* count_continuation();
 }  // namespace detail
 
+// Runs `work` once the handler this thread is in returns (asio's defer: on
+// this thread, unless an idle one takes it over), counted among this
+// thread's waiting continuations.
+template <typename Work>
+void continue_after_handler(const boost::asio::any_io_executor& executor, Work&& work) {
+  boost::asio::defer(executor, [waiting = detail::count_continuation(),
+                                work = std::forward<Work>(work)]() mutable {
+    waiting->fetch_sub(1, std::memory_order_relaxed);
+    work();
+  });
+}
+
 template <typename Work>
 void post_or_continue(const boost::asio::any_io_executor& executor, Work&& work) {
   if (!in_continuation_scope()) {
     boost::asio::post(executor, std::forward<Work>(work));
     return;
   }
-  boost::asio::defer(executor, [waiting = detail::count_continuation(),
-                                work = std::forward<Work>(work)]() mutable {
-    waiting->fetch_sub(1, std::memory_order_relaxed);
-    work();
-  });
+  continue_after_handler(executor, std::forward<Work>(work));
 }
 
 }  // namespace lotus

@@ -83,6 +83,9 @@ ReadEnd read_lines(int in_fd, int stop_fd, size_t max_line_bytes, const LineHand
 
 namespace {
 constexpr size_t kReadChunk = 65536;
+// How many times a read waits for this thread's continuations before it
+// goes ahead anyway: a busy thread must not keep stdin unread.
+constexpr int kMaxReadDelays = 16;
 }  // namespace
 
 Result<std::shared_ptr<AsyncLineReader>> AsyncLineReader::start(
@@ -139,8 +142,19 @@ void AsyncLineReader::read_more() {
                                   return self->end(ReadEnd::kStopped);
                                 if (ec) return self->end(ReadEnd::kError);
                                 self->splitter_.feed(std::string_view(self->buffer_.get(), n));
+                                if (n < kReadChunk) return self->read_after_continuations(0);
                                 self->read_more();
                               });
+}
+
+void AsyncLineReader::read_after_continuations(int delays) {
+  if (delays < kMaxReadDelays && continuations_waiting()) {
+    boost::asio::defer(descriptor_.get_executor(), [self = shared_from_this(), delays] {
+      self->read_after_continuations(delays + 1);
+    });
+    return;
+  }
+  read_more();
 }
 
 void AsyncLineReader::hand_over(std::string_view line) {
@@ -183,7 +197,7 @@ bool LineWriter::write(std::string_view message) {
   if (executor_) {
     flush_scheduled_ = true;
     lock.unlock();
-    boost::asio::defer(*executor_, [self = shared_from_this()] { self->flush(); });
+    continue_after_handler(*executor_, [self = shared_from_this()] { self->flush(); });
     return true;
   }
   drain(lock);

@@ -71,6 +71,11 @@ class AsyncLineReader : public std::enable_shared_from_this<AsyncLineReader> {
   AsyncLineReader(boost::asio::any_io_executor executor, int fd, int flags, size_t max_line_bytes,
                   LineHandlers handlers, std::function<void(ReadEnd)> on_end);
   void read_more();
+  // Reads again once the work the last read started on this thread - the
+  // calls it handed over, their replies' writes - has run. That read emptied
+  // the pipe, so the next one would most likely find nothing: done first, it
+  // would hold up the reply the client waits for by a system call.
+  void read_after_continuations(int delays);
   void end(ReadEnd how);
   // Passes a line on, letting what it starts run on this thread when it is
   // the read's last (see bus/continuation.h).

@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -120,6 +122,41 @@ TEST(StdioTransportTest, OnlyTheLastLineOfAReadLetsItsWorkContinueOnTheReadersTh
   auto end = ended.get_future();
   ASSERT_EQ(end.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_EQ(scoped, (std::vector<bool>{false, false, true}));
+  reader->reset();
+  pool.join();
+  close(fds[0]);
+}
+
+// After a read that emptied the pipe the reader lets the work it started
+// on its thread run before it reads again, but only for so long: work that
+// keeps deferring more must not leave the next request unread.
+TEST(StdioTransportTest, ContinuationsThatNeverEndDoNotKeepTheNextLineUnread) {
+  boost::asio::thread_pool pool(1);  // the reader and the work share the one thread
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::atomic<bool> busy{true};
+  std::function<void()> keep_busy = [&] {
+    if (busy) continue_after_handler(pool.get_executor(), keep_busy);
+  };
+  std::promise<void> second;
+  std::promise<ReadEnd> ended;
+  auto reader = AsyncLineReader::start(pool.get_executor(), fds[0], 100,
+                                       {[&](std::string_view line) {
+                                          if (line == "first") {
+                                            continue_after_handler(pool.get_executor(), keep_busy);
+                                            ASSERT_EQ(write(fds[1], "second\n", 7), 7);
+                                          }
+                                          if (line == "second") second.set_value();
+                                        },
+                                        nullptr},
+                                       [&](ReadEnd how) { ended.set_value(how); });
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_EQ(write(fds[1], "first\n", 6), 6);
+  EXPECT_EQ(second.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  busy = false;
+  close(fds[1]);
+  auto end = ended.get_future();
+  ASSERT_EQ(end.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   reader->reset();
   pool.join();
   close(fds[0]);
