@@ -28,6 +28,15 @@ void run_on(WorkerThreads& threads, Work work) {
   ASSERT_EQ(done.get_future().wait_for(10s), std::future_status::ready);
 }
 
+// Runs 20 handlers one after another with a millisecond's pause between
+// them: long enough for a thread without an idle window to fall asleep.
+void run_with_pauses(WorkerThreads& threads) {
+  for (int i = 0; i < 20; ++i) {
+    run_on(threads, [] {});
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 TEST(WorkerThreadsTest, RunsPostedWorkOnItsThreadsAndFinishesTheQueueOnJoin) {
   WorkerThreads threads(3, kDefaultIdleSpin);
   EXPECT_EQ(threads.size(), 3u);
@@ -67,10 +76,7 @@ TEST(WorkerThreadsTest, JoinWaitsForPendingTimers) {
 
 TEST(WorkerThreadsTest, WithoutAnIdleWindowAThreadSleepsBetweenHandlers) {
   WorkerThreads threads(2, 0us);
-  for (int i = 0; i < 20; ++i) {
-    run_on(threads, [] {});
-    std::this_thread::sleep_for(1ms);
-  }
+  run_with_pauses(threads);
   // Each handler's thread went back to sleep after it.
   EXPECT_GE(threads.sleeps(), 20u);
 }
@@ -79,10 +85,7 @@ TEST(WorkerThreadsTest, WithinTheIdleWindowThreadsStayAwakeForTheNextHandler) {
   // A window far longer than the test: no thread ever sleeps, and work posted
   // with gaps between is still picked up (the threads poll for it).
   WorkerThreads threads(2, std::chrono::microseconds(std::chrono::minutes(10)));
-  for (int i = 0; i < 20; ++i) {
-    run_on(threads, [] {});
-    std::this_thread::sleep_for(1ms);
-  }
+  run_with_pauses(threads);
   EXPECT_EQ(threads.sleeps(), 0u);
 }
 
