@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -14,6 +16,15 @@
 #include "core/metrics.h"
 #include "core/nucleus.h"
 #include "lotus/strings.h"
+
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
 
 int main() {
   using namespace lotus;
@@ -27,12 +38,18 @@ int main() {
     auto dir = root / "modules" / cat("counter_", i);
     std::filesystem::create_directories(dir);
     std::filesystem::copy_file(plugin / "libcounter.so", dir / "libcounter.so");
-    std::ofstream(dir / "manifest.yaml")
-        << "name: counter_" << i << "\nversion: \"1.0.0\"\ntype: capability\n"
-        << "subscriptions: [{pattern: test.count, handler: count}]\n"
-        << "publications: [test.counted]\n"
-        << "tools: [{name: get_count, description: count, parameters: []}]\n"
-        << "runtime: {library: libcounter.so}\n";
+    // The plugin's own manifest under a name of its own, so the copies stay
+    // in step with what the plugin registers.
+    std::string manifest = read_file(plugin / "manifest.yaml");
+    const std::string name_line = "name: counter\n";
+    const size_t at = manifest.find(name_line);
+    if (at == std::string::npos) {
+      std::fprintf(stderr, "boot_bench: %s has no '%s'\n", (plugin / "manifest.yaml").c_str(),
+                   "name: counter");
+      return 1;
+    }
+    manifest.replace(at, name_line.size(), cat("name: counter_", i, "\n"));
+    std::ofstream(dir / "manifest.yaml") << manifest;
   }
   Config config;
   config.module_dirs = {root / "modules"};
