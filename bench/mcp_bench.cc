@@ -5,8 +5,8 @@
 //   mcp_bench stdio [--calls N] [--in-flight K | --busy-poll] [--tool echo] -- COMMAND ARGS...
 //   mcp_bench http --url http://127.0.0.1:PORT/mcp [--token T] [--calls N]
 //                  [--in-flight K | --busy-poll] [--tool echo]
-//   mcp_bench bare-stdio              a bare echo server on stdio (the client's ceiling)
-//   mcp_bench bare-http --port-file F a bare echo server over HTTP (the client's ceiling)
+//   mcp_bench bare-stdio              a bare echo server on stdio (canned replies)
+//   mcp_bench bare-http --port-file F a bare echo server over HTTP (canned replies)
 //
 // --in-flight 1 (the default) is sequential: each call waits for the one
 // before. With K > 1 the client keeps K calls outstanding: over stdio K
