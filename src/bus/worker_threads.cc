@@ -46,22 +46,27 @@ void WorkerThreads::join() {
 }
 
 void WorkerThreads::run() {
+  if (idle_spin_.count() == 0) {
+    // asio's own loop. It also runs a handler's continuations (deferred
+    // work) right after it, under the lock that queued them, so no other
+    // thread can take them in between.
+    io_.run();
+    return;
+  }
   using Clock = std::chrono::steady_clock;
   auto last_work = Clock::now();
   for (;;) {
-    if (idle_spin_.count() > 0) {
-      // poll() runs what is ready (the reactor included, without blocking).
-      if (io_.poll() > 0) {
-        last_work = Clock::now();
-        continue;
-      }
-      if (io_.stopped()) return;
-      if (Clock::now() - last_work < idle_spin_) {
-        // Whatever else wants this CPU - the client the last reply woke,
-        // often - runs first.
-        sched_yield();
-        continue;
-      }
+    // poll() runs what is ready (the reactor included, without blocking).
+    if (io_.poll() > 0) {
+      last_work = Clock::now();
+      continue;
+    }
+    if (io_.stopped()) return;
+    if (Clock::now() - last_work < idle_spin_) {
+      // Whatever else wants this CPU - the client the last reply woke,
+      // often - runs first.
+      sched_yield();
+      continue;
     }
     sleeps_.fetch_add(1, std::memory_order_relaxed);
     if (io_.run_one() == 0) return;  // stopped: nothing left to run

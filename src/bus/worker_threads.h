@@ -48,8 +48,8 @@ class WorkerThreads {
   // pending timers and I/O all count) and waits for them. Safe to call twice.
   void join();
 
-  // How many times a thread has gone to sleep waiting for work: what the
-  // idle window saves.
+  // How many times a thread's idle window ran out and it went to sleep
+  // waiting for work (without a window, asio's loop sleeps uncounted).
   uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
 
  private:
