@@ -37,6 +37,15 @@ void run_with_pauses(WorkerThreads& threads) {
   }
 }
 
+// Starts a timer of `delay` and joins at once: whether join() waited for it.
+bool join_waits_for_a_timer(WorkerThreads& threads, std::chrono::milliseconds delay) {
+  boost::asio::steady_timer timer(threads.get_executor(), delay);
+  std::atomic<bool> fired{false};
+  timer.async_wait([&](boost::system::error_code ec) { fired = !ec; });
+  threads.join();
+  return fired.load();
+}
+
 TEST(WorkerThreadsTest, RunsPostedWorkOnItsThreadsAndFinishesTheQueueOnJoin) {
   WorkerThreads threads(3, kDefaultIdleSpin);
   EXPECT_EQ(threads.size(), 3u);
@@ -67,11 +76,7 @@ TEST(WorkerThreadsTest, ZeroThreadsMeansOnePerHardwareThreadAndAtLeastTwo) {
 
 TEST(WorkerThreadsTest, JoinWaitsForPendingTimers) {
   WorkerThreads threads(2, kDefaultIdleSpin);
-  boost::asio::steady_timer timer(threads.get_executor(), 20ms);
-  std::atomic<bool> fired{false};
-  timer.async_wait([&](boost::system::error_code ec) { fired = !ec; });
-  threads.join();
-  EXPECT_TRUE(fired.load());
+  EXPECT_TRUE(join_waits_for_a_timer(threads, 20ms));
 }
 
 TEST(WorkerThreadsTest, PastItsIdleWindowAThreadSleeps) {
@@ -86,11 +91,7 @@ TEST(WorkerThreadsTest, WithoutAnIdleWindowTheThreadsRunAsiosOwnLoop) {
   WorkerThreads threads(2, 0us);
   run_with_pauses(threads);
   EXPECT_EQ(threads.sleeps(), 0u);  // asio's loop: its sleeps are not counted
-  boost::asio::steady_timer timer(threads.get_executor(), 5ms);
-  std::atomic<bool> fired{false};
-  timer.async_wait([&](boost::system::error_code ec) { fired = !ec; });
-  threads.join();
-  EXPECT_TRUE(fired.load());
+  EXPECT_TRUE(join_waits_for_a_timer(threads, 5ms));
 }
 
 TEST(WorkerThreadsTest, WithinTheIdleWindowThreadsStayAwakeForTheNextHandler) {
