@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -16,15 +15,7 @@
 #include "core/metrics.h"
 #include "core/nucleus.h"
 #include "lotus/strings.h"
-
-namespace {
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
+#include "testing/files.h"
 
 int main() {
   using namespace lotus;
@@ -34,22 +25,23 @@ int main() {
   std::string pattern = (std::filesystem::temp_directory_path() / "lotus-boot-XXXXXX").string();
   std::filesystem::path root = mkdtemp(pattern.data());
   const std::filesystem::path plugin = std::filesystem::path(LOTUS_TEST_MODULES_DIR) / "counter";
+  // Each copy gets the plugin's own manifest under a name of its own, so the
+  // copies stay in step with what the plugin registers.
+  const std::string manifest = testing::read_file(plugin / "manifest.yaml");
+  const std::string name_line = "name: counter\n";
+  const size_t name_at = manifest.find(name_line);
+  if (name_at == std::string::npos) {
+    std::fprintf(stderr, "boot_bench: %s has no '%s'\n", (plugin / "manifest.yaml").c_str(),
+                 "name: counter");
+    return 1;
+  }
   for (int i = 0; i < kModules; ++i) {
     auto dir = root / "modules" / cat("counter_", i);
     std::filesystem::create_directories(dir);
     std::filesystem::copy_file(plugin / "libcounter.so", dir / "libcounter.so");
-    // The plugin's own manifest under a name of its own, so the copies stay
-    // in step with what the plugin registers.
-    std::string manifest = read_file(plugin / "manifest.yaml");
-    const std::string name_line = "name: counter\n";
-    const size_t at = manifest.find(name_line);
-    if (at == std::string::npos) {
-      std::fprintf(stderr, "boot_bench: %s has no '%s'\n", (plugin / "manifest.yaml").c_str(),
-                   "name: counter");
-      return 1;
-    }
-    manifest.replace(at, name_line.size(), cat("name: counter_", i, "\n"));
-    std::ofstream(dir / "manifest.yaml") << manifest;
+    std::string renamed = manifest;
+    renamed.replace(name_at, name_line.size(), cat("name: counter_", i, "\n"));
+    testing::write_file(dir / "manifest.yaml", renamed);
   }
   Config config;
   config.module_dirs = {root / "modules"};

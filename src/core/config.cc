@@ -633,6 +633,18 @@ Status apply_env(const ConfigSources& sources, const std::optional<fs::path>& ho
     }
     return path;
   };
+  // A whole number from 0 to `max`; the error says what is expected
+  // ("an integer", "microseconds") and what 0 means.
+  auto env_count = [](const char* name, const std::string& text, const char* expected, int64_t max,
+                      const char* zero_means) -> Result<int64_t> {
+    int64_t number = 0;
+    if (!parse_int64(text, number) || number < 0 || number > max) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": expected ", expected,
+                                                     " between 0 and ", max, " (0 = ", zero_means,
+                                                     "), got '", text, "'"));
+    }
+    return number;
+  };
 
   if (auto value = lookup(sources.env, "LOTUS_MODULE_PATH")) {
     std::vector<fs::path> dirs;
@@ -660,22 +672,16 @@ Status apply_env(const ConfigSources& sources, const std::optional<fs::path>& ho
     config.bus = *value;
   }
   if (auto value = lookup(sources.env, "LOTUS_THREADS")) {
-    int64_t threads = 0;
-    if (!parse_int64(*value, threads) || threads < 0 || threads > kMaxThreads) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("LOTUS_THREADS: expected an integer between 0 and ", kMaxThreads,
-                       " (0 = one per hardware thread), got '", *value, "'"));
-    }
-    config.threads = static_cast<size_t>(threads);
+    Result<int64_t> threads =
+        env_count("LOTUS_THREADS", *value, "an integer", kMaxThreads, "one per hardware thread");
+    if (!threads.ok()) return threads.status();
+    config.threads = static_cast<size_t>(*threads);
   }
   if (auto value = lookup(sources.env, "LOTUS_IDLE_SPIN_US")) {
-    int64_t micros = 0;
-    if (!parse_int64(*value, micros) || micros < 0 || micros > kMaxIdleSpinMicros) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("LOTUS_IDLE_SPIN_US: expected microseconds between 0 and ",
-                       kMaxIdleSpinMicros, " (0 = sleep at once), got '", *value, "'"));
-    }
-    config.idle_spin = std::chrono::microseconds(micros);
+    Result<int64_t> micros = env_count("LOTUS_IDLE_SPIN_US", *value, "microseconds",
+                                       kMaxIdleSpinMicros, "sleep at once");
+    if (!micros.ok()) return micros.status();
+    config.idle_spin = std::chrono::microseconds(*micros);
   }
   if (auto value = lookup(sources.env, "LOTUS_LOG_LEVEL")) {
     if (Status s = validate_log_level(*value); !s.ok()) {

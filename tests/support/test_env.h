@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "testing/files.h"
 #include "testing/temp_dir.h"
 
 namespace lotus::testing {
@@ -29,17 +30,6 @@ inline void copy_folder(const std::filesystem::path& from, const std::filesystem
   std::filesystem::copy(
       from, to,
       std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
-}
-
-inline void write_file(const std::filesystem::path& file, const std::string& text) {
-  std::filesystem::create_directories(file.parent_path());
-  std::ofstream(file) << text;
-}
-
-// The whole file, or "" when it cannot be read.
-inline std::string read_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 struct ProcessResult {
