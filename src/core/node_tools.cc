@@ -16,14 +16,18 @@ std::shared_ptr<NodeTools> NodeTools::create(Bus& bus, llm::ToolRegistry& regist
 
 NodeTools::NodeTools(Bus& bus, llm::ToolRegistry& registry, Changed changed,
                      std::chrono::milliseconds refresh)
-    : bus_(bus), registry_(registry), changed_(std::move(changed)), refresh_(refresh) {}
+    : bus_(bus),
+      registry_(registry),
+      changed_(std::move(changed)),
+      refresh_(refresh),
+      incoming_(boost::asio::make_strand(bus.executor())) {}
 
 Status NodeTools::start() {
   if (bus_.node_id().empty() || running_.exchange(true)) return absl::OkStatus();
   std::weak_ptr<NodeTools> weak = weak_from_this();
   // Taps run on the delivery thread: the work (schemas to compile, events to
-  // publish) goes to the pool.
-  auto on_pool = [weak, executor = bus_.executor()](void (NodeTools::*handle)(const EventPtr&)) {
+  // publish) goes to the pool, one event at a time in the order delivered.
+  auto on_pool = [weak, executor = incoming_](void (NodeTools::*handle)(const EventPtr&)) {
     Subscriber subscriber;
     subscriber.tap = [weak, executor, handle](const EventPtr& event) {
       boost::asio::post(executor, [weak, handle, event] {

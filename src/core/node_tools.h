@@ -26,6 +26,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/strand.hpp>
+
 #include "bus/bus.h"
 #include "core/periodic_timer.h"
 #include "llm/tool_registry.h"
@@ -80,6 +83,9 @@ class NodeTools : public std::enable_shared_from_this<NodeTools> {
   std::map<std::string, Json, std::less<>> remote_content_;  // by node, as announced
   const std::chrono::milliseconds refresh_;
   std::vector<SubscriptionId> subscriptions_;
+  // What other nodes say is handled in the order it arrived: on the pool's
+  // threads in any order, a node's older announcement could undo its newer.
+  boost::asio::strand<boost::asio::any_io_executor> incoming_;
   std::shared_ptr<PeriodicTimer> timer_;
   std::atomic<bool> running_{false};
   std::atomic<bool> queued_{false};
