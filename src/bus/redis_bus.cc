@@ -692,6 +692,13 @@ Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds 
         if (peers_.count(node) == 0) gone.push_back(node);
       }
     }
+    // Known to nobody, it is not sent: a receiver this node has not heard of
+    // yet (its subscriptions come with its next heartbeat) would run it while
+    // the caller, told "nobody handles it", tries again and runs it twice.
+    if (!is_stream_channel(event.channel) && known_receivers(event.channel) == 0) {
+      counters_.unrouted.fetch_add(1, std::memory_order_relaxed);
+      return Result<size_t>(0);
+    }
     auto routed = publish(std::move(event));
     for (const auto& node : gone) fail_requests_to(node, "left the bus");
     return routed;
