@@ -109,6 +109,7 @@ asio::awaitable<void> EventSocket::close_with(websocket::close_code code, std::s
 
 asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
   auto self = shared_from_this();
+  absl::Cleanup ended = [this] { ended_.store(true); };
   beast::get_lowest_layer(socket_).expires_never();
   socket_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   socket_.set_option(websocket::stream_base::decorator(
@@ -172,6 +173,14 @@ asio::awaitable<void> EventSocket::run(HttpRequest upgrade) {
     }
     if (closing_.load()) {
       if (socket_.is_open()) {
+        // The grace runs from the close frame on (the stream's closing
+        // handshake timeout): on a busy machine the frame itself may take
+        // longer than that to go out, and a client must still get it.
+        websocket::stream_base::timeout limits;
+        limits.handshake_timeout = kCloseGrace;
+        limits.idle_timeout = websocket::stream_base::none();
+        limits.keep_alive_pings = false;
+        socket_.set_option(limits);
         auto closing = close_with(websocket::close_code::going_away, "closing");
         co_await std::move(closing);
       }

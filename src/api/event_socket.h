@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -51,11 +52,16 @@ class EventSocket : public std::enable_shared_from_this<EventSocket> {
   // leaves, the server stops (stop()) or the client is dropped.
   boost::asio::awaitable<void> run(HttpRequest upgrade);
   // Closes from any thread (server shutdown): a close frame, then waiting
-  // for the client's.
+  // for the client's at most kCloseGrace before the connection is cut.
   void stop();
-  // Cuts the connection from any thread, for a client that did not answer
-  // stop()'s close frame in time.
+  // Cuts the connection from any thread, for a stream that did not end
+  // after stop() (its thread never came to send the close frame).
   void abort();
+  // run() has returned (or never will be called: see HttpServer).
+  bool ended() const { return ended_.load(); }
+
+  // How long a client stopped by the server has to answer the close frame.
+  static constexpr std::chrono::milliseconds kCloseGrace{500};
 
  private:
   void push(const EventPtr& event);  // bus threads
@@ -79,6 +85,7 @@ class EventSocket : public std::enable_shared_from_this<EventSocket> {
   bool wake_posted_ = false;
   bool overflowed_ = false;
   std::atomic<bool> closing_{false};
+  std::atomic<bool> ended_{false};
   std::optional<SubscriptionId> subscription_;
 };
 

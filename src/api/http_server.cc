@@ -3,6 +3,7 @@
 #include <absl/cleanup/cleanup.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -173,22 +174,30 @@ void HttpServer::finished(const Coroutine& coroutine) {
   if (coroutines_.empty()) coroutines_ended_.notify_all();
 }
 
-void HttpServer::close_event_sockets(std::chrono::milliseconds grace) {
+void HttpServer::close_event_sockets(std::chrono::milliseconds backstop) {
   auto each_socket = [this](void (EventSocket::*act)()) {
     std::lock_guard lock(sockets_mutex_);
     for (auto& weak : sockets_) {
       if (auto socket = weak.lock()) (*socket.*act)();
     }
   };
+  // Every stream registered, not only those counted as connected: one whose
+  // handshake is still going out is told to close as soon as it is done.
+  auto open = [this] {
+    std::lock_guard lock(sockets_mutex_);
+    return std::any_of(sockets_.begin(), sockets_.end(), [](const std::weak_ptr<EventSocket>& w) {
+      auto socket = w.lock();  // gone: its connection ended before run()
+      return socket && !socket->ended();
+    });
+  };
   each_socket(&EventSocket::stop);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (socket_stats_.connected.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  // Each ends by itself, EventSocket::kCloseGrace after its close frame;
+  // the backstop is for one whose thread never came to send it.
+  auto deadline = std::chrono::steady_clock::now() + backstop;
+  while (open() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // A client that did not answer the close frame: its socket is closed
-  // under it (a close waiting behind the stream's reader would not hear a
-  // cancellation).
-  if (socket_stats_.connected.load() > 0) each_socket(&EventSocket::abort);
+  if (open()) each_socket(&EventSocket::abort);
 }
 
 void HttpServer::stop() {
@@ -202,7 +211,7 @@ void HttpServer::stop() {
     acceptor_.close(ignored);
   });
   // Event streams are told goodbye with a close frame, given a moment.
-  close_event_sockets(std::chrono::milliseconds(500));
+  close_event_sockets(std::chrono::seconds(3));
   std::vector<std::shared_ptr<Coroutine>> running;
   {
     std::lock_guard lock(coroutines_mutex_);

@@ -94,9 +94,9 @@ class HttpServer {
   // hand-offs between threads.
   boost::asio::awaitable<void> sweep_idle();
   void finished(const Coroutine& coroutine);
-  // Ends the event streams with a close frame; cuts those still open after
-  // `grace`.
-  void close_event_sockets(std::chrono::milliseconds grace);
+  // Ends the event streams with a close frame and waits for them to end;
+  // cuts those still open after `backstop`.
+  void close_event_sockets(std::chrono::milliseconds backstop);
 
   ApiOptions options_;
   RequestGuard guard_;
