@@ -97,9 +97,17 @@ class EventWaiter : public std::enable_shared_from_this<EventWaiter> {
 
 }  // namespace
 
-ApiService::ApiService(Nucleus& nucleus) : nucleus_(nucleus), mcp_(nucleus) {}
+ApiService::ApiService(Nucleus& nucleus) : nucleus_(nucleus), mcp_(nucleus) {
+  // /api/approvals shows the calls waiting for a person, and the web UI
+  // lists them when it opens: with this service up, an approval waits for an
+  // answer even while nobody watches the event stream.
+  if (auto* broker = nucleus_.tool_broker()) broker->add_approver();
+}
 
-ApiService::~ApiService() { blocking_.join(); }
+ApiService::~ApiService() {
+  blocking_.join();
+  if (auto* broker = nucleus_.tool_broker()) broker->remove_approver();
+}
 
 Router ApiService::routes() {
   Router router;

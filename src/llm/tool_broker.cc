@@ -329,9 +329,21 @@ Task<ToolBroker::Verdict> ToolBroker::ask_person(const ToolEntry& tool,
       {"risk", to_string(tool.risk)},    {"because", because},
       {"call_id", request.call_id},      {"requested_by", request.requested_by},
       {"trace_id", request.trace_id},    {"timeout_ms", options_.approval_timeout.count()}};
+  SessionApprover session_approver;
+  bool anyone = bus_.has_audience(kApprovalRequestChannel);
+  {
+    std::lock_guard lock(mutex_);
+    auto it = request.session.empty() ? session_approvers_.end()
+                                      : session_approvers_.find(request.session);
+    if (it != session_approvers_.end()) {
+      session_approver = it->second;
+    }
+    anyone = anyone || approvers_ > 0 || session_approver;
+  }
   std::weak_ptr<ToolBroker> weak = weak_from_this();
   auto waiting = resume_with<Verdict>(
-      [this, approval, weak, trace = request.trace_id](std::function<void(Verdict)> resume) {
+      [this, approval, weak, trace = request.trace_id, anyone,
+       session_approver = std::move(session_approver)](std::function<void(Verdict)> resume) {
         approval->resume = std::move(resume);
         {
           std::lock_guard lock(mutex_);
@@ -351,6 +363,18 @@ Task<ToolBroker::Verdict> ToolBroker::ask_person(const ToolEntry& tool,
           return;
         }
         emit(kApprovalRequestChannel, approval->shown, trace);
+        if (session_approver) {
+          session_approver(approval->shown);
+        } else if (!anyone) {
+          // Waiting would only end at the timeout, with the same "no".
+          finish_approval(approval->id,
+                          Verdict{false,
+                                  "nobody is there to approve it (nothing in this LOTUS shows "
+                                  "approvals, and the caller cannot ask a person): allow the tool "
+                                  "in the tools: policy (lotus mcp --allow PATTERN), or use LOTUS "
+                                  "through lotus serve, whose web UI and /api/approvals answer "
+                                  "approvals"});
+        }
       });
   Verdict verdict = co_await waiting;
   co_return verdict;
@@ -378,6 +402,26 @@ Status ToolBroker::answer_approval(std::string_view approval_id, bool approved,
   if (!approved && reason.empty()) reason = "a person said no";
   finish_approval(std::string(approval_id), Verdict{approved, std::move(reason)});
   return absl::OkStatus();
+}
+
+void ToolBroker::add_approver() {
+  std::lock_guard lock(mutex_);
+  ++approvers_;
+}
+
+void ToolBroker::remove_approver() {
+  std::lock_guard lock(mutex_);
+  if (approvers_ > 0) --approvers_;
+}
+
+void ToolBroker::set_session_approver(const std::string& session, SessionApprover approver) {
+  std::lock_guard lock(mutex_);
+  session_approvers_[session] = std::move(approver);
+}
+
+void ToolBroker::clear_session_approver(const std::string& session) {
+  std::lock_guard lock(mutex_);
+  session_approvers_.erase(session);
 }
 
 void ToolBroker::finish_approval(const std::string& id, Verdict verdict) {

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -105,6 +106,21 @@ class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
 
   // Approvals waiting for a person: [{"approval_id", "tool", "arguments", ...}].
   Json pending_approvals() const;
+
+  // Who can answer an approval. Besides whoever listens on
+  // action.approval_request (the CLI, the web UI's event stream, another
+  // node), an approver of this process shows waiting approvals later (the
+  // HTTP API's /api/approvals): counted, so a call that nobody could ever
+  // approve is refused at once instead of waiting approval_timeout.
+  void add_approver();
+  void remove_approver();
+  // A session's own way to ask its person (an MCP client's elicitation):
+  // called, on a bus thread, with the approval as shown for every call of
+  // that session (ToolCallRequest::session) that needs one; the answer comes
+  // back through answer_approval().
+  using SessionApprover = std::function<void(const Json& shown)>;
+  void set_session_approver(const std::string& session, SessionApprover approver);
+  void clear_session_approver(const std::string& session);
   // Answers one; NotFound when it is not (or no longer) waiting.
   Status answer_approval(std::string_view approval_id, bool approved, std::string reason = {});
 
@@ -142,6 +158,8 @@ class ToolBroker : public std::enable_shared_from_this<ToolBroker> {
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Approval>, std::less<>> approvals_;
+  std::map<std::string, SessionApprover, std::less<>> session_approvers_;
+  int approvers_ = 0;
   mutable std::shared_ptr<const Json> listing_;
   mutable uint64_t listing_version_ = ~uint64_t{0};
 

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -147,10 +149,81 @@ TEST_F(BrokerTest, AnUnansweredApprovalCountsAsNo) {
   ToolBrokerOptions options;
   options.approval_timeout = 50ms;
   start(std::move(options));
+  broker_->add_approver();  // an interface shows it; nobody answers
   Json answer = call("files.write", {{"path", "a"}});
   EXPECT_EQ(answer["denied"], true);
   EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("nobody answered within 50 ms"));
   EXPECT_EQ(calls_.load(), 0);
+}
+
+// Nothing listens for approvals and no interface shows them: the call is
+// refused now, saying how to allow it, not after approval_timeout.
+TEST_F(BrokerTest, ACallNobodyCanApproveIsRefusedAtOnce) {
+  start({});  // approval_timeout: the default 5 minutes
+  auto began = std::chrono::steady_clock::now();
+  Json answer = call("files.write", {{"path", "a"}});
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 30s);
+  EXPECT_EQ(answer["denied"], true);
+  EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("nobody is there to approve it"));
+  EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("--allow"));
+  EXPECT_TRUE(broker_->pending_approvals().empty());
+  EXPECT_EQ(calls_.load(), 0);
+  // Once an interface that shows approvals is up, the next call waits for it.
+  broker_->add_approver();
+  std::thread person([&] {
+    for (int i = 0; i < 2000 && broker_->pending_approvals().empty(); ++i) {
+      std::this_thread::sleep_for(5ms);
+    }
+    Json pending = broker_->pending_approvals();
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_TRUE(broker_->answer_approval(pending[0]["approval_id"].get<std::string>(), true).ok());
+  });
+  Json approved = call("files.write", {{"path", "b"}});
+  person.join();
+  EXPECT_EQ(approved["ok"], true) << approved.dump();
+  broker_->remove_approver();
+  EXPECT_EQ(call("files.write", {{"path", "c"}})["denied"], true);
+  EXPECT_EQ(calls_.load(), 1);
+}
+
+// A session's approver (an MCP client that can ask its person) is asked
+// for that session's calls only; the answer comes back as any other.
+TEST_F(BrokerTest, ASessionsApproverIsAskedForItsOwnCalls) {
+  start({});
+  std::vector<Json> asked;
+  std::mutex asked_mutex;
+  broker_->set_session_approver("mcp.session.s1", [&](const Json& shown) {
+    {
+      std::lock_guard lock(asked_mutex);
+      asked.push_back(shown);
+    }
+    const bool yes = shown["arguments"]["path"] == "yes";
+    EXPECT_TRUE(broker_
+                    ->answer_approval(shown["approval_id"].get<std::string>(), yes,
+                                      yes ? "" : "declined on the MCP client")
+                    .ok());
+  });
+  auto call_in = [&](std::string session, std::string path) {
+    ToolCallRequest request{"files.write", {{"path", path}}, "c1", "trace-1", "tester", session};
+    return testing::sync_wait(bus_.executor(), broker_->call(std::move(request))).to_json();
+  };
+  EXPECT_EQ(call_in("mcp.session.s1", "yes")["ok"], true);
+  Json no = call_in("mcp.session.s1", "no");
+  EXPECT_EQ(no["denied"], true);
+  EXPECT_THAT(no["error"].get<std::string>(), HasSubstr("declined on the MCP client"));
+  // Another session's call is not this approver's; nobody else can answer.
+  EXPECT_THAT(call_in("mcp.session.s2", "yes")["error"].get<std::string>(),
+              HasSubstr("nobody is there to approve it"));
+  {
+    std::lock_guard lock(asked_mutex);
+    ASSERT_EQ(asked.size(), 2u);
+    EXPECT_EQ(asked[0]["tool"], "files.write");
+    EXPECT_EQ(asked[0]["risk"], "high");
+  }
+  broker_->clear_session_approver("mcp.session.s1");
+  EXPECT_THAT(call_in("mcp.session.s1", "yes")["error"].get<std::string>(),
+              HasSubstr("nobody is there to approve it"));
+  EXPECT_EQ(calls_.load(), 1);
 }
 
 TEST_F(BrokerTest, StoppingRefusesWaitingApprovals) {

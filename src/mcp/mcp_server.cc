@@ -66,6 +66,14 @@ std::string tool_reply(const Json& id, llm::ToolAnswer answer) {
   return make_result(id, tool_result(std::move(answer)));
 }
 
+// What a JSON-RPC error object says: its message, or the whole of it.
+std::string error_text(const Json& error) {
+  if (error.is_object() && error.contains("message") && error["message"].is_string()) {
+    return error["message"].get<std::string>();
+  }
+  return error.dump();
+}
+
 // The client capability a request to it needs ("sampling" for
 // sampling/createMessage); empty for methods every client answers.
 std::string capability_for(std::string_view method) {
@@ -255,7 +263,7 @@ void McpServer::handle_session_event(const EventPtr& event) {
     {
       std::lock_guard lock(mutex_);
       id = cat("lotus-", next_ask_++);
-      asks_[key_of(id)] = Ask{event, related};
+      asks_[key_of(id)] = Ask{event, related, {}};
     }
     send(make_request(id, method, data.value("params", Json::object())), related);
     return;
@@ -279,6 +287,83 @@ void McpServer::answer_ask(const EventPtr& event, Json data) {
   (void)bus_.reply(*event, "mcp", std::move(data));
 }
 
+void McpServer::refuse_ask(const Ask& ask, std::string_view reason) {
+  if (!ask.approval_id.empty()) {
+    if (broker_ != nullptr)
+      (void)broker_->answer_approval(ask.approval_id, false, std::string(reason));
+    return;
+  }
+  answer_ask(ask.event, {{"ok", false}, {"error", std::string(reason)}});
+}
+
+void McpServer::ask_approval(const Json& shown) {
+  const std::string approval_id = shown.value("approval_id", "");
+  const std::string call_id = shown.value("call_id", "");
+  Json related;
+  Json id;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, call] : calls_) {
+      if (!call_id.empty() && call.call_id == call_id && !call.cancelled) related = call.id;
+    }
+    if (!related.is_null() && !closed_.load()) {
+      id = cat("lotus-", next_ask_++);
+      asks_[key_of(id)] = Ask{nullptr, related, approval_id};
+    }
+  }
+  if (id.is_null()) {  // the call is over already
+    if (broker_ != nullptr)
+      (void)broker_->answer_approval(approval_id, false, "the MCP call is over");
+    return;
+  }
+  const std::string tool = shown.value("tool", "");
+  std::string arguments = shown.value("arguments", Json::object()).dump();
+  constexpr size_t kShownArguments = 600;  // a dialog, not a file viewer
+  if (arguments.size() > kShownArguments) {
+    arguments = cat(arguments.substr(0, kShownArguments), "... (", arguments.size(), " bytes)");
+  }
+  std::string because = shown.value("because", "");
+  if (because.empty()) because = cat("risk ", shown.value("risk", ""));
+  std::string message =
+      cat("LOTUS asks before it runs ", tool, " (", because, ").\nArguments: ", arguments);
+  Json schema = {{"type", "object"},
+                 {"properties",
+                  {{"approve",
+                    {{"type", "boolean"},
+                     {"title", cat("Allow ", tool)},
+                     {"description", "Yes runs this call once; no refuses it."},
+                     {"default", false}}}}},
+                 {"required", {"approve"}}};
+  send(make_request(id, "elicitation/create",
+                    {{"message", std::move(message)}, {"requestedSchema", std::move(schema)}}),
+       related);
+}
+
+void McpServer::on_approval_answer(const Ask& ask, const RpcMessage& message) {
+  if (broker_ == nullptr) return;
+  if (!message.error.is_null()) {
+    std::string text = error_text(message.error);
+    (void)broker_->answer_approval(ask.approval_id, false,
+                                   cat("the MCP client could not ask: ", text));
+    return;
+  }
+  const Json& result = message.result;
+  const std::string action =
+      result.is_object() && result.value("action", Json()).is_string() ? result["action"] : "";
+  const bool approved = action == "accept" && result.contains("content") &&
+                        result["content"].is_object() &&
+                        result["content"].value("approve", Json()) == true;
+  std::string reason;
+  if (!approved) {
+    reason = action == "accept" || action == "decline" ? "declined on the MCP client"
+             : action == "cancel"                      ? "dismissed on the MCP client"
+                                  : cat("the MCP client's answer is not one of accept, decline, "
+                                        "cancel: ",
+                                        result.dump().substr(0, 200));
+  }
+  (void)broker_->answer_approval(ask.approval_id, approved, std::move(reason));
+}
+
 void McpServer::on_response(const RpcMessage& message) {
   Ask ask;
   {
@@ -288,11 +373,9 @@ void McpServer::on_response(const RpcMessage& message) {
     ask = std::move(it->second);
     asks_.erase(it);
   }
+  if (!ask.approval_id.empty()) return on_approval_answer(ask, message);
   if (!message.error.is_null()) {
-    std::string text = message.error.is_object() && message.error.contains("message") &&
-                               message.error["message"].is_string()
-                           ? message.error["message"].get<std::string>()
-                           : message.error.dump();
+    std::string text = error_text(message.error);
     return answer_ask(ask.event,
                       {{"ok", false}, {"error", cat("the MCP client answered: ", text)}});
   }
@@ -331,9 +414,8 @@ void McpServer::close() {
     for (auto& [key, call] : calls_) call.cancelled = true;
     asks.swap(asks_);
   }
-  for (auto& [key, ask] : asks) {
-    answer_ask(ask.event, {{"ok", false}, {"error", "the MCP client went away"}});
-  }
+  if (broker_ != nullptr) broker_->clear_session_approver(session_channel_);
+  for (auto& [key, ask] : asks) refuse_ask(ask, "the MCP client went away");
   refuse_approvals("the MCP client went away");
 }
 
@@ -526,11 +608,24 @@ void McpServer::initialize(const RpcMessage& message) {
   for (std::string_view supported : kProtocolVersions) {
     if (supported == asked) chosen = asked;
   }
+  Json elicitation;
   {
     std::lock_guard lock(mutex_);
     protocol_version_ = chosen;
     client_info_ = params.value("clientInfo", Json::object());
     client_capabilities_ = params.value("capabilities", Json::object());
+    if (!client_capabilities_.is_object()) client_capabilities_ = Json::object();
+    elicitation = client_capabilities_.value("elicitation", Json());
+  }
+  // A client that can show a form asks its person for approvals itself
+  // (an elicitation with an empty capability object offers forms; one that
+  // lists its modes must list "form").
+  if (broker_ != nullptr && elicitation.is_object() &&
+      (elicitation.empty() || elicitation.contains("form"))) {
+    std::weak_ptr<McpServer> weak = weak_from_this();
+    broker_->set_session_approver(session_channel_, [weak](const Json& shown) {
+      if (auto self = weak.lock()) self->ask_approval(shown);
+    });
   }
   Json capabilities = {{"tools", {{"listChanged", true}}},
                        {"logging", Json::object()},
@@ -770,7 +865,7 @@ void McpServer::drop_asks(const Json& related, std::string_view reason, bool tel
     }
   }
   for (auto& [ask_id, ask] : dropped) {
-    answer_ask(ask.event, {{"ok", false}, {"error", std::string(reason)}});
+    refuse_ask(ask, reason);
     if (tell_client) {
       send(make_notification("notifications/cancelled",
                              {{"requestId", ask_id}, {"reason", std::string(reason)}}),

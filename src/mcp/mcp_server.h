@@ -123,10 +123,12 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
     double last_progress = -1;
     bool tool_progress = false;  // the tool reported progress itself
   };
-  // A request this server sent the client for a tool (sampling, elicitation).
+  // A request this server sent the client: for a tool (sampling,
+  // elicitation), or to ask its person for a call's approval.
   struct Ask {
-    EventPtr event;  // to answer on the bus
-    Json related;    // the tool call's request id
+    EventPtr event;           // a tool's: to answer on the bus
+    Json related;             // the tool call's request id
+    std::string approval_id;  // an approval's: to answer the broker
   };
 
   void send(std::string message, const Json& related = Json(), bool answers = false);
@@ -137,6 +139,12 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void handle_session_event(const EventPtr& event);
   void on_response(const RpcMessage& message);
   void answer_ask(const EventPtr& event, Json data);
+  // Answers `ask` with a failure: a tool's on the bus, an approval's "no".
+  void refuse_ask(const Ask& ask, std::string_view reason);
+  // The broker's question for one of this session's calls, put to the
+  // client's person as an elicitation (a form with one yes/no field).
+  void ask_approval(const Json& shown);
+  void on_approval_answer(const Ask& ask, const RpcMessage& message);
   // Ends the requests to the client that the call `related` made: the tool
   // gets `reason` as an error; the client, when told, notifications/cancelled.
   void drop_asks(const Json& related, std::string_view reason, bool tell_client);

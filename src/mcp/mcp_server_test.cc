@@ -108,10 +108,10 @@ class McpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->start().ok());
   }
 
-  void initialize(std::string version = "2025-11-25") {
+  void initialize(std::string version = "2025-11-25", Json capabilities = Json::object()) {
     Json reply = request(0, "initialize",
                          {{"protocolVersion", version},
-                          {"capabilities", Json::object()},
+                          {"capabilities", std::move(capabilities)},
                           {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
     ASSERT_TRUE(reply.contains("result")) << reply.dump();
     server_->handle(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
@@ -390,20 +390,83 @@ TEST_F(McpServerTest, CancelledCallsGetNoAnswerAndFreeTheirSlot) {
   for (const Json& m : sent()) EXPECT_NE(m.value("id", Json()), "c") << m.dump();
 }
 
+// The client offers elicitation: a call that needs approval asks the
+// client's person (one yes/no field); cancelling the call withdraws the
+// question (notifications/cancelled) and refuses the approval.
 TEST_F(McpServerTest, CancellingAWaitingApprovalRefusesIt) {
   start();
-  initialize();
+  initialize("2025-11-25", {{"elicitation", Json::object()}});
   server_->handle(
       R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"files.write","arguments":{"path":"x"}}})");
-  for (int i = 0; i < 2000 && broker_->pending_approvals().empty(); ++i) {
-    std::this_thread::sleep_for(5ms);
-  }
+  Json asked =
+      wait_for([](const Json& m) { return m.value("method", "") == "elicitation/create"; });
+  ASSERT_FALSE(asked.is_null());
   ASSERT_EQ(broker_->pending_approvals().size(), 1u);
   server_->handle(
       R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}})");
+  Json withdrawn = wait_for([&](const Json& m) {
+    return m.value("method", "") == "notifications/cancelled" &&
+           m["params"]["requestId"] == asked["id"];
+  });
+  EXPECT_FALSE(withdrawn.is_null());
   for (int i = 0; i < 2000 && server_->in_flight() > 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(server_->in_flight(), 0u);
   EXPECT_TRUE(broker_->pending_approvals().empty());
+}
+
+TEST_F(McpServerTest, AnApprovalIsAskedOfTheClientsPersonThroughElicitation) {
+  start();
+  initialize("2025-06-18", {{"elicitation", Json::object()}});
+  auto ask_and_answer = [&](int id, const std::string& path, const std::string& answer) {
+    server_->handle(
+        cat(R"({"jsonrpc":"2.0","id":)", id,
+            R"(,"method":"tools/call","params":{"name":"files.write","arguments":{"path":")", path,
+            R"("}}})"));
+    Json asked = wait_for([&](const Json& m) {
+      return m.value("method", "") == "elicitation/create" &&
+             m["params"]["message"].get<std::string>().find(path) != std::string::npos;
+    });
+    if (asked.is_null()) return Json();
+    const Json& params = asked["params"];
+    EXPECT_THAT(params["message"].get<std::string>(), HasSubstr("files.write"));
+    EXPECT_EQ(params["requestedSchema"]["type"], "object");
+    EXPECT_EQ(params["requestedSchema"]["properties"]["approve"]["type"], "boolean");
+    EXPECT_EQ(params["requestedSchema"]["required"], Json({"approve"}));
+    EXPECT_FALSE(params.contains("mode"));  // form, understood by 2025-06-18 clients too
+    server_->handle(cat(R"({"jsonrpc":"2.0","id":)", asked["id"].dump(), ",", answer, "}"));
+    return wait_for([&](const Json& m) { return m.contains("result") && m["id"] == id; });
+  };
+  Json yes =
+      ask_and_answer(1, "yes.txt", R"("result":{"action":"accept","content":{"approve":true}})");
+  EXPECT_EQ(yes["result"]["isError"], false) << yes.dump();
+  EXPECT_THAT(yes.dump(), HasSubstr("yes.txt"));
+  Json unticked = ask_and_answer(2, "unticked.txt",
+                                 R"("result":{"action":"accept","content":{"approve":false}})");
+  EXPECT_EQ(unticked["result"]["isError"], true);
+  EXPECT_THAT(unticked.dump(), HasSubstr("declined on the MCP client"));
+  Json declined = ask_and_answer(3, "declined.txt", R"("result":{"action":"decline"})");
+  EXPECT_THAT(declined.dump(), HasSubstr("declined on the MCP client"));
+  Json dismissed = ask_and_answer(4, "dismissed.txt", R"("result":{"action":"cancel"})");
+  EXPECT_THAT(dismissed.dump(), HasSubstr("dismissed on the MCP client"));
+  Json failed =
+      ask_and_answer(5, "failed.txt", R"("error":{"code":-32601,"message":"no dialogs here"})");
+  EXPECT_EQ(failed["result"]["isError"], true);
+  EXPECT_THAT(failed.dump(), HasSubstr("the MCP client could not ask: no dialogs here"));
+  EXPECT_TRUE(broker_->pending_approvals().empty());
+}
+
+// Without elicitation (or with URL mode only) and with nothing else in the
+// process to show approvals, a call that needs one is refused at once, with
+// what to do instead.
+TEST_F(McpServerTest, ACallNobodyCanApproveIsRefusedAtOnce) {
+  start();
+  initialize("2025-11-25", {{"elicitation", {{"url", Json::object()}}}});
+  Json refused =
+      request(1, "tools/call", {{"name", "files.write"}, {"arguments", {{"path", "x"}}}});
+  EXPECT_EQ(refused["result"]["isError"], true) << refused.dump();
+  EXPECT_THAT(refused.dump(), HasSubstr("nobody is there to approve it"));
+  EXPECT_THAT(refused.dump(), HasSubstr("--allow"));
+  for (const Json& m : sent()) EXPECT_NE(m.value("method", ""), "elicitation/create");
 }
 
 TEST_F(McpServerTest, DuplicateIdsInFlightAreRefused) {

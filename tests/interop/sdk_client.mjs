@@ -1,6 +1,8 @@
 // The official MCP TypeScript SDK's client drives `lotus mcp` over stdio, as
 // an IDE would: initialize, list and call tools (allowed, denied, invalid),
-// resources and templates, prompts, logging, and cancelling a call in flight.
+// resources and templates, prompts, logging, approvals asked through
+// elicitation (yes, no, withdrawn when the call is cancelled), and a client
+// without elicitation whose call nobody can approve, refused at once.
 //
 //   node sdk_client.mjs LOTUS_BINARY MODULES_DIR
 // Exits 0 when every check passed; prints each check and what went wrong.
@@ -8,6 +10,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import {
+  ElicitRequestSchema,
   LoggingMessageNotificationSchema,
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
@@ -18,6 +21,7 @@ import {
   lotusArguments,
   lotusHome,
   lotusStdio,
+  sleep,
   textOf,
 } from "./interop_support.mjs";
 
@@ -25,7 +29,17 @@ const args = lotusArguments("sdk_client.mjs");
 const home = lotusHome("lotus-sdk-", { withWork: true });
 const { dir, work } = home;
 const { transport, stderr } = lotusStdio(args, home);
-const client = new Client({ name: "lotus-interop", version: "1.0.0" });
+const client = new Client(
+  { name: "lotus-interop", version: "1.0.0" },
+  { capabilities: { elicitation: {} } },
+);
+// What the person says when LOTUS asks for an approval; the last question.
+let person = async () => ({ action: "decline" });
+let asked;
+client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
+  asked = { params: request.params, signal: extra.signal };
+  return person(request.params, extra.signal);
+});
 const logs = [];
 client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
 client.setNotificationHandler(ToolListChangedNotificationSchema, () => {});
@@ -111,12 +125,70 @@ try {
   await client.setLoggingLevel("debug");
   check("logging/setLevel", true);
 
+  // fs.write is high risk: LOTUS asks this client's person, who says yes, then no.
+  person = async () => ({ action: "accept", content: { approve: true } });
+  const approved = await client.callTool({
+    name: "fs__write",
+    arguments: { path: "approved.txt", content: "yes" },
+  });
+  check(
+    "an approval is asked through elicitation, and yes runs the call",
+    !approved.isError &&
+      existsSync(join(work, "approved.txt")) &&
+      asked?.params?.message?.includes("fs.write") &&
+      asked?.params?.requestedSchema?.properties?.approve?.type === "boolean",
+    `${JSON.stringify(approved)} asked: ${JSON.stringify(asked?.params)}`,
+  );
+  person = async () => ({ action: "decline" });
+  const declined = await client.callTool({
+    name: "fs__write",
+    arguments: { path: "declined.txt", content: "no" },
+  });
+  check(
+    "a declined approval is an error result, and nothing is written",
+    declined.isError === true &&
+      textOf(declined).includes("declined on the MCP client") &&
+      !existsSync(join(work, "declined.txt")),
+    JSON.stringify(declined),
+  );
+  // Nobody answers: the call waits until the client cancels it, and LOTUS
+  // withdraws its question.
+  person = (params, signal) =>
+    new Promise((resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
   await cancelAWaitingWrite(client, 300);
   check("the cancelled write did not happen", !existsSync(join(work, "cancelled.txt")));
+  for (let i = 0; i < 100 && !asked?.signal?.aborted; i++) await sleep(20);
+  check("cancelling the call withdrew its question", asked?.signal?.aborted === true);
 } catch (e) {
   check("session", false, `${e?.stack ?? e}\nstderr of lotus:\n${stderr()}`);
 } finally {
   await client.close().catch(() => {});
+}
+
+// A client that offers no elicitation, on a LOTUS where nothing else shows
+// approvals: the call is refused now, saying how to allow it.
+const plain = new Client({ name: "lotus-interop-plain", version: "1.0.0" });
+const second = lotusStdio(args, home);
+try {
+  await plain.connect(second.transport);
+  const began = Date.now();
+  const refused = await plain.callTool({
+    name: "fs__write",
+    arguments: { path: "unasked.txt", content: "no" },
+  });
+  check(
+    "without elicitation, a call nobody can approve is refused at once",
+    refused.isError === true &&
+      textOf(refused).includes("nobody is there to approve it") &&
+      textOf(refused).includes("--allow") &&
+      Date.now() - began < 10000 &&
+      !existsSync(join(work, "unasked.txt")),
+    `${Date.now() - began} ms: ${JSON.stringify(refused)}`,
+  );
+} catch (e) {
+  check("session without elicitation", false, `${e?.stack ?? e}\nstderr of lotus:\n${second.stderr()}`);
+} finally {
+  await plain.close().catch(() => {});
   home.remove();
 }
 finish();
