@@ -74,6 +74,14 @@ std::string error_text(const Json& error) {
   return error.dump();
 }
 
+// Why a person's answer to an approval's elicitation is not a yes.
+std::string why_not_approved(const std::string& action, const Json& result) {
+  if (action == "cancel") return "dismissed on the MCP client";
+  if (action == "accept" || action == "decline") return "declined on the MCP client";
+  return cat("the MCP client's answer is not one of accept, decline, cancel: ",
+             result.dump().substr(0, 200));
+}
+
 // The client capability a request to it needs ("sampling" for
 // sampling/createMessage); empty for methods every client answers.
 std::string capability_for(std::string_view method) {
@@ -353,15 +361,8 @@ void McpServer::on_approval_answer(const Ask& ask, const RpcMessage& message) {
   const bool approved = action == "accept" && result.contains("content") &&
                         result["content"].is_object() &&
                         result["content"].value("approve", Json()) == true;
-  std::string reason;
-  if (!approved) {
-    reason = action == "accept" || action == "decline" ? "declined on the MCP client"
-             : action == "cancel"                      ? "dismissed on the MCP client"
-                                  : cat("the MCP client's answer is not one of accept, decline, "
-                                        "cancel: ",
-                                        result.dump().substr(0, 200));
-  }
-  (void)broker_->answer_approval(ask.approval_id, approved, std::move(reason));
+  (void)broker_->answer_approval(ask.approval_id, approved,
+                                 approved ? std::string() : why_not_approved(action, result));
 }
 
 void McpServer::on_response(const RpcMessage& message) {
