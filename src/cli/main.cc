@@ -161,6 +161,8 @@ int main(int argc, char** argv) {
       "mcp",
       "Serve the Model Context Protocol on stdin/stdout (newline-delimited JSON-RPC), the way\n"
       "IDEs and assistants start MCP servers: every LOTUS tool, resources and prompts.\n"
+      "A call that needs approval asks the client's person (elicitation) when the client\n"
+      "offers it, and is refused at once when nothing can answer (see --allow).\n"
       "Logs go to stderr and the log file, never stdout. Ends when stdin closes");
   lotus::cli::McpOptions mcp_options;
   mcp->add_option("--allow", mcp_options.allow,
