@@ -466,15 +466,19 @@ size_t RedisBus::count_receivers(std::string_view channel, bool* tap_wanted) con
   return count;
 }
 
-Result<size_t> RedisBus::publish(Event event) {
+Result<size_t> RedisBus::publish(Event event) { return send(std::move(event), false); }
+
+Result<size_t> RedisBus::send(Event event, bool only_if_routed) {
   if (event.id.is_nil()) event.id = EventId::generate();
   if (event.timestamp == 0.0) event.timestamp = now_seconds();
   if (Status s = validate_event(event); !s.ok()) return s;
-  counters_.published.fetch_add(1, std::memory_order_relaxed);
   const bool durable = is_stream_channel(event.channel);
   bool tap_wanted = false;
   const size_t receivers = count_receivers(event.channel, durable ? &tap_wanted : nullptr);
   if (receivers == 0) counters_.unrouted.fetch_add(1, std::memory_order_relaxed);
+  // A durable channel's stream keeps the event for modules yet to read it.
+  if (receivers == 0 && only_if_routed && !durable) return receivers;
+  counters_.published.fetch_add(1, std::memory_order_relaxed);
   const std::string payload = event_text(event);
   // A durable channel's modules read its stream; a PUBLISH would only serve
   // taps (live tails), so it is sent only when one wants the channel.
@@ -695,11 +699,7 @@ Task<Result<EventPtr>> RedisBus::request(Event event, std::chrono::milliseconds 
     // Known to nobody, it is not sent: a receiver this node has not heard of
     // yet (its subscriptions come with its next heartbeat) would run it while
     // the caller, told "nobody handles it", tries again and runs it twice.
-    if (!is_stream_channel(event.channel) && known_receivers(event.channel) == 0) {
-      counters_.unrouted.fetch_add(1, std::memory_order_relaxed);
-      return Result<size_t>(0);
-    }
-    auto routed = publish(std::move(event));
+    auto routed = send(std::move(event), true);
     for (const auto& node : gone) fail_requests_to(node, "left the bus");
     return routed;
   };

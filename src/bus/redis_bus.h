@@ -153,6 +153,9 @@ class RedisBus final : public Bus {
   std::string glob_for(std::string_view pattern) const;
   std::string event_key(std::string_view channel) const;
   void on_push(RedisReply&& message);
+  // publish(); with `only_if_routed`, an event for a live channel that no
+  // known subscription matches is not sent (counted unrouted, 0 returned).
+  Result<size_t> send(Event event, bool only_if_routed);
   // known_receivers(); and with `tap_wanted`, whether a tap here or on a
   // peer matches `channel` (one pass for both, on every publish).
   size_t count_receivers(std::string_view channel, bool* tap_wanted) const;
