@@ -240,12 +240,9 @@ void McpServer::handle_session_event(const EventPtr& event) {
   Json related;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [k, call] : calls_) {
-      if (!call_id.empty() && call.call_id == call_id) {
-        key = k;
-        related = call.id;
-        break;
-      }
+    if (auto call = find_call(call_id); call != calls_.end()) {
+      key = call->first;
+      related = call->second.id;
     }
   }
   if (kind == "ask") {
@@ -311,8 +308,8 @@ void McpServer::ask_approval(const Json& shown) {
   Json id;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [key, call] : calls_) {
-      if (!call_id.empty() && call.call_id == call_id && !call.cancelled) related = call.id;
+    if (auto call = find_call(call_id); call != calls_.end() && !call->second.cancelled) {
+      related = call->second.id;
     }
     if (!related.is_null() && !closed_.load()) {
       id = cat("lotus-", next_ask_++);
@@ -428,8 +425,13 @@ void McpServer::refuse_approvals(std::string_view reason) {
       if (!call.call_id.empty()) call_ids.push_back(call.call_id);
     }
   }
-  if (broker_ == nullptr || call_ids.empty()) return;
   // A call waiting for a person's approval would wait for nobody: refuse it.
+  refuse_approvals_of(call_ids, reason);
+}
+
+void McpServer::refuse_approvals_of(const std::vector<std::string>& call_ids,
+                                    std::string_view reason) {
+  if (broker_ == nullptr || call_ids.empty()) return;
   Json pending = broker_->pending_approvals();
   for (const Json& approval : pending) {
     std::string call_id = approval.value("call_id", "");
@@ -437,6 +439,12 @@ void McpServer::refuse_approvals(std::string_view reason) {
       (void)broker_->answer_approval(approval.value("approval_id", ""), false, std::string(reason));
     }
   }
+}
+
+std::map<std::string, McpServer::Call>::iterator McpServer::find_call(std::string_view call_id) {
+  if (call_id.empty()) return calls_.end();
+  return std::find_if(calls_.begin(), calls_.end(),
+                      [&](const auto& entry) { return entry.second.call_id == call_id; });
 }
 
 std::string McpServer::protocol_version() const {
@@ -791,14 +799,7 @@ void McpServer::cancel(const Json& params) {
   }
   // What the call asked the client is withdrawn, and the tool told at once.
   drop_asks(*id, "the MCP client cancelled the call", true);
-  if (broker_ == nullptr || call_id.empty()) return;
-  Json pending = broker_->pending_approvals();
-  for (const Json& approval : pending) {
-    if (approval.value("call_id", "") == call_id) {
-      (void)broker_->answer_approval(approval.value("approval_id", ""), false,
-                                     "the MCP client cancelled the call");
-    }
-  }
+  if (!call_id.empty()) refuse_approvals_of({call_id}, "the MCP client cancelled the call");
 }
 
 void McpServer::subscribe_resource(const RpcMessage& message, bool subscribe) {

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bus/bus.h"
 #include "llm/tool_broker.h"
@@ -145,6 +146,10 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   // client's person as an elicitation (a form with one yes/no field).
   void ask_approval(const Json& shown);
   void on_approval_answer(const Ask& ask, const RpcMessage& message);
+  // Refuses the waiting approvals of the calls `call_ids` name.
+  void refuse_approvals_of(const std::vector<std::string>& call_ids, std::string_view reason);
+  // The call in flight that `call_id` names, or calls_.end(); mutex_ held.
+  std::map<std::string, Call>::iterator find_call(std::string_view call_id);
   // Ends the requests to the client that the call `related` made: the tool
   // gets `reason` as an error; the client, when told, notifications/cancelled.
   void drop_asks(const Json& related, std::string_view reason, bool tell_client);
