@@ -103,8 +103,8 @@ class LineWriter : public std::enable_shared_from_this<LineWriter> {
   // Messages are gathered and written on `executor` once the work in hand
   // there is done (asio's defer, counted as the thread's continuation - see
   // bus/continuation.h - so a reader on it reads again only after): replies
-  // to calls that finish together leave in one system call. Made with std::make_shared; call
-  // flush() before the executor stops.
+  // to calls that finish together leave in one system call. Made with
+  // std::make_shared; call flush() before the executor stops.
   LineWriter(int fd, boost::asio::any_io_executor executor)
       : fd_(fd), executor_(std::move(executor)) {}
   bool write(std::string_view message);

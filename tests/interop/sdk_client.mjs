@@ -40,6 +40,8 @@ client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
   asked = { params: request.params, signal: extra.signal };
   return person(request.params, extra.signal);
 });
+// fs.write (high risk: it needs a person's approval) through `c`.
+const write = (c, path) => c.callTool({ name: "fs__write", arguments: { path, content: path } });
 const logs = [];
 client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
 client.setNotificationHandler(ToolListChangedNotificationSchema, () => {});
@@ -127,10 +129,7 @@ try {
 
   // fs.write is high risk: LOTUS asks this client's person, who says yes, then no.
   person = async () => ({ action: "accept", content: { approve: true } });
-  const approved = await client.callTool({
-    name: "fs__write",
-    arguments: { path: "approved.txt", content: "yes" },
-  });
+  const approved = await write(client, "approved.txt");
   check(
     "an approval is asked through elicitation, and yes runs the call",
     !approved.isError &&
@@ -140,10 +139,7 @@ try {
     `${JSON.stringify(approved)} asked: ${JSON.stringify(asked?.params)}`,
   );
   person = async () => ({ action: "decline" });
-  const declined = await client.callTool({
-    name: "fs__write",
-    arguments: { path: "declined.txt", content: "no" },
-  });
+  const declined = await write(client, "declined.txt");
   check(
     "a declined approval is an error result, and nothing is written",
     declined.isError === true &&
@@ -172,10 +168,7 @@ const second = lotusStdio(args, home);
 try {
   await plain.connect(second.transport);
   const began = Date.now();
-  const refused = await plain.callTool({
-    name: "fs__write",
-    arguments: { path: "unasked.txt", content: "no" },
-  });
+  const refused = await write(plain, "unasked.txt");
   check(
     "without elicitation, a call nobody can approve is refused at once",
     refused.isError === true &&
